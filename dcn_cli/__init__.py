@@ -1,0 +1,10 @@
+"""dcn: train and inspect Deep & Cross Network models from the command line."""
+
+import os
+
+__version__ = "0.1.0"
+
+# TensorFlow is imported lazily, by the commands that need it. When it is, keep
+# its C++ start-up chatter (oneDNN, CUDA probing) off the user's terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -1,0 +1,3 @@
+from dcn_cli.cli import app
+
+app(prog_name="dcn")

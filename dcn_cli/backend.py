@@ -1,0 +1,41 @@
+"""Import TensorFlow and Keras on demand, without their start-up chatter.
+
+TensorFlow 2.21 writes several C++ log lines to stderr when it loads (oneDNN,
+CUDA probing on a machine without a GPU) whatever ``TF_CPP_MIN_LOG_LEVEL``
+says. Commands call :func:`load` before they touch Keras so that the user
+sees only ``dcn``'s own output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def load():
+    """Import TensorFlow and Keras quietly, once; return the ``keras`` module."""
+    if "keras" in sys.modules and "tensorflow" in sys.modules:
+        import keras
+
+        return keras
+    with _quiet_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # probes CUDA now, while stderr is muted
+        import keras
+    return keras

@@ -1,0 +1,103 @@
+"""The model factory: one function builds every model ``dcn`` trains.
+
+:func:`build_model` turns a :class:`~dcn_cli.config.ModelConfig` into a Keras
+functional model that takes raw feature values, one named input per feature
+(strings, integers or floats, each of shape ``(batch,)``), and does the
+vocabulary lookup, hashing and normalisation inside, so a saved
+``model.keras`` serves raw rows on its own.
+
+Layer names are part of the checkpoint format: ``cross_input`` (the
+concatenated ``x0``), ``cross_network``, ``deep_0``..., ``logit`` and, for a
+binary task, ``probability``.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from dcn_cli.config import FeatureSpec, ModelConfig
+from dcn_cli.layers import CrossNetwork
+
+
+def _encode(feature: FeatureSpec, tensor, default_embedding_dim: int):
+    """Raw input of shape ``(batch,)`` -> a ``(batch, width)`` float tensor."""
+    name = feature.name
+    if feature.kind == "numerical":
+        x = keras.layers.Reshape((1,), name=f"column_{name}")(tensor)
+        if feature.mean is not None:
+            x = keras.layers.Normalization(
+                mean=[feature.mean], variance=[feature.variance], name=f"norm_{name}"
+            )(x)
+        return x
+    if feature.hash_buckets is not None:
+        ids = keras.layers.Hashing(num_bins=feature.hash_buckets, name=f"hash_{name}")(tensor)
+    else:
+        string = feature.dtype == "string"
+        lookup = keras.layers.StringLookup if string else keras.layers.IntegerLookup
+        ids = lookup(
+            vocabulary=list(feature.vocabulary),
+            num_oov_indices=feature.num_oov,
+            mask_token=None,
+            name=f"lookup_{name}",
+        )(tensor)
+    return keras.layers.Embedding(
+        input_dim=feature.input_size(),
+        output_dim=feature.width(default_embedding_dim),
+        name=f"embed_{name}",
+    )(ids)
+
+
+def _deep(config: ModelConfig, x):
+    for i, units in enumerate(config.deep_layers):
+        x = keras.layers.Dense(units, activation="relu", name=f"deep_{i}")(x)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    return x
+
+
+def _cross_network(config: ModelConfig) -> CrossNetwork:
+    kwargs = {}
+    if config.cross_type == "matrix":
+        kwargs = {"projection_dim": config.projection_dim, "diag_scale": config.diag_scale}
+    elif config.cross_type == "mix":
+        kwargs = {"num_experts": config.num_experts}
+        if config.projection_dim is not None:
+            kwargs["projection_dim"] = config.projection_dim
+    return CrossNetwork(
+        num_layers=config.cross_layers,
+        cross_type=config.cross_type,
+        name="cross_network",
+        **kwargs,
+    )
+
+
+def build_model(config: ModelConfig) -> keras.Model:
+    """Build the Keras model that ``config`` describes (weights freshly initialised)."""
+    inputs = {
+        f.name: keras.Input(shape=(), dtype=f.dtype, name=f.name) for f in config.features
+    }
+    parts = [_encode(f, inputs[f.name], config.embedding_dim) for f in config.features]
+    if len(parts) > 1:
+        x0 = keras.layers.Concatenate(name="cross_input")(parts)
+    else:
+        x0 = keras.layers.Identity(name="cross_input")(parts[0])
+
+    if config.arch == "cross":
+        hidden = _cross_network(config)(x0)
+    elif config.arch == "deep":
+        hidden = _deep(config, x0)
+    elif config.arch == "stacked":
+        hidden = _deep(config, _cross_network(config)(x0))
+    else:  # parallel
+        hidden = keras.layers.Concatenate(name="cross_and_deep")(
+            [_cross_network(config)(x0), _deep(config, x0)]
+        )
+
+    output = keras.layers.Dense(1, name="logit")(hidden)
+    if config.task == "binary":
+        output = keras.layers.Activation("sigmoid", name="probability")(output)
+    return keras.Model(inputs=inputs, outputs=output, name=f"dcn_{config.arch}")
+
+
+def count_trainable_params(model: keras.Model) -> int:
+    return int(sum(int(w.numpy().size) for w in model.trainable_weights))

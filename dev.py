@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Set up and run dcn with nothing but python3.
+
+    python3 dev.py demo    # set up .venv, then run the main job on sample_data/
+    python3 dev.py test    # set up .venv, then run the test suite
+
+Setting up makes a virtual environment in .venv and installs the package
+(editable) with its test tools; it is skipped when pyproject.toml has not
+changed since the last install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if sys.platform == "win32" else "bin")
+STAMP = VENV / ".dcn-installed"
+
+
+def run(*cmd: str | Path) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    if code:
+        sys.exit(code)
+
+
+def setup() -> None:
+    if not (BIN / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test]")
+    STAMP.write_text(digest)
+
+
+def demo() -> None:
+    run(BIN / "dcn", "--help")
+    run(BIN / "python", "benchmarks/toy_mixer.py", "--epochs", "20")
+
+
+def test() -> None:
+    run(BIN / "python", "-m", "pytest", "-q", *sys.argv[2:])
+
+
+def main() -> None:
+    jobs = {"demo": demo, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in jobs:
+        sys.exit(f"usage: python3 dev.py {{{','.join(jobs)}}} [pytest args]")
+    setup()
+    jobs[sys.argv[1]]()
+
+
+if __name__ == "__main__":
+    main()

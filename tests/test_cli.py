@@ -1,0 +1,53 @@
+"""The command-line surface: help, version, module entry point, error reporting."""
+
+import subprocess
+import sys
+
+from dcn_cli import __version__
+from dcn_cli.cli import app
+
+COMMANDS = ["generate", "train", "evaluate", "compare", "explain"]
+
+
+def test_help_lists_every_command(runner):
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    for command in COMMANDS:
+        assert command in result.output
+
+
+def test_no_arguments_shows_help(runner):
+    result = runner.invoke(app, [])
+    assert "Usage" in result.output
+    assert "train" in result.output
+
+
+def test_version(runner):
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"dcn {__version__}"
+
+
+def test_module_entry_point_and_help_do_not_import_tensorflow():
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['dcn', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('dcn_cli', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print('OK')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout and result.stdout.rstrip().endswith("OK")
+
+
+def test_python_dash_m_reports_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "dcn_cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"dcn {__version__}"
