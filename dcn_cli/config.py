@@ -46,7 +46,8 @@ def parse_int_list(text: str, what: str = "layer sizes") -> list[int]:
     try:
         values = [int(part) for part in text.split(",")]
     except ValueError:
-        raise DcnError(f"{what} must be comma-separated integers like 192,192, got {text!r}") from None
+        message = f"{what} must be comma-separated integers like 192,192, got {text!r}"
+        raise DcnError(message) from None
     for value in values:
         _positive_int(what, value)
     return values
