@@ -34,20 +34,34 @@ def main() -> None:
     test = {k: v[split:].astype("float32") for k, v in columns.items()}
     features = [FeatureSpec(name, "numerical") for name in MIXER_FEATURES]
 
-    for label, arch, deep in [("CrossNet (1 layer)", "cross", []),
-                              ("DeepNet (512,256,128)", "deep", [512, 256, 128])]:
+    for label, arch, deep in [
+        ("CrossNet (1 layer)", "cross", []),
+        ("DeepNet (512,256,128)", "deep", [512, 256, 128]),
+    ]:
         keras.utils.set_random_seed(args.seed)
         model = build_model(ModelConfig(features=features, arch=arch, deep_layers=deep))
-        model.compile(optimizer=keras.optimizers.Adagrad(0.4), loss="mse",
-                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+        model.compile(
+            optimizer=keras.optimizers.Adagrad(0.4),
+            loss="mse",
+            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        )
         start = time.perf_counter()
-        model.fit(train, y[:split].astype("float32"), batch_size=1000, epochs=args.epochs,
-                  shuffle=False, verbose=0)
+        model.fit(
+            train,
+            y[:split].astype("float32"),
+            batch_size=1000,
+            epochs=args.epochs,
+            shuffle=False,
+            verbose=0,
+        )
         seconds = time.perf_counter() - start
-        rmse = model.evaluate(test, y[split:].astype("float32"), batch_size=1000,
-                              verbose=0, return_dict=True)["rmse"]
-        print(f"{label:<22} RMSE {rmse:.4f}  params {count_trainable_params(model):>7,}"
-              f"  train {seconds:5.1f} s")
+        rmse = model.evaluate(
+            test, y[split:].astype("float32"), batch_size=1000, verbose=0, return_dict=True
+        )["rmse"]
+        print(
+            f"{label:<22} RMSE {rmse:.4f}  params {count_trainable_params(model):>7,}"
+            f"  train {seconds:5.1f} s"
+        )
         if arch == "cross":
             kernel = np.abs(model.get_layer("cross_network").cross_layers[0].effective_kernel())
             i, j = np.unravel_index(np.argmax(kernel), kernel.shape)

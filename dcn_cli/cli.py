@@ -8,6 +8,7 @@ answers at once.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,9 +64,48 @@ def _not_yet(command: str, issue: int) -> None:
 
 @app.command()
 @_user_errors
-def generate() -> None:
-    """Write a synthetic dataset (mixer, poly, ctr) to a directory. Not yet."""
-    _not_yet("generate", 3)
+def generate(
+    kind: Annotated[str, typer.Argument(help="Dataset kind: mixer, poly or ctr.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Directory to write (replaced if it holds a dataset)."),
+    ],
+    rows: Annotated[int | None, typer.Option(help="Number of rows. Default 100000.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed. Default 42 for mixer (the tutorial's), else 0.")
+    ] = None,
+    function: Annotated[
+        str, typer.Option(help="poly: f1, f2, f3 (DCN-V2 paper, Table 1) or random.")
+    ] = "f1",
+    features: Annotated[
+        int, typer.Option(help="poly: number of inputs x1..xN (at least what the function uses).")
+    ] = 4,
+    order: Annotated[int, typer.Option(help="poly random: highest degree of a term.")] = 2,
+    terms: Annotated[int, typer.Option(help="poly random: number of terms.")] = 4,
+    noise: Annotated[
+        float, typer.Option(help="poly: standard deviation of Gaussian label noise.")
+    ] = 0.0,
+    max_vocab: Annotated[
+        int, typer.Option(help="ctr: vocabulary size of the largest column (C26).")
+    ] = 1_000_000,
+) -> None:
+    """Write a synthetic dataset (mixer, poly, ctr) as CSV plus schema.json."""
+    from dcn_cli.generate import generate as run
+
+    schema = run(
+        kind,
+        out,
+        rows=rows,
+        seed=seed,
+        function=function,
+        features=features,
+        order=order,
+        terms=terms,
+        noise=noise,
+        max_vocab=max_vocab,
+    )
+    rows_written = schema.source["rows"]
+    typer.echo(f"wrote {rows_written:,} {kind} rows to {out} ({len(schema.files)} file(s))")
 
 
 @app.command()

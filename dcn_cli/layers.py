@@ -82,9 +82,7 @@ class Cross(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = input_shape[-1]
-        kernel = dict(
-            initializer=self.kernel_initializer, regularizer=self.kernel_regularizer
-        )
+        kernel = dict(initializer=self.kernel_initializer, regularizer=self.kernel_regularizer)
         if self.projection_dim is None:
             self.kernel = self.add_weight(name="kernel", shape=(dim, dim), **kernel)
         else:
@@ -274,9 +272,7 @@ class MixCross(keras.layers.Layer):
 
     def build(self, input_shape):
         dim, rank, experts = input_shape[-1], self.projection_dim, self.num_experts
-        kernel = dict(
-            initializer=self.kernel_initializer, regularizer=self.kernel_regularizer
-        )
+        kernel = dict(initializer=self.kernel_initializer, regularizer=self.kernel_regularizer)
         self.v_kernel = self.add_weight(name="v_kernel", shape=(experts, dim, rank), **kernel)
         self.c_kernel = self.add_weight(name="c_kernel", shape=(experts, rank, rank), **kernel)
         self.u_kernel = self.add_weight(name="u_kernel", shape=(experts, rank, dim), **kernel)
@@ -366,9 +362,7 @@ class CrossNetwork(keras.layers.Layer):
         self.num_layers = num_layers
         self.cross_type = cross_type
         layer_class = CROSS_TYPES[cross_type]
-        self.cross_layers = [
-            layer_class(name=f"cross_{i}", **kwargs) for i in range(num_layers)
-        ]
+        self.cross_layers = [layer_class(name=f"cross_{i}", **kwargs) for i in range(num_layers)]
 
     def build(self, input_shape):
         for layer in self.cross_layers:

@@ -73,9 +73,7 @@ def _cross_network(config: ModelConfig) -> CrossNetwork:
 
 def build_model(config: ModelConfig) -> keras.Model:
     """Build the Keras model that ``config`` describes (weights freshly initialised)."""
-    inputs = {
-        f.name: keras.Input(shape=(), dtype=f.dtype, name=f.name) for f in config.features
-    }
+    inputs = {f.name: keras.Input(shape=(), dtype=f.dtype, name=f.name) for f in config.features}
     parts = [_encode(f, inputs[f.name], config.embedding_dim) for f in config.features]
     if len(parts) > 1:
         x0 = keras.layers.Concatenate(name="cross_input")(parts)

@@ -36,9 +36,7 @@ def test_cross_full_rank_matches_formula():
     expected = X0 * (XL @ kernel + bias) + XL
     np.testing.assert_allclose(_np(layer, X0, XL), expected, rtol=1e-5, atol=1e-6)
     # With x_l omitted the layer is the first one: x_l = x0.
-    np.testing.assert_allclose(
-        _np(layer, X0), X0 * (X0 @ kernel + bias) + X0, rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(_np(layer, X0), X0 * (X0 @ kernel + bias) + X0, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(layer.effective_kernel(), kernel, rtol=1e-6)
 
 
@@ -111,9 +109,14 @@ def test_cross_network_feeds_x0_to_every_layer():
     assert [layer.projection_dim for layer in net.cross_layers] == [2, 2]
 
 
-@pytest.mark.parametrize("cross_type, layer_class", [
-    ("matrix", Cross), ("vector", VectorCross), ("mix", MixCross),
-])
+@pytest.mark.parametrize(
+    "cross_type, layer_class",
+    [
+        ("matrix", Cross),
+        ("vector", VectorCross),
+        ("mix", MixCross),
+    ],
+)
 def test_cross_network_builds_each_type(cross_type, layer_class):
     net = CrossNetwork(num_layers=3, cross_type=cross_type)
     assert _np(net, X0).shape == X0.shape
@@ -126,26 +129,39 @@ def test_sixteen_parameters_as_in_the_tutorial():
     assert keras.Model(inputs, outputs).count_params() == 16
 
 
-@pytest.mark.parametrize("layer", [
-    Cross(projection_dim=2, diag_scale=0.3, preactivation="relu",
-          kernel_regularizer="l2", bias_initializer="ones"),
-    VectorCross(use_bias=False, kernel_initializer="he_normal"),
-    MixCross(projection_dim=2, num_experts=3, activation="relu"),
-    CrossNetwork(num_layers=2, cross_type="mix", projection_dim=2, num_experts=2),
-    CrossNetwork(num_layers=2, projection_dim=1, kernel_regularizer="l1"),
-], ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        Cross(
+            projection_dim=2,
+            diag_scale=0.3,
+            preactivation="relu",
+            kernel_regularizer="l2",
+            bias_initializer="ones",
+        ),
+        VectorCross(use_bias=False, kernel_initializer="he_normal"),
+        MixCross(projection_dim=2, num_experts=3, activation="relu"),
+        CrossNetwork(num_layers=2, cross_type="mix", projection_dim=2, num_experts=2),
+        CrossNetwork(num_layers=2, projection_dim=1, kernel_regularizer="l1"),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
 def test_get_config_round_trip(layer):
     config = layer.get_config()
     clone = type(layer).from_config(config)
     assert clone.get_config() == config
 
 
-@pytest.mark.parametrize("make", [
-    lambda: Cross(projection_dim=2, diag_scale=0.1),
-    lambda: VectorCross(),
-    lambda: MixCross(projection_dim=2, num_experts=2),
-    lambda: CrossNetwork(num_layers=2, cross_type="matrix", projection_dim=2),
-], ids=["cross", "vector", "mix", "network"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Cross(projection_dim=2, diag_scale=0.1),
+        lambda: VectorCross(),
+        lambda: MixCross(projection_dim=2, num_experts=2),
+        lambda: CrossNetwork(num_layers=2, cross_type="matrix", projection_dim=2),
+    ],
+    ids=["cross", "vector", "mix", "network"],
+)
 def test_keras_file_round_trip_reproduces_outputs(tmp_path, make):
     inputs = keras.Input(shape=(3,))
     layer = make()
@@ -163,15 +179,18 @@ def test_keras_file_round_trip_reproduces_outputs(tmp_path, make):
     np.testing.assert_array_equal(loaded.predict(X0, verbose=0), model.predict(X0, verbose=0))
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Cross(projection_dim=0), "Received: projection_dim=0"),
-    (lambda: Cross(projection_dim=-3), "Received: projection_dim=-3"),
-    (lambda: Cross(diag_scale=-1.0), "Received: diag_scale=-1.0"),
-    (lambda: MixCross(num_experts=0), "Received: num_experts=0"),
-    (lambda: MixCross(projection_dim=0), "Received: projection_dim=0"),
-    (lambda: CrossNetwork(num_layers=0), "Received: num_layers=0"),
-    (lambda: CrossNetwork(cross_type="diagonal"), "Received: cross_type='diagonal'"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Cross(projection_dim=0), "Received: projection_dim=0"),
+        (lambda: Cross(projection_dim=-3), "Received: projection_dim=-3"),
+        (lambda: Cross(diag_scale=-1.0), "Received: diag_scale=-1.0"),
+        (lambda: MixCross(num_experts=0), "Received: num_experts=0"),
+        (lambda: MixCross(projection_dim=0), "Received: projection_dim=0"),
+        (lambda: CrossNetwork(num_layers=0), "Received: num_layers=0"),
+        (lambda: CrossNetwork(cross_type="diagonal"), "Received: cross_type='diagonal'"),
+    ],
+)
 def test_bad_arguments_raise_at_construction(make, message):
     with pytest.raises(ValueError, match=message):
         make()

@@ -105,8 +105,9 @@ def test_low_rank_and_vector_parameter_counts():
 
 
 def test_cross_network_gets_the_configured_layers():
-    model = build_model(mixed_config(cross_type="mix", cross_layers=2, num_experts=3,
-                                     projection_dim=5))
+    model = build_model(
+        mixed_config(cross_type="mix", cross_layers=2, num_experts=3, projection_dim=5)
+    )
     layers = model.get_layer("cross_network").cross_layers
     assert [type(layer) for layer in layers] == [MixCross, MixCross]
     assert {(layer.num_experts, layer.projection_dim) for layer in layers} == {(3, 5)}
@@ -148,8 +149,14 @@ def test_cross_input_follows_the_feature_map():
 
 @pytest.mark.parametrize("cross_type", ["matrix", "vector", "mix"])
 def test_saved_model_reproduces_outputs_in_safe_mode(tmp_path, cross_type):
-    config = mixed_config(arch="parallel", cross_type=cross_type, projection_dim=3,
-                          cross_layers=2, deep_layers=[8], task="binary")
+    config = mixed_config(
+        arch="parallel",
+        cross_type=cross_type,
+        projection_dim=3,
+        cross_layers=2,
+        deep_layers=[8],
+        task="binary",
+    )
     model = build_model(config)
     path = tmp_path / "model.keras"
     model.save(path)
@@ -160,8 +167,16 @@ def test_saved_model_reproduces_outputs_in_safe_mode(tmp_path, cross_type):
 
 
 def test_config_json_round_trip_rebuilds_the_same_architecture(tmp_path):
-    config = mixed_config(arch="stacked", cross_type="mix", cross_layers=2, num_experts=2,
-                          projection_dim=3, deep_layers=[32, 16], dropout=0.1, task="binary")
+    config = mixed_config(
+        arch="stacked",
+        cross_type="mix",
+        cross_layers=2,
+        num_experts=2,
+        projection_dim=3,
+        deep_layers=[32, 16],
+        dropout=0.1,
+        task="binary",
+    )
     path = tmp_path / "config.json"
     config.save(path)
     again = ModelConfig.load(path)
@@ -173,33 +188,41 @@ def test_config_json_round_trip_rebuilds_the_same_architecture(tmp_path):
     assert json.loads(path.read_text())["format"] == 1
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"arch": "tower"}, "unknown arch 'tower'"),
-    ({"cross_type": "diagonal"}, "unknown cross type 'diagonal'"),
-    ({"task": "ranking"}, "unknown task 'ranking'"),
-    ({"cross_layers": 0}, "cross_layers must be a positive integer, got 0"),
-    ({"projection_dim": 0}, "projection_dim must be a positive integer, got 0"),
-    ({"num_experts": -1}, "num_experts must be a positive integer, got -1"),
-    ({"diag_scale": -0.5}, "diag_scale must be >= 0, got -0.5"),
-    ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
-    ({"deep_layers": []}, "arch 'stacked' needs at least one deep layer"),
-    ({"embedding_dim": 0}, "embedding_dim must be a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"arch": "tower"}, "unknown arch 'tower'"),
+        ({"cross_type": "diagonal"}, "unknown cross type 'diagonal'"),
+        ({"task": "ranking"}, "unknown task 'ranking'"),
+        ({"cross_layers": 0}, "cross_layers must be a positive integer, got 0"),
+        ({"projection_dim": 0}, "projection_dim must be a positive integer, got 0"),
+        ({"num_experts": -1}, "num_experts must be a positive integer, got -1"),
+        ({"diag_scale": -0.5}, "diag_scale must be >= 0, got -0.5"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"deep_layers": []}, "arch 'stacked' needs at least one deep layer"),
+        ({"embedding_dim": 0}, "embedding_dim must be a positive integer, got 0"),
+    ],
+)
 def test_bad_model_settings_are_user_errors(overrides, message):
     with pytest.raises(DcnError, match=message):
         mixed_config(**overrides)
 
 
-@pytest.mark.parametrize("feature, message", [
-    (dict(name="a", kind="text"), "unknown kind for feature 'a' 'text'"),
-    (dict(name="a", kind="categorical", dtype="string"), "exactly one of a vocabulary"),
-    (dict(name="a", kind="categorical", dtype="string", vocabulary=["x"], hash_buckets=3),
-     "exactly one of a vocabulary"),
-    (dict(name="a", kind="categorical", dtype="string", vocabulary=["x", "x"]), "duplicate"),
-    (dict(name="a", kind="categorical", dtype="float32", vocabulary=[1.0]), "categorical"),
-    (dict(name="a", kind="numerical", dtype="string"), "numerical but has dtype"),
-    (dict(name="a", kind="numerical", mean=1.0), "both mean and variance"),
-])
+@pytest.mark.parametrize(
+    "feature, message",
+    [
+        (dict(name="a", kind="text"), "unknown kind for feature 'a' 'text'"),
+        (dict(name="a", kind="categorical", dtype="string"), "exactly one of a vocabulary"),
+        (
+            dict(name="a", kind="categorical", dtype="string", vocabulary=["x"], hash_buckets=3),
+            "exactly one of a vocabulary",
+        ),
+        (dict(name="a", kind="categorical", dtype="string", vocabulary=["x", "x"]), "duplicate"),
+        (dict(name="a", kind="categorical", dtype="float32", vocabulary=[1.0]), "categorical"),
+        (dict(name="a", kind="numerical", dtype="string"), "numerical but has dtype"),
+        (dict(name="a", kind="numerical", mean=1.0), "both mean and variance"),
+    ],
+)
 def test_bad_feature_specs_are_user_errors(feature, message):
     with pytest.raises(DcnError, match=message):
         ModelConfig(features=[FeatureSpec(**feature)])

@@ -1,0 +1,167 @@
+"""``dcn generate``: write a synthetic dataset directory (CSV shards + schema.json).
+
+The directory is built under a temporary name beside ``out`` and renamed into
+place when complete, so an interrupted run never leaves a half-written
+dataset where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from dcn_cli import synthetic
+from dcn_cli.errors import DcnError
+from dcn_cli.schema import Column, Schema, Split
+
+KINDS = ("mixer", "poly", "ctr")
+SHARD_ROWS = 1_000_000
+
+
+def _format(values: np.ndarray) -> list[str]:
+    if values.dtype.kind == "f":
+        return [repr(v) for v in values.tolist()]  # shortest text that reads back exactly
+    return [str(v) for v in values.tolist()]
+
+
+def _write_shards(
+    directory: Path, names: list[str], chunks: Iterator[dict[str, np.ndarray]], shard_rows: int
+) -> list[str]:
+    files: list[str] = []
+    handle, in_shard = None, 0
+    try:
+        for chunk in chunks:
+            columns = [_format(chunk[name]) for name in names]
+            n, i = len(columns[0]), 0
+            while i < n:
+                if handle is None or in_shard >= shard_rows:
+                    if handle is not None:
+                        handle.close()
+                    files.append(f"data-{len(files):05d}.csv")
+                    handle = open(directory / files[-1], "w", encoding="utf-8", newline="")
+                    handle.write(",".join(names) + "\n")
+                    in_shard = 0
+                take = min(n - i, shard_rows - in_shard)
+                rows = zip(*(col[i : i + take] for col in columns), strict=True)
+                handle.write("".join(",".join(row) + "\n" for row in rows))
+                i += take
+                in_shard += take
+    finally:
+        if handle is not None:
+            handle.close()
+    return files
+
+
+def _place(tmp: Path, out: Path) -> None:
+    """Move the finished directory ``tmp`` to ``out``, replacing an older dataset there."""
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / "schema.json").exists()):
+            raise DcnError(f"{out}: exists and is not a dataset directory; choose another --out")
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        os.replace(out, old / "data")
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
+
+
+def generate(
+    kind: str,
+    out: str | Path,
+    rows: int | None = None,
+    seed: int | None = None,
+    function: str = "f1",
+    features: int = 4,
+    order: int = 2,
+    terms: int = 4,
+    noise: float = 0.0,
+    max_vocab: int = 1_000_000,
+    shard_rows: int = SHARD_ROWS,
+) -> Schema:
+    """Write dataset ``kind`` to directory ``out`` and return its schema."""
+    if kind not in KINDS:
+        raise DcnError(f"unknown dataset kind {kind!r}; expected one of: {', '.join(KINDS)}")
+    if rows is not None and rows <= 0:
+        raise DcnError(f"--rows must be a positive number of rows, got {rows}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DcnError(f"{out}: exists and is not a directory")
+    rows = rows or 100_000
+    made = {"kind": kind, "rows": rows}
+
+    if kind == "mixer":
+        seed = 42 if seed is None else seed
+        made.update(
+            seed=seed,
+            formula="y = 0.1 country + 0.4 bananas + 0.7 cookbooks + "
+            "0.1 country*bananas + 3.1 bananas*cookbooks + 0.1 cookbooks^2",
+        )
+        x, y = synthetic.mixer(rows, seed)
+        columns = [Column(n, "numerical", normalize=False) for n in x] + [Column("y", "label")]
+        chunks = iter([{**x, "y": y}])
+        split = Split(kind="ordered", test=0.1)
+        crosses = [
+            {"features": ["country", "bananas"], "coefficient": 0.1},
+            {"features": ["bananas", "cookbooks"], "coefficient": 3.1},
+            {"features": ["cookbooks", "cookbooks"], "coefficient": 0.1},
+        ]
+        task = "regression"
+    elif kind == "poly":
+        seed = 0 if seed is None else seed
+        if function in synthetic.POLY_FUNCTIONS:
+            poly_terms = synthetic.POLY_FUNCTIONS[function]
+            features = max(features, 1 + max(i for _, mono in poly_terms for i in mono))
+        elif function == "random":
+            if features < 1 or order < 2 or terms < 1:
+                raise DcnError(
+                    "random polynomial needs --features >= 1, --order >= 2, --terms >= 1"
+                )
+            poly_terms = synthetic.random_polynomial(features, order, terms, seed)
+        else:
+            raise DcnError(f"unknown polynomial {function!r}; expected f1, f2, f3 or random")
+        if noise < 0:
+            raise DcnError(f"--noise must be >= 0, got {noise}")
+        made.update(seed=seed, function=function, features=features, noise=noise)
+        x, y = synthetic.poly(poly_terms, features, rows, seed, noise)
+        columns = [Column(n, "numerical", normalize=False) for n in x] + [Column("y", "label")]
+        chunks = iter([{**x, "y": y}])
+        split = Split(kind="random", test=0.2, seed=seed)
+        crosses = synthetic.describe_terms(poly_terms)
+        task = "regression"
+    else:
+        seed = 0 if seed is None else seed
+        if max_vocab < 4:
+            raise DcnError(f"--max-vocab must be at least 4, got {max_vocab}")
+        made.update(
+            seed=seed,
+            max_vocab=max_vocab,
+            vocab_sizes=dict(
+                zip(synthetic.CTR_CATEGORICAL, synthetic.ctr_vocab_sizes(max_vocab), strict=True)
+            ),
+        )
+        columns = [Column("label", "label")]  # label first, as in Criteo's files
+        columns += [Column(n, "numerical") for n in synthetic.CTR_NUMERICAL]
+        columns += [Column(n, "categorical", "string") for n in synthetic.CTR_CATEGORICAL]
+        chunks = synthetic.ctr_chunks(rows, seed, max_vocab)
+        split = Split(kind="random", test=0.2, seed=seed)
+        crosses = [{"features": [a, b], "weight": w} for a, b, w in synthetic.CTR_CROSSES]
+        task = "binary"
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        files = _write_shards(tmp, [c.name for c in columns], chunks, shard_rows)
+        schema = Schema(
+            columns=columns, task=task, files=files, split=split, source=made, crosses=crosses
+        )
+        schema.save(tmp / "schema.json")
+        _place(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return schema

@@ -1,0 +1,128 @@
+"""A dataset's schema: each column's role, the label, the task and the split.
+
+``schema.json`` sits beside the rows of every dataset directory that ``dcn
+generate`` writes, and a hand-made directory can carry one too. Readers of
+other formats (CSV with ``--label``, MovieLens, Criteo) build the same object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dcn_cli.errors import DcnError
+from dcn_cli.fileio import write_json
+
+ROLES = ("categorical", "numerical", "label")
+SCHEMA_FORMAT = 1
+
+
+@dataclass
+class Column:
+    """One column of the rows. ``dtype`` is ``string``, ``int64`` or ``float32``."""
+
+    name: str
+    role: str
+    dtype: str = "float32"
+    normalize: bool = True  # numerical columns: scale with training-split statistics
+
+
+@dataclass
+class Split:
+    """How rows are assigned to train / validation / test.
+
+    ``random``: each row independently, by a seeded hash of its row number.
+    ``ordered``: the first rows train, the last ``test`` fraction tests (the
+    tutorial's mixer split); validation, when asked, is the end of train.
+    """
+
+    kind: str = "random"
+    test: float = 0.2
+    seed: int = 42
+
+
+@dataclass
+class Schema:
+    columns: list[Column]
+    task: str = "regression"
+    files: list[str] = field(default_factory=list)
+    delimiter: str = ","
+    header: bool = True
+    split: Split = field(default_factory=Split)
+    source: dict[str, Any] = field(default_factory=dict)  # how the data was made or found
+    crosses: list[dict[str, Any]] = field(default_factory=list)  # known true crosses
+
+    def __post_init__(self) -> None:
+        self.columns = [c if isinstance(c, Column) else Column(**c) for c in self.columns]
+        if isinstance(self.split, dict):
+            self.split = Split(**self.split)
+
+    @property
+    def label(self) -> str:
+        return next(c.name for c in self.columns if c.role == "label")
+
+    @property
+    def features(self) -> list[Column]:
+        return [c for c in self.columns if c.role != "label"]
+
+    def validate(self, where: str = "schema") -> None:
+        for column in self.columns:
+            if column.role not in ROLES:
+                raise DcnError(
+                    f"{where}: column {column.name!r} has unknown role {column.role!r}; "
+                    f"expected one of: {', '.join(ROLES)}"
+                )
+            if column.dtype not in ("string", "int64", "float32"):
+                raise DcnError(
+                    f"{where}: column {column.name!r} has unknown dtype {column.dtype!r}"
+                )
+            if column.role == "numerical" and column.dtype == "string":
+                raise DcnError(f"{where}: numerical column {column.name!r} has dtype 'string'")
+        labels = [c.name for c in self.columns if c.role == "label"]
+        if len(labels) != 1:
+            raise DcnError(f"{where}: needs exactly one label column, found {len(labels)}")
+        if not self.features:
+            raise DcnError(f"{where}: needs at least one feature column")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise DcnError(f"{where}: duplicate column names")
+        if self.task not in ("regression", "binary"):
+            raise DcnError(f"{where}: unknown task {self.task!r}; expected regression or binary")
+        if self.split.kind not in ("random", "ordered"):
+            raise DcnError(f"{where}: unknown split kind {self.split.kind!r}")
+        if not 0.0 < self.split.test < 1.0:
+            raise DcnError(f"{where}: split test fraction must be in (0, 1), got {self.split.test}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": SCHEMA_FORMAT, **dataclasses.asdict(self)}
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Schema:
+        if not isinstance(data, dict):
+            raise DcnError(f"{where}: expected a JSON object")
+        data = dict(data)
+        if data.pop("format", SCHEMA_FORMAT) != SCHEMA_FORMAT:
+            raise DcnError(f"{where}: unsupported schema format")
+        try:
+            schema = cls(**data)
+        except TypeError as err:
+            raise DcnError(f"{where}: {err}") from None
+        schema.validate(where)
+        return schema
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DcnError(f"{path}: no such file") from None
+        except json.JSONDecodeError as err:
+            raise DcnError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        return cls.from_dict(data, str(path))

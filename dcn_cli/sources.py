@@ -1,0 +1,511 @@
+"""Readers: every data source ``--data`` accepts becomes a :class:`Table`.
+
+A table is a schema plus a re-iterable stream of column chunks (a dict of
+NumPy arrays per chunk, at most ``chunk_rows`` rows), so files bigger than
+memory stream through. Accepted sources:
+
+- a directory with ``schema.json`` (what ``dcn generate`` writes);
+- any CSV file with ``--label COL`` (roles inferred, overridable);
+- MovieLens 100K (directory or ``ml-100k.zip``), MovieLens 1M (directory or
+  zip), or ``tfds:movielens/100k-ratings`` through tensorflow-datasets;
+- Criteo TSV (label, I1-I13, C1-C26; plain or gzip), detected by its 40
+  tab-separated fields or forced with ``criteo:PATH``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcn_cli.errors import DcnError
+from dcn_cli.schema import Column, Schema
+
+Chunk = dict[str, np.ndarray]
+CHUNK_ROWS = 65_536
+SAMPLE_ROWS = 10_000
+NUMPY_DTYPES = {"string": object, "int64": np.int64, "float32": np.float32}
+
+
+@dataclass
+class Table:
+    schema: Schema
+    name: str  # where the rows come from, for messages and config.json
+    chunks: Callable[[], Iterator[Chunk]]  # each call starts a fresh pass
+    nbytes: int  # size on disk, to decide between memory and streaming
+
+
+# ---------------------------------------------------------------- delimited text
+
+
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _convert(values: list[str], column: Column, path: Path, first_line: int, fill: bool):
+    """Strings of one column -> a typed array, or a DcnError naming the bad cell."""
+    if column.dtype == "string":
+        return np.array(values, dtype=object)
+    if fill:
+        values = [v if v != "" else "0" for v in values]
+    target = np.float64 if column.dtype == "float32" else np.int64
+    try:
+        return np.array(values, dtype=target).astype(NUMPY_DTYPES[column.dtype])
+    except (ValueError, OverflowError):
+        pass
+    for i, value in enumerate(values):
+        try:
+            target(value) if target is np.float64 else int(value)
+        except (ValueError, OverflowError):
+            kind = "a number" if column.dtype == "float32" else "an integer"
+            raise DcnError(
+                f"{path}:{first_line + i}: column {column.name!r}: {value!r} is not {kind}"
+            ) from None
+    raise AssertionError("unreachable: a value failed to convert but none was found")
+
+
+def _check_binary(labels: np.ndarray, column: Column, path: Path, first_line: int) -> None:
+    bad = np.flatnonzero((labels != 0) & (labels != 1))
+    if bad.size:
+        i = int(bad[0])
+        raise DcnError(
+            f"{path}:{first_line + i}: label {column.name!r} is {labels[i]:g}; "
+            "a binary label must be 0 or 1"
+        )
+
+
+def read_delimited(
+    schema: Schema, paths: list[Path], chunk_rows: int = CHUNK_ROWS, fill: bool = False
+) -> Iterator[Chunk]:
+    """Stream typed column chunks out of CSV/TSV files laid out as ``schema`` says."""
+    columns = schema.columns
+    names = [c.name for c in columns]
+    for path in paths:
+        with _open_text(path) as handle:
+            reader = csv.reader(handle, delimiter=schema.delimiter)
+            line = 0
+            if schema.header:
+                header = next(reader, None)
+                line = 1
+                if header is None:
+                    raise DcnError(f"{path}: empty file")
+                if header != names:
+                    raise DcnError(
+                        f"{path}:1: header {','.join(header)} contradicts the schema, "
+                        f"which expects {','.join(names)}"
+                    )
+            cells: list[list[str]] = [[] for _ in columns]
+            start = line + 1
+            for row in reader:
+                line += 1
+                if not row:  # a blank line
+                    continue
+                if len(row) != len(columns):
+                    raise DcnError(
+                        f"{path}:{line}: expected {len(columns)} fields, found {len(row)}"
+                    )
+                for store, value in zip(cells, row, strict=True):
+                    store.append(value)
+                if len(cells[0]) >= chunk_rows:
+                    yield _chunk(schema, cells, path, start, fill)
+                    cells = [[] for _ in columns]
+                    start = line + 1
+            if cells[0]:
+                yield _chunk(schema, cells, path, start, fill)
+
+
+def _chunk(schema: Schema, cells, path: Path, first_line: int, fill: bool) -> Chunk:
+    chunk = {}
+    for column, values in zip(schema.columns, cells, strict=True):
+        array = _convert(values, column, path, first_line, fill)
+        if column.role == "label" and schema.task == "binary":
+            _check_binary(array, column, path, first_line)
+        chunk[column.name] = array
+    return chunk
+
+
+def _delimited_table(schema: Schema, paths: list[Path], name: str, fill: bool = False) -> Table:
+    for path in paths:
+        if not path.is_file():
+            raise DcnError(f"{path}: no such file")
+        if path.stat().st_size == 0:
+            raise DcnError(f"{path}: empty file")
+    schema.files = [str(p) for p in paths]
+
+    def chunks() -> Iterator[Chunk]:
+        any_rows = False
+        for chunk in read_delimited(schema, paths, fill=fill):
+            any_rows = True
+            yield chunk
+        if not any_rows:
+            raise DcnError(f"{name}: no data rows")
+
+    return Table(schema, name, chunks, sum(p.stat().st_size for p in paths))
+
+
+def schema_dir_table(directory: Path) -> Table:
+    schema = Schema.load(directory / "schema.json")
+    if not schema.files:
+        raise DcnError(f"{directory / 'schema.json'}: lists no data files")
+    paths = [directory / f for f in schema.files]
+    return _delimited_table(schema, paths, str(directory))
+
+
+def _parse_names(text: str | None) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else []
+
+
+def csv_table(
+    path: Path,
+    label: str | None,
+    categorical: str | None = None,
+    numerical: str | None = None,
+    task: str | None = None,
+) -> Table:
+    """A CSV file with a header; column roles inferred from the first rows."""
+    if not label:
+        raise DcnError(f"{path}: a CSV file needs --label COL to name its label column")
+    if path.stat().st_size == 0:
+        raise DcnError(f"{path}: empty file")
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header:
+            raise DcnError(f"{path}: empty file")
+        sample = [row for _, row in zip(range(SAMPLE_ROWS), reader, strict=False)]
+    if label not in header:
+        raise DcnError(f"{path}: no label column {label!r} (columns: {', '.join(header)})")
+    forced_cat, forced_num = _parse_names(categorical), _parse_names(numerical)
+    for name in forced_cat + forced_num:
+        if name not in header:
+            raise DcnError(f"{path}: no column {name!r} (columns: {', '.join(header)})")
+    columns = []
+    for i, name in enumerate(header):
+        values = [row[i] for row in sample if len(row) == len(header)]
+        if name == label:
+            columns.append(Column(name, "label", "float32"))
+        elif name in forced_num:
+            columns.append(Column(name, "numerical", "float32"))
+        elif name in forced_cat:
+            columns.append(Column(name, "categorical", "int64" if _all(values, int) else "string"))
+        elif _all(values, float):
+            columns.append(Column(name, "numerical", "float32"))
+        else:
+            columns.append(Column(name, "categorical", "string"))
+    if task is None:
+        labels = [row[header.index(label)] for row in sample if len(row) == len(header)]
+        task = "binary" if labels and set(labels) <= {"0", "1", "0.0", "1.0"} else "regression"
+    schema = Schema(columns=columns, task=task, source={"kind": "csv", "path": str(path)})
+    return _delimited_table(schema, [path], str(path))
+
+
+def _all(values: list[str], parse) -> bool:
+    if not values:
+        return False
+    try:
+        for value in values:
+            parse(value)
+    except ValueError:
+        return False
+    return True
+
+
+CRITEO_COLUMNS = (
+    [Column("label", "label", "float32")]
+    + [Column(f"I{i}", "numerical", "float32") for i in range(1, 14)]
+    + [Column(f"C{i}", "categorical", "string") for i in range(1, 27)]
+)
+
+
+def criteo_table(path: Path) -> Table:
+    """Criteo TSV, as in the Kaggle dac and 1TB day files: no header, empty fields allowed."""
+    schema = Schema(
+        columns=list(CRITEO_COLUMNS),
+        task="binary",
+        delimiter="\t",
+        header=False,
+        source={"kind": "criteo", "path": str(path)},
+    )
+    return _delimited_table(schema, [path], str(path), fill=True)
+
+
+def _looks_like_criteo(path: Path) -> bool:
+    try:
+        with _open_text(path) as handle:
+            first = handle.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.rstrip("\r\n").count("\t") == len(CRITEO_COLUMNS) - 1
+
+
+# ------------------------------------------------------------------- MovieLens
+
+AGE_BUCKETS = (1, 18, 25, 35, 45, 50, 56)  # tfds' bucketized_user_age
+MOVIELENS_COLUMNS = [
+    Column("movie_id", "categorical", "string"),
+    Column("user_id", "categorical", "string"),
+    Column("user_zip_code", "categorical", "string"),
+    Column("user_occupation_text", "categorical", "string"),
+    Column("user_gender", "categorical", "int64"),
+    Column("bucketized_user_age", "categorical", "int64"),
+    Column("user_rating", "label", "float32"),
+]
+ML1M_OCCUPATIONS = [
+    "other/not specified",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
+]
+
+
+def bucketize_age(age: int) -> int:
+    return max(b for b in AGE_BUCKETS if b <= max(age, 1))
+
+
+def _movielens_schema(kind: str, where: str) -> Schema:
+    return Schema(columns=list(MOVIELENS_COLUMNS), source={"kind": kind, "path": where})
+
+
+def _rows(text: str, sep: str, fields: int, where: str) -> Iterator[list[str]]:
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(sep)
+        if len(parts) != fields:
+            raise DcnError(
+                f"{where}:{line_no}: expected {fields} {sep!r}-separated fields, found {len(parts)}"
+            )
+        yield parts
+
+
+def _int(value: str, where: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise DcnError(f"{where}: {value!r} is not an integer") from None
+
+
+def _movielens_chunk(ratings, users: dict[str, tuple[str, str, str, int]], where: str) -> Chunk:
+    """Join ratings (user, movie, rating) with users (gender, occupation, zip, age)."""
+    columns: dict[str, list] = {c.name: [] for c in MOVIELENS_COLUMNS}
+    for user, movie, rating in ratings:
+        if user not in users:
+            raise DcnError(f"{where}: rating for user {user} who is not in the user table")
+        gender, occupation, zip_code, age = users[user]
+        columns["movie_id"].append(movie)
+        columns["user_id"].append(user)
+        columns["user_zip_code"].append(zip_code)
+        columns["user_occupation_text"].append(occupation)
+        columns["user_gender"].append(1 if gender == "M" else 0)
+        columns["bucketized_user_age"].append(bucketize_age(age))
+        columns["user_rating"].append(rating)
+    dtypes = {c.name: NUMPY_DTYPES[c.dtype] for c in MOVIELENS_COLUMNS}
+    return {name: np.array(values, dtype=dtypes[name]) for name, values in columns.items()}
+
+
+class _Files:
+    """Read named files from a directory or a zip archive (any folder inside it)."""
+
+    def __init__(self, location: Path):
+        self.location = location
+        self.zip = zipfile.ZipFile(location) if location.is_file() else None
+
+    def has(self, name: str) -> bool:
+        return self._member(name) is not None
+
+    def _member(self, name: str) -> str | Path | None:
+        if self.zip is None:
+            path = self.location / name
+            return path if path.is_file() else None
+        return next((m for m in self.zip.namelist() if m.split("/")[-1] == name), None)
+
+    def read(self, name: str, encoding: str) -> tuple[str, str]:
+        member = self._member(name)
+        if member is None:
+            raise DcnError(f"{self.location}: no {name}")
+        data = member.read_bytes() if self.zip is None else self.zip.read(member)
+        where = str(member) if self.zip is None else f"{self.location}:{member}"
+        if not data.strip():
+            raise DcnError(f"{where}: empty file")
+        return data.decode(encoding), where
+
+
+def movielens_100k_table(location: Path) -> Table:
+    files = _Files(location)
+
+    def chunks() -> Iterator[Chunk]:
+        text, where = files.read("u.user", "latin-1")
+        users = {}
+        for i, (uid, age, gender, occupation, zip_code) in enumerate(
+            _rows(text, "|", 5, where), start=1
+        ):
+            users[uid] = (gender, occupation, zip_code, _int(age, f"{where}:{i}"))
+        text, where = files.read("u.data", "latin-1")
+        ratings = []
+        for i, (uid, movie, rating, _ts) in enumerate(_rows(text, "\t", 4, where), start=1):
+            ratings.append((uid, movie, float(_int(rating, f"{where}:{i}"))))
+        yield _movielens_chunk(ratings, users, where)
+
+    nbytes = (
+        location.stat().st_size
+        if location.is_file()
+        else sum(
+            (location / n).stat().st_size for n in ("u.data", "u.user") if (location / n).exists()
+        )
+    )
+    return Table(_movielens_schema("movielens-100k", str(location)), str(location), chunks, nbytes)
+
+
+def movielens_1m_table(location: Path) -> Table:
+    files = _Files(location)
+
+    def chunks() -> Iterator[Chunk]:
+        text, where = files.read("users.dat", "latin-1")
+        users = {}
+        for i, (uid, gender, age, occupation, zip_code) in enumerate(
+            _rows(text, "::", 5, where), start=1
+        ):
+            code = _int(occupation, f"{where}:{i}")
+            if not 0 <= code < len(ML1M_OCCUPATIONS):
+                raise DcnError(f"{where}:{i}: unknown occupation code {code}")
+            users[uid] = (gender, ML1M_OCCUPATIONS[code], zip_code, _int(age, f"{where}:{i}"))
+        text, where = files.read("ratings.dat", "latin-1")
+        ratings = []
+        for i, (uid, movie, rating, _ts) in enumerate(_rows(text, "::", 4, where), start=1):
+            ratings.append((uid, movie, float(_int(rating, f"{where}:{i}"))))
+        yield _movielens_chunk(ratings, users, where)
+
+    nbytes = (
+        location.stat().st_size
+        if location.is_file()
+        else sum(
+            (location / n).stat().st_size
+            for n in ("ratings.dat", "users.dat")
+            if (location / n).exists()
+        )
+    )
+    return Table(_movielens_schema("movielens-1m", str(location)), str(location), chunks, nbytes)
+
+
+def tfds_table(name: str) -> Table:
+    """``tfds:movielens/100k-ratings`` (or ``1m-ratings``) through tensorflow-datasets."""
+    if not name.startswith("movielens/") or not name.endswith("-ratings"):
+        raise DcnError(
+            f"tfds:{name}: only tfds:movielens/100k-ratings and "
+            "tfds:movielens/1m-ratings are supported"
+        )
+
+    def chunks() -> Iterator[Chunk]:
+        from dcn_cli import backend
+
+        backend.load()
+        import tensorflow_datasets as tfds
+
+        try:
+            ds = tfds.load(name, split="train")
+        except Exception as err:  # tfds raises many kinds; all mean "could not load"
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DcnError(
+                f"tfds:{name}: could not load it through tensorflow-datasets ({first}); "
+                "offline, pass the ml-100k directory or zip instead"
+            ) from None
+        wanted = [c.name for c in MOVIELENS_COLUMNS]  # other fields vary in length
+        ds = ds.map(lambda row: {name: row[name] for name in wanted})
+        for batch in tfds.as_numpy(ds.batch(CHUNK_ROWS)):
+            yield {
+                "movie_id": _decode(batch["movie_id"]),
+                "user_id": _decode(batch["user_id"]),
+                "user_zip_code": _decode(batch["user_zip_code"]),
+                "user_occupation_text": _decode(batch["user_occupation_text"]),
+                "user_gender": batch["user_gender"].astype(np.int64),
+                "bucketized_user_age": batch["bucketized_user_age"].astype(np.int64),
+                "user_rating": batch["user_rating"].astype(np.float32),
+            }
+
+    return Table(_movielens_schema("tfds", f"tfds:{name}"), f"tfds:{name}", chunks, 0)
+
+
+def _decode(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode("utf-8") for v in values], dtype=object)
+
+
+# ---------------------------------------------------------------------- dispatch
+
+
+def open_table(
+    data: str,
+    label: str | None = None,
+    categorical: str | None = None,
+    numerical: str | None = None,
+    task: str | None = None,
+) -> Table:
+    """Resolve what ``--data`` names into a :class:`Table`."""
+    if task is not None and task not in ("regression", "binary"):
+        raise DcnError(f"unknown task {task!r}; expected regression or binary")
+    if data.startswith("tfds:"):
+        return tfds_table(data[len("tfds:") :])
+    if data.startswith("criteo:"):
+        path = Path(data[len("criteo:") :])
+        if not path.is_file():
+            raise DcnError(f"{path}: no such file")
+        return criteo_table(path)
+    path = Path(data)
+    if not path.exists():
+        raise DcnError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if (path / "schema.json").exists():
+            table = schema_dir_table(path)
+        elif (path / "u.data").exists():
+            table = movielens_100k_table(path)
+        elif (path / "ratings.dat").exists():
+            table = movielens_1m_table(path)
+        else:
+            raise DcnError(
+                f"{path}: not a dataset directory (expected schema.json, "
+                "MovieLens 100K u.data or MovieLens 1M ratings.dat)"
+            )
+    elif path.suffix == ".zip":
+        try:
+            files = _Files(path)
+        except zipfile.BadZipFile:
+            raise DcnError(f"{path}: not a zip file") from None
+        if files.has("u.data"):
+            table = movielens_100k_table(path)
+        elif files.has("ratings.dat"):
+            table = movielens_1m_table(path)
+        else:
+            raise DcnError(f"{path}: holds neither MovieLens u.data nor ratings.dat")
+    elif path.stat().st_size == 0:
+        raise DcnError(f"{path}: empty file")
+    elif _looks_like_criteo(path) and not label:
+        table = criteo_table(path)
+    else:
+        return csv_table(path, label, categorical, numerical, task)
+    if task is not None and task != table.schema.task:
+        table.schema.task = task
+    return table
