@@ -108,18 +108,135 @@ def generate(
     typer.echo(f"wrote {rows_written:,} {kind} rows to {out} ({len(schema.files)} file(s))")
 
 
-@app.command()
-@_user_errors
-def train() -> None:
-    """Train a model and write a checkpoint directory. Not yet."""
-    _not_yet("train", 4)
+# Options shared by train and compare.
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Dataset directory, CSV file (with --label), MovieLens dir/zip, "
+        "tfds:movielens/100k-ratings or Criteo TSV. Default: the built-in mixer toy.",
+    ),
+]
+LabelOpt = Annotated[str | None, typer.Option(help="CSV: name of the label column.")]
+CategoricalOpt = Annotated[
+    str | None, typer.Option(help="CSV: comma-separated columns to treat as categorical.")
+]
+NumericalOpt = Annotated[
+    str | None, typer.Option(help="CSV: comma-separated columns to treat as numerical.")
+]
+TaskOpt = Annotated[
+    str | None, typer.Option(help="regression or binary. Default: inferred from the label.")
+]
+HashOpt = Annotated[
+    str | None,
+    typer.Option("--hash-buckets", help="Hash these features, e.g. zip=1000,C1=50000."),
+]
+
+
+def _print_metrics(title: str, metrics: dict, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
+    Console().print(table)
 
 
 @app.command()
 @_user_errors
-def evaluate() -> None:
-    """Report a checkpoint's metrics on its test split or other data. Not yet."""
-    _not_yet("evaluate", 4)
+def train(
+    data: DataOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory.")] = Path("ckpt"),
+    label: LabelOpt = None,
+    categorical: CategoricalOpt = None,
+    numerical: NumericalOpt = None,
+    task: TaskOpt = None,
+    hash_buckets: HashOpt = None,
+    arch: Annotated[str, typer.Option(help="stacked, parallel, cross or deep.")] = "stacked",
+    cross_type: Annotated[
+        str, typer.Option(help="matrix (DCN-V2), vector (DCN-V1) or mix.")
+    ] = "matrix",
+    cross_layers: Annotated[int, typer.Option(help="Number of cross layers.")] = 1,
+    projection_dim: Annotated[
+        int | None, typer.Option(help="Rank of each cross matrix. Default: full rank.")
+    ] = None,
+    num_experts: Annotated[int, typer.Option(help="mix: number of low-rank experts.")] = 4,
+    diag_scale: Annotated[float, typer.Option(help="matrix: add s*x_l inside the product.")] = 0.0,
+    deep_layers: Annotated[str, typer.Option(help="Deep network sizes, e.g. 192,192.")] = "192,192",
+    dropout: Annotated[float, typer.Option(help="Dropout after each deep layer.")] = 0.0,
+    embedding_dim: Annotated[
+        int, typer.Option(help="Embedding width of categorical features.")
+    ] = 32,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Rows per training step.")] = 8192,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.01,
+    optimizer: Annotated[str, typer.Option(help="adam, adamw, adagrad or sgd.")] = "adam",
+    seed: Annotated[int, typer.Option(help="Seed for weights and shuffling.")] = 0,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop after this many epochs without validation improvement; "
+            "keeps the best weights. Holds out 10% of train unless --validation."
+        ),
+    ] = None,
+    validation: Annotated[float, typer.Option(help="Fraction of train held out.")] = 0.0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Train a model and write a checkpoint directory."""
+    from dcn_cli.config import parse_int_list
+    from dcn_cli.training import DataSpec, TrainSettings
+    from dcn_cli.training import train as run
+
+    model = dict(
+        arch=arch,
+        cross_type=cross_type,
+        cross_layers=cross_layers,
+        projection_dim=projection_dim,
+        num_experts=num_experts,
+        diag_scale=diag_scale,
+        deep_layers=parse_int_list(deep_layers, "--deep-layers"),
+        dropout=dropout,
+        embedding_dim=embedding_dim,
+    )
+    spec = DataSpec(data, label, categorical, numerical, task, hash_buckets, validation)
+    settings = TrainSettings(epochs, batch_size, lr, optimizer, seed, patience)
+    result = run(
+        model,
+        spec,
+        settings,
+        out=out,
+        resume=resume,
+        quiet=json_out,
+        warn=lambda note: typer.echo(f"Warning: {note}", err=True),
+    )
+    _print_metrics(f"test metrics ({out})", result.metrics, json_out)
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint directory written by dcn train.")],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Other data with the same features. Default: the checkpoint's own test split."
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Report a checkpoint's metrics on its test split or on other data."""
+    from dcn_cli.training import evaluate as run
+
+    _print_metrics(f"metrics ({ckpt})", run(ckpt, data), json_out)
 
 
 @app.command()

@@ -70,9 +70,8 @@ def _place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def generate(
+def build(
     kind: str,
-    out: str | Path,
     rows: int | None = None,
     seed: int | None = None,
     function: str = "f1",
@@ -81,16 +80,12 @@ def generate(
     terms: int = 4,
     noise: float = 0.0,
     max_vocab: int = 1_000_000,
-    shard_rows: int = SHARD_ROWS,
-) -> Schema:
-    """Write dataset ``kind`` to directory ``out`` and return its schema."""
+) -> tuple[Schema, Iterator[dict[str, np.ndarray]]]:
+    """Dataset ``kind``'s schema (no files yet) and its rows, chunk by chunk."""
     if kind not in KINDS:
         raise DcnError(f"unknown dataset kind {kind!r}; expected one of: {', '.join(KINDS)}")
     if rows is not None and rows <= 0:
         raise DcnError(f"--rows must be a positive number of rows, got {rows}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DcnError(f"{out}: exists and is not a directory")
     rows = rows or 100_000
     made = {"kind": kind, "rows": rows}
 
@@ -152,13 +147,23 @@ def generate(
         crosses = [{"features": [a, b], "weight": w} for a, b, w in synthetic.CTR_CROSSES]
         task = "binary"
 
+    schema = Schema(columns=columns, task=task, split=split, source=made, crosses=crosses)
+    return schema, chunks
+
+
+def generate(kind: str, out: str | Path, shard_rows: int = SHARD_ROWS, **options) -> Schema:
+    """Write dataset ``kind`` to directory ``out`` and return its schema.
+
+    ``options`` are those of :func:`build` (rows, seed, function, ...).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DcnError(f"{out}: exists and is not a directory")
+    schema, chunks = build(kind, **options)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        files = _write_shards(tmp, [c.name for c in columns], chunks, shard_rows)
-        schema = Schema(
-            columns=columns, task=task, files=files, split=split, source=made, crosses=crosses
-        )
+        schema.files = _write_shards(tmp, [c.name for c in schema.columns], chunks, shard_rows)
         schema.save(tmp / "schema.json")
         _place(tmp, out)
     finally:

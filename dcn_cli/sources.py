@@ -457,6 +457,14 @@ def _decode(values: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- dispatch
 
 
+def builtin_mixer_table() -> Table:
+    """The tutorial's toy, made in memory: what every command uses without --data."""
+    from dcn_cli.generate import build
+
+    schema, _ = build("mixer")
+    return Table(schema, "built-in mixer", lambda: build("mixer")[1], 0)
+
+
 def open_table(
     data: str,
     label: str | None = None,

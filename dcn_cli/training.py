@@ -1,0 +1,327 @@
+"""Training and evaluation: what ``dcn train`` and ``dcn evaluate`` run.
+
+:func:`train` opens the data, learns the feature encodings from the training
+split, builds the model through the one factory, fits it with a rich progress
+bar and writes the checkpoint directory (see :mod:`dcn_cli.checkpoint`),
+saving ``model.keras`` whole after every epoch so an interrupted run leaves a
+loadable model and ``--resume`` can continue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dcn_cli import backend, checkpoint
+from dcn_cli.config import ModelConfig
+from dcn_cli.errors import DcnError
+from dcn_cli.pipeline import DataOptions, Prepared, parse_hash_buckets, prepare
+from dcn_cli.sources import Table, builtin_mixer_table, open_table
+
+OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
+REGRESSION_METRICS = ("rmse", "mae")
+BINARY_METRICS = ("auc", "logloss", "accuracy")
+
+
+@dataclass
+class DataSpec:
+    """Where the rows come from, as the user named them; saved to reopen them later."""
+
+    data: str | None = None  # None: the built-in mixer toy
+    label: str | None = None
+    categorical: str | None = None
+    numerical: str | None = None
+    task: str | None = None
+    hash_buckets: str | None = None
+    validation: float = 0.0
+
+    def open(self) -> Table:
+        if self.data is None:
+            return builtin_mixer_table()
+        return open_table(self.data, self.label, self.categorical, self.numerical, self.task)
+
+    def prepare(self) -> Prepared:
+        options = DataOptions(
+            validation=self.validation, hash_buckets=parse_hash_buckets(self.hash_buckets)
+        )
+        return prepare(self.open(), options)
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 8
+    batch_size: int = 8192
+    lr: float = 0.01
+    optimizer: str = "adam"
+    seed: int = 0
+    patience: int | None = None
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise DcnError(
+                f"unknown optimizer {self.optimizer!r}; expected one of: {', '.join(OPTIMIZERS)}"
+            )
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise DcnError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if not self.lr > 0:
+            raise DcnError(f"--lr must be positive, got {self.lr}")
+        if self.patience is not None and self.patience <= 0:
+            raise DcnError(f"--patience must be positive, got {self.patience}")
+
+
+def make_optimizer(keras, name: str, lr: float):
+    return {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "adagrad": keras.optimizers.Adagrad,
+        "sgd": keras.optimizers.SGD,
+    }[name](learning_rate=lr)
+
+
+def compile_model(keras, model, task: str, optimizer) -> None:
+    if task == "binary":
+        loss = "binary_crossentropy"
+        metrics = [
+            keras.metrics.AUC(name="auc"),
+            keras.metrics.BinaryCrossentropy(name="logloss"),
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+        ]
+    else:
+        loss = "mse"
+        metrics = [
+            keras.metrics.RootMeanSquaredError(name="rmse"),
+            keras.metrics.MeanAbsoluteError(name="mae"),
+        ]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    return BINARY_METRICS if task == "binary" else REGRESSION_METRICS
+
+
+def evaluate_model(model, prepared: Prepared, split: str, batch_size: int = 8192) -> dict:
+    results = model.evaluate(prepared.dataset(split, batch_size), verbose=0, return_dict=True)
+    return {name: float(results[name]) for name in metric_names(prepared.task)}
+
+
+def count_params(model) -> int:
+    from dcn_cli.model import count_trainable_params
+
+    return count_trainable_params(model)
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]
+    model: Any
+    config: ModelConfig
+
+
+def _progress_callback(keras, steps: int, epochs: int, quiet: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    class RichProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/" + str(epochs)),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[metrics]}"),
+                console=Console(stderr=True),
+                disable=quiet,
+                transient=False,
+            )
+            self.progress.start()
+            self.task = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.task = self.progress.add_task("", total=steps, epoch=epoch + 1, metrics="")
+
+        def on_train_batch_end(self, batch, logs=None):
+            text = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+            self.progress.update(self.task, completed=batch + 1, metrics=text)
+
+        def on_epoch_end(self, epoch, logs=None):
+            text = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+            self.progress.update(self.task, completed=steps, metrics=text)
+
+        def on_train_end(self, logs=None):
+            self.progress.stop()
+
+    return RichProgress()
+
+
+def _checkpoint_callback(keras, out: Path, history: list[dict[str, float]]):
+    class SaveEveryEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+            checkpoint.save_model(self.model, out)
+            checkpoint.save_history(out, history)
+
+    return SaveEveryEpoch()
+
+
+def train(
+    model_config: dict[str, Any],
+    data: DataSpec,
+    settings: TrainSettings,
+    out: str | Path = "ckpt",
+    resume: bool = False,
+    quiet: bool = False,
+    tensorboard: bool = True,
+    warn=None,
+) -> TrainResult:
+    """Train one model and write its checkpoint directory ``out``.
+
+    ``model_config`` holds the architecture settings of :class:`ModelConfig`
+    except ``features``, which come from the data.
+    """
+    settings.validate()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DcnError(f"{out}: exists and is not a directory")
+    if settings.patience and not data.validation:
+        data = dataclasses.replace(data, validation=0.1)
+    prepared = data.prepare()
+    config = ModelConfig(features=prepared.features, task=prepared.task, **model_config)
+    for note in config.warnings():
+        if warn is not None:
+            warn(note)
+
+    keras = backend.load()
+    from dcn_cli.model import build_model
+
+    history: list[dict[str, float]] = []
+    if resume:
+        model = checkpoint.load_model(out)
+        history = checkpoint.read_history(out)
+    else:
+        keras.utils.set_random_seed(settings.seed)
+        model = build_model(config)
+        compile_model(
+            keras, model, prepared.task, make_optimizer(keras, settings.optimizer, settings.lr)
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "model": config.to_dict(),
+        "training": dataclasses.asdict(settings),
+        "data": {
+            **dataclasses.asdict(data),
+            "source": prepared.table.name,
+            "rows": prepared.rows,
+            "schema": prepared.schema.to_dict(),
+        },
+        "feature_map": config.feature_map(),
+        "vocabulary_sizes": prepared.vocabulary_sizes(),
+        "versions": checkpoint.versions(),
+    }
+    checkpoint.save_config(out, record)
+
+    train_ds = prepared.dataset("train", settings.batch_size, shuffle_seed=settings.seed)
+    val_ds = (
+        prepared.dataset("validation", settings.batch_size) if prepared.rows["validation"] else None
+    )
+    steps = math.ceil(prepared.rows["train"] / settings.batch_size)
+    callbacks = [
+        _progress_callback(keras, steps, settings.epochs, quiet),
+        _checkpoint_callback(keras, out, history),
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / checkpoint.LOGS)))
+    if settings.patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=settings.patience, restore_best_weights=True
+            )
+        )
+
+    start = time.perf_counter()
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=settings.epochs,
+        initial_epoch=len(history),
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        callbacks=callbacks,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    if settings.patience:
+        checkpoint.save_model(model, out)  # the restored best weights
+
+    metrics = evaluate_model(model, prepared, "test")
+    metrics.update(
+        params=count_params(model),
+        train_seconds=round(seconds, 3),
+        test_rows=prepared.rows["test"],
+        epochs_run=len(history),
+    )
+    checkpoint.save_metrics(out, metrics)
+    return TrainResult(metrics, history, model, config)
+
+
+def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
+    """Metrics of a checkpoint on its own test split, or on all rows of other data."""
+    record = checkpoint.load_record(ckpt)
+    config = ModelConfig.from_dict(record["model"], source=str(Path(ckpt) / checkpoint.CONFIG))
+    saved = DataSpec(
+        **{
+            k: v
+            for k, v in record["data"].items()
+            if k in {f.name for f in dataclasses.fields(DataSpec)}
+        }
+    )
+    if data is None:
+        prepared = saved.prepare()
+        split = "test"
+    else:
+        spec = dataclasses.replace(saved, data=data)
+        table = spec.open()
+        _check_features(config, table, data)
+        prepared = prepare(table, DataOptions(validation=0.0))
+        prepared = _all_rows(prepared)
+        split = "test"
+    model = checkpoint.load_model(ckpt)
+    backend.load()
+    metrics = evaluate_model(model, prepared, split)
+    metrics["rows"] = prepared.rows[split]
+    return metrics
+
+
+def _check_features(config: ModelConfig, table: Table, where: str) -> None:
+    wanted = [f.name for f in config.features]
+    have = [c.name for c in table.schema.features]
+    missing = [n for n in wanted if n not in have]
+    extra = [n for n in have if n not in wanted]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"extra column(s) {', '.join(extra)}")
+        raise DcnError(f"{where}: does not match the checkpoint's features: {'; '.join(parts)}")
+    if table.schema.task != config.task:
+        raise DcnError(f"{where}: task is {table.schema.task}, the checkpoint's is {config.task}")
+
+
+def _all_rows(prepared: Prepared) -> Prepared:
+    """Serve every row of other data as its 'test' split."""
+    arrays = {}
+    from dcn_cli.pipeline import _concat
+
+    parts = [prepared.arrays(s) for s in ("train", "validation", "test")]
+    arrays = _concat([p for p in parts if len(p[prepared.label])], prepared.schema)
+    total = sum(prepared.rows.values())
+    return dataclasses.replace(
+        prepared,
+        rows={"train": 0, "validation": 0, "test": total},
+        _memory={"train": arrays, "validation": arrays, "test": arrays},
+    )
