@@ -62,7 +62,9 @@ def test_cross_diag_scale_preactivation_and_no_bias():
 
 def test_cross_default_initializers_are_the_tutorials():
     layer = Cross()
-    assert type(layer.kernel_initializer).__name__ == "GlorotUniform"
+    # TensorFlow Recommenders' Cross, the tutorial's layer, uses truncated_normal.
+    assert type(layer.kernel_initializer).__name__ == "TruncatedNormal"
+    assert layer.kernel_initializer.stddev == 0.05
     assert type(layer.bias_initializer).__name__ == "Zeros"
     layer.build((None, 3))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.bias), np.zeros(3))
