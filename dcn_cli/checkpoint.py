@@ -72,7 +72,10 @@ def read_history(directory: Path) -> list[dict[str, float]]:
     if not path.exists():
         return []
     with open(path, newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        return [
+            {k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]
 
 
 def load_record(directory: str | Path) -> dict[str, Any]:

@@ -156,7 +156,10 @@ class Prepared:
         label = self.label
         if self._memory is not None:
             data = self._memory[split]
-            ds = tf.data.Dataset.from_tensor_slices(({n: data[n] for n in names}, data[label]))
+            # Labels as (n, 1), the model's output shape: Keras 3 losses such as
+            # binary cross-entropy insist on equal ranks.
+            labels = data[label].reshape(-1, 1)
+            ds = tf.data.Dataset.from_tensor_slices(({n: data[n] for n in names}, labels))
             if shuffle_seed is not None:
                 ds = ds.shuffle(self.rows[split], seed=shuffle_seed, reshuffle_each_iteration=True)
             return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -177,16 +180,16 @@ class Prepared:
                 for i in range(0, full, batch_size):
                     yield (
                         {k: merged[k][i : i + batch_size] for k in names},
-                        merged[label][i : i + batch_size],
+                        merged[label][i : i + batch_size, None],
                     )
                 carry = [{k: v[full:] for k, v in merged.items()}]
             rest = _concat(carry, self.schema)
             if len(rest[label]):
-                yield {k: rest[k] for k in names}, rest[label]
+                yield {k: rest[k] for k in names}, rest[label][:, None]
 
         signature = (
             {n: tf.TensorSpec((None,), _tf_dtype(tf, dtypes[n])) for n in names},
-            tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None, 1), tf.float32),
         )
         return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
 

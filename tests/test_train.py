@@ -1,0 +1,224 @@
+"""dcn train and dcn evaluate, end to end through the CLI, on small real files."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcn_cli import backend
+from dcn_cli.cli import app
+from dcn_cli.fileio import atomic_path
+from dcn_cli.generate import generate
+
+keras = backend.load()
+
+FAST = ["--epochs", "2", "--batch-size", "256", "--deep-layers", "16"]
+
+
+@pytest.fixture(scope="module")
+def poly_dir(tmp_path_factory):
+    return generate("poly", tmp_path_factory.mktemp("data") / "poly", rows=1500, function="f2")
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    generate("poly", root / "poly", rows=1500, function="f2")
+    generate("ctr", root / "ctr", rows=1500, max_vocab=300)
+    return root
+
+
+def invoke(runner, *args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_train_writes_a_complete_checkpoint(runner, datasets, tmp_path):
+    out = tmp_path / "ckpt"
+    result = invoke(runner, "train", "--data", datasets / "poly", "--out", out, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "rmse" in result.stdout and "params" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "history.csv",
+        "logs",
+        "metrics.json",
+        "model.keras",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"rmse", "mae", "params", "train_seconds"}
+    # stacked: 4 raw inputs -> cross (4*4+4) -> deep 16 (4*16+16) -> logit (16+1)
+    assert metrics["params"] == 20 + 80 + 17
+    with open(out / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    record = json.loads((out / "config.json").read_text())
+    assert record["training"]["epochs"] == 2 and record["training"]["seed"] == 0
+    assert record["data"]["data"] == str(datasets / "poly")
+    assert record["feature_map"][0] == {"name": "x1", "offset": 0, "width": 1}
+    assert {"tensorflow", "keras", "dcn"} <= set(record["versions"])
+    assert any((out / "logs").rglob("*tfevents*"))
+
+    # Plain Keras loads it in safe mode, and it serves raw rows on its own.
+    model = keras.models.load_model(out / "model.keras", safe_mode=True)
+    rows = {f"x{i}": np.array([0.5, -0.5], "float32") for i in range(1, 5)}
+    assert model.predict(rows, verbose=0).shape == (2, 1)
+
+
+def test_evaluate_reproduces_the_test_metrics(runner, datasets, tmp_path):
+    out = tmp_path / "ckpt"
+    assert invoke(runner, "train", "--data", datasets / "poly", "--out", out, *FAST).exit_code == 0
+    result = invoke(runner, "evaluate", out, "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert got["rmse"] == pytest.approx(saved["rmse"], rel=1e-6)
+    assert got["rows"] == saved["test_rows"]
+    # Other data with the same features: every row is scored.
+    other = generate("poly", tmp_path / "other", rows=300, function="f2", seed=9)
+    assert other.task == "regression"
+    result = invoke(runner, "evaluate", out, "--data", tmp_path / "other", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 300
+
+
+def test_binary_task_reports_auc_logloss_accuracy(runner, datasets, tmp_path):
+    out = tmp_path / "ckpt"
+    result = invoke(
+        runner,
+        "train",
+        "--data",
+        datasets / "ctr",
+        "--out",
+        out,
+        "--json",
+        "--embedding-dim",
+        "4",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert set(metrics) >= {"auc", "logloss", "accuracy"}
+    assert 0.0 <= metrics["auc"] <= 1.0 and metrics["logloss"] > 0
+
+
+def test_resume_continues_the_run(runner, datasets, tmp_path):
+    out = tmp_path / "ckpt"
+    args = [
+        "train",
+        "--data",
+        datasets / "poly",
+        "--out",
+        out,
+        "--batch-size",
+        "256",
+        "--deep-layers",
+        "16",
+    ]
+    assert invoke(runner, *args, "--epochs", "1").exit_code == 0
+    result = invoke(runner, *args, "--epochs", "3", "--resume")
+    assert result.exit_code == 0, result.output
+    with open(out / "history.csv") as handle:
+        assert [r["epoch"] for r in csv.DictReader(handle)] == ["1", "2", "3"]
+
+
+def test_patience_keeps_a_validation_split(runner, datasets, tmp_path):
+    out = tmp_path / "ckpt"
+    result = invoke(
+        runner, "train", "--data", datasets / "poly", "--out", out, "--patience", "1", *FAST
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "config.json").read_text())
+    assert record["data"]["validation"] == 0.1 and record["data"]["rows"]["validation"] > 0
+    with open(out / "history.csv") as handle:
+        assert "val_loss" in next(csv.DictReader(handle))
+
+
+def test_projection_dim_that_saves_nothing_warns(runner, datasets, tmp_path):
+    result = invoke(
+        runner,
+        "train",
+        "--data",
+        datasets / "poly",
+        "--out",
+        tmp_path / "c",
+        "--projection-dim",
+        "4",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    assert "Warning: projection_dim 4 is at least half the input width 4" in result.stderr
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, extra, message",
+    [
+        (lambda d: d / "nope.csv", ["--label", "y"], "nope.csv: no such file or directory"),
+        (lambda d: _write(d / "e.csv", ""), ["--label", "y"], "e.csv: empty file"),
+        (lambda d: _write(d / "t.csv", "a,b\n1,2\n"), ["--label", "y"], "no label column 'y'"),
+        (
+            lambda d: _write(d / "t.csv", "a,y\n1,2\n1,2,3\n"),
+            ["--label", "y"],
+            "t.csv:3: expected 2 fields, found 3",
+        ),
+        (
+            lambda d: _write(d / "t.csv", "a,y\n1,2\nzz,3\n"),
+            ["--label", "y", "--numerical", "a"],
+            "t.csv:3: column 'a': 'zz' is not a number",
+        ),
+        (
+            lambda d: _write(d / "t.csv", "a,y\n1,0\n2,7\n"),
+            ["--label", "y", "--task", "binary"],
+            "t.csv:3: label 'y' is 7; a binary label must be 0 or 1",
+        ),
+        (lambda d: d, ["--arch", "tower"], "unknown arch 'tower'"),
+        (lambda d: d, ["--cross-type", "diag"], "unknown cross type 'diag'"),
+        (lambda d: d, ["--optimizer", "lion"], "unknown optimizer 'lion'"),
+        (lambda d: d, ["--deep-layers", "a,b"], "--deep-layers must be comma-separated integers"),
+        (lambda d: d, ["--epochs", "0"], "--epochs must be positive, got 0"),
+        (lambda d: d, ["--projection-dim", "0"], "projection_dim must be a positive integer"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_train_bad_input_is_one_line_on_stderr(runner, datasets, tmp_path, make, extra, message):
+    target = make(tmp_path)
+    data = ["--data", target] if target != tmp_path else ["--data", datasets / "poly"]
+    out = tmp_path / "ckpt"
+    result = invoke(runner, "train", *data, "--out", out, *FAST, *extra)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not (out / "model.keras").exists()
+
+
+def test_evaluate_bad_input(runner, datasets, tmp_path):
+    result = invoke(runner, "evaluate", tmp_path / "missing")
+    assert result.exit_code == 1
+    assert "missing: no such checkpoint directory" in result.stderr
+    (tmp_path / "notckpt").mkdir()
+    result = invoke(runner, "evaluate", tmp_path / "notckpt")
+    assert result.exit_code == 1 and "not a dcn checkpoint" in result.stderr
+
+    out = tmp_path / "ckpt"
+    assert invoke(runner, "train", "--data", datasets / "poly", "--out", out, *FAST).exit_code == 0
+    result = invoke(runner, "evaluate", out, "--data", datasets / "ctr")
+    assert result.exit_code == 1
+    assert "missing column(s) x1, x2, x3, x4" in result.stderr
+    assert "extra column(s) I1" in result.stderr
+
+
+def test_atomic_path_leaves_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "model.keras"]
