@@ -42,8 +42,43 @@ def setup() -> None:
 
 
 def demo() -> None:
-    run(BIN / "dcn", "--help")
-    run(BIN / "python", "benchmarks/toy_mixer.py", "--epochs", "20")
+    dcn = BIN / "dcn"
+    run(dcn, "--help")
+    # The tutorial's toy: one cross layer, 16 parameters.
+    run(
+        dcn,
+        "train",
+        "--data",
+        "sample_data/mixer",
+        "--out",
+        "runs/mixer",
+        "--arch",
+        "cross",
+        "--optimizer",
+        "adagrad",
+        "--lr",
+        "0.4",
+        "--batch-size",
+        "100",
+        "--epochs",
+        "30",
+    )
+    run(dcn, "evaluate", "runs/mixer")
+    # Criteo-shaped clicks: DCN (cross, then deep) on 13 numerical + 26 categorical columns.
+    run(
+        dcn,
+        "train",
+        "--data",
+        "sample_data/ctr",
+        "--out",
+        "runs/ctr",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "256",
+        "--embedding-dim",
+        "8",
+    )
 
 
 def test() -> None:
