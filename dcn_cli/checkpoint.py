@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from dcn_cli import __version__
 from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
-from dcn_cli.fileio import atomic_path, write_json, write_text
+from dcn_cli.fileio import atomic_path, read_json, write_json, write_text
 
 MODEL = "model.keras"
 CONFIG = "config.json"
@@ -88,10 +87,7 @@ def load_record(directory: str | Path) -> dict[str, Any]:
     path = directory / CONFIG
     if not path.exists():
         raise DcnError(f"{directory}: not a dcn checkpoint (no {CONFIG})")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DcnError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    record = read_json(path)
     if not isinstance(record, dict) or "model" not in record or "training" not in record:
         raise DcnError(f"{path}: not a dcn checkpoint config (no model/training sections)")
     ModelConfig.from_dict(record["model"], source=str(path))  # validates

@@ -10,13 +10,12 @@ the concatenated cross input (:meth:`ModelConfig.feature_map`), which
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dcn_cli.errors import DcnError
-from dcn_cli.fileio import write_json
+from dcn_cli.fileio import read_json, write_json
 
 ARCHS = ("stacked", "parallel", "cross", "deep")
 CROSS_TYPES = ("matrix", "vector", "mix")
@@ -236,11 +235,4 @@ class ModelConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> ModelConfig:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DcnError(f"{path}: no such file") from None
-        except json.JSONDecodeError as err:
-            raise DcnError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json(path), source=str(path))

@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from dcn_cli.errors import DcnError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -27,6 +29,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def read_json(path: str | os.PathLike):
+    """Parse a JSON file; a missing or malformed file is a :class:`DcnError` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DcnError(f"{path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise DcnError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

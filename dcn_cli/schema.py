@@ -8,13 +8,12 @@ other formats (CSV with ``--label``, MovieLens, Criteo) build the same object.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dcn_cli.errors import DcnError
-from dcn_cli.fileio import write_json
+from dcn_cli.fileio import read_json, write_json
 
 ROLES = ("categorical", "numerical", "label")
 SCHEMA_FORMAT = 1
@@ -118,11 +117,4 @@ class Schema:
 
     @classmethod
     def load(cls, path: str | Path) -> Schema:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DcnError(f"{path}: no such file") from None
-        except json.JSONDecodeError as err:
-            raise DcnError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_json(path), str(path))

@@ -355,6 +355,14 @@ class _Files:
         return data.decode(encoding), where
 
 
+def _movielens_table(kind: str, location: Path, chunks, names: tuple[str, ...]) -> Table:
+    if location.is_file():  # a zip archive
+        nbytes = location.stat().st_size
+    else:
+        nbytes = sum((location / n).stat().st_size for n in names if (location / n).exists())
+    return Table(_movielens_schema(kind, str(location)), str(location), chunks, nbytes)
+
+
 def movielens_100k_table(location: Path) -> Table:
     files = _Files(location)
 
@@ -371,14 +379,7 @@ def movielens_100k_table(location: Path) -> Table:
             ratings.append((uid, movie, float(_int(rating, f"{where}:{i}"))))
         yield _movielens_chunk(ratings, users, where)
 
-    nbytes = (
-        location.stat().st_size
-        if location.is_file()
-        else sum(
-            (location / n).stat().st_size for n in ("u.data", "u.user") if (location / n).exists()
-        )
-    )
-    return Table(_movielens_schema("movielens-100k", str(location)), str(location), chunks, nbytes)
+    return _movielens_table("movielens-100k", location, chunks, ("u.data", "u.user"))
 
 
 def movielens_1m_table(location: Path) -> Table:
@@ -400,16 +401,7 @@ def movielens_1m_table(location: Path) -> Table:
             ratings.append((uid, movie, float(_int(rating, f"{where}:{i}"))))
         yield _movielens_chunk(ratings, users, where)
 
-    nbytes = (
-        location.stat().st_size
-        if location.is_file()
-        else sum(
-            (location / n).stat().st_size
-            for n in ("ratings.dat", "users.dat")
-            if (location / n).exists()
-        )
-    )
-    return Table(_movielens_schema("movielens-1m", str(location)), str(location), chunks, nbytes)
+    return _movielens_table("movielens-1m", location, chunks, ("ratings.dat", "users.dat"))
 
 
 def tfds_table(name: str) -> Table:
