@@ -164,34 +164,44 @@ class Prepared:
                 ds = ds.shuffle(self.rows[split], seed=shuffle_seed, reshuffle_each_iteration=True)
             return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-        dtypes = {c.name: c.dtype for c in self.schema.columns}
-
-        def batches():
-            rng = np.random.default_rng(shuffle_seed)
-            carry: list[Chunk] = []
-            for chunk in self._split_chunks(split):
-                if shuffle_seed is not None:
-                    order = rng.permutation(len(chunk[label]))
-                    chunk = {k: v[order] for k, v in chunk.items()}
-                carry.append(chunk)
-                merged = _concat(carry, self.schema)
-                n = len(merged[label])
-                full = n - n % batch_size
-                for i in range(0, full, batch_size):
-                    yield (
-                        {k: merged[k][i : i + batch_size] for k in names},
-                        merged[label][i : i + batch_size, None],
-                    )
-                carry = [{k: v[full:] for k, v in merged.items()}]
-            rest = _concat(carry, self.schema)
-            if len(rest[label]):
-                yield {k: rest[k] for k in names}, rest[label][:, None]
-
-        signature = (
-            {n: tf.TensorSpec((None,), _tf_dtype(tf, dtypes[n])) for n in names},
-            tf.TensorSpec((None, 1), tf.float32),
+        return streamed_dataset(
+            lambda: self._split_chunks(split), self.schema, names, batch_size, shuffle_seed
         )
-        return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+
+
+def streamed_dataset(
+    chunks, schema: Schema, names: list[str], batch_size: int, shuffle_seed: int | None = None
+):
+    """Batches of ``batch_size`` rows cut from a fresh ``chunks()`` pass each epoch."""
+    import tensorflow as tf
+
+    label = schema.label
+    dtypes = {c.name: c.dtype for c in schema.columns}
+
+    def batches():
+        rng = np.random.default_rng(shuffle_seed)
+        carry: list[Chunk] = []
+        for chunk in chunks():
+            if shuffle_seed is not None:
+                order = rng.permutation(len(chunk[label]))
+                chunk = {k: v[order] for k, v in chunk.items()}
+            carry.append(chunk)
+            merged = _concat(carry, schema)
+            n = len(merged[label])
+            full = n - n % batch_size
+            for i in range(0, full, batch_size):
+                rows = slice(i, i + batch_size)
+                yield {k: merged[k][rows] for k in names}, merged[label][rows, None]
+            carry = [{k: v[full:] for k, v in merged.items()}]
+        rest = _concat(carry, schema)
+        if len(rest[label]):
+            yield {k: rest[k] for k in names}, rest[label][:, None]
+
+    signature = (
+        {n: tf.TensorSpec((None,), _tf_dtype(tf, dtypes[n])) for n in names},
+        tf.TensorSpec((None, 1), tf.float32),
+    )
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
 
 
 def _tf_dtype(tf, dtype: str):

@@ -19,7 +19,13 @@ from typing import Any
 from dcn_cli import backend, checkpoint
 from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
-from dcn_cli.pipeline import DataOptions, Prepared, parse_hash_buckets, prepare
+from dcn_cli.pipeline import (
+    DataOptions,
+    Prepared,
+    parse_hash_buckets,
+    prepare,
+    streamed_dataset,
+)
 from dcn_cli.sources import Table, builtin_mixer_table, open_table
 
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
@@ -269,30 +275,32 @@ def train(
 
 
 def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
-    """Metrics of a checkpoint on its own test split, or on all rows of other data."""
+    """Metrics of a checkpoint on its own test split, or on every row of other data."""
     record = checkpoint.load_record(ckpt)
     config = ModelConfig.from_dict(record["model"], source=str(Path(ckpt) / checkpoint.CONFIG))
-    saved = DataSpec(
-        **{
-            k: v
-            for k, v in record["data"].items()
-            if k in {f.name for f in dataclasses.fields(DataSpec)}
-        }
-    )
+    known = {f.name for f in dataclasses.fields(DataSpec)}
+    saved = DataSpec(**{k: v for k, v in record["data"].items() if k in known})
+    model = checkpoint.load_model(ckpt)
     if data is None:
         prepared = saved.prepare()
-        split = "test"
-    else:
-        spec = dataclasses.replace(saved, data=data)
-        table = spec.open()
-        _check_features(config, table, data)
-        prepared = prepare(table, DataOptions(validation=0.0))
-        prepared = _all_rows(prepared)
-        split = "test"
-    model = checkpoint.load_model(ckpt)
-    backend.load()
-    metrics = evaluate_model(model, prepared, split)
-    metrics["rows"] = prepared.rows[split]
+        metrics = evaluate_model(model, prepared, "test")
+        metrics["rows"] = prepared.rows["test"]
+        return metrics
+    table = dataclasses.replace(saved, data=data).open()
+    _check_features(config, table, data)
+    names = [f.name for f in config.features]
+    rows = 0
+
+    def counted():
+        nonlocal rows
+        for chunk in table.chunks():
+            rows += len(chunk[table.schema.label])
+            yield chunk
+
+    dataset = streamed_dataset(counted, table.schema, names, batch_size=8192)
+    results = model.evaluate(dataset, verbose=0, return_dict=True)
+    metrics = {name: float(results[name]) for name in metric_names(config.task)}
+    metrics["rows"] = rows
     return metrics
 
 
@@ -310,18 +318,3 @@ def _check_features(config: ModelConfig, table: Table, where: str) -> None:
         raise DcnError(f"{where}: does not match the checkpoint's features: {'; '.join(parts)}")
     if table.schema.task != config.task:
         raise DcnError(f"{where}: task is {table.schema.task}, the checkpoint's is {config.task}")
-
-
-def _all_rows(prepared: Prepared) -> Prepared:
-    """Serve every row of other data as its 'test' split."""
-    arrays = {}
-    from dcn_cli.pipeline import _concat
-
-    parts = [prepared.arrays(s) for s in ("train", "validation", "test")]
-    arrays = _concat([p for p in parts if len(p[prepared.label])], prepared.schema)
-    total = sum(prepared.rows.values())
-    return dataclasses.replace(
-        prepared,
-        rows={"train": 0, "validation": 0, "test": total},
-        _memory={"train": arrays, "validation": arrays, "test": arrays},
-    )
