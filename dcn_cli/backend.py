@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import warnings
 
 
 @contextlib.contextmanager
@@ -39,6 +38,4 @@ def load():
 
         tf.config.list_physical_devices()  # probes CUDA now, while stderr is muted
         import keras
-    # Streamed datasets have no known length; Keras warns when one ends, as it must.
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
     return keras

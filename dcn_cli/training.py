@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,7 +299,10 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
             yield chunk
 
     dataset = streamed_dataset(counted, table.schema, names, batch_size=8192)
-    results = model.evaluate(dataset, verbose=0, return_dict=True)
+    with warnings.catch_warnings():
+        # A streamed dataset has no known length; Keras warns when it ends, as it must.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        results = model.evaluate(dataset, verbose=0, return_dict=True)
     metrics = {name: float(results[name]) for name in metric_names(config.task)}
     metrics["rows"] = rows
     return metrics
