@@ -241,9 +241,84 @@ def evaluate(
 
 @app.command()
 @_user_errors
-def compare() -> None:
-    """Train several models over several seeds and compare them. Not yet."""
-    _not_yet("compare", 4)
+def compare(
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="Presets (dcn, dcn-lr, dnn, cross, dcn-parallel, dcn-v1, dcn-mix) or JSON "
+            "config paths. The first is the baseline of the p-values."
+        ),
+    ],
+    runs: Annotated[int, typer.Option(help="Runs per model, with seeds 0..N-1.")] = 5,
+    data: DataOpt = None,
+    label: LabelOpt = None,
+    categorical: CategoricalOpt = None,
+    numerical: NumericalOpt = None,
+    task: TaskOpt = None,
+    hash_buckets: HashOpt = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory for comparison.json/.csv/.png.")
+    ] = Path("comparison"),
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 8,
+    batch_size: Annotated[int, typer.Option(help="Rows per training step.")] = 8192,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.01,
+    optimizer: Annotated[str, typer.Option(help="adam, adamw, adagrad or sgd.")] = "adam",
+    embedding_dim: Annotated[
+        int | None, typer.Option(help="Embedding width for every model. Default: 32.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Train several models over several seeds and compare them."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from dcn_cli.compare import compare as run
+    from dcn_cli.compare import write_outputs
+    from dcn_cli.training import DataSpec, TrainSettings
+
+    if runs <= 0:
+        raise DcnError(f"--runs must be at least 1, got {runs}")
+    spec = DataSpec(data, label, categorical, numerical, task, hash_buckets)
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        disable=json_out,
+        transient=True,
+    ) as bar:
+        task_id = bar.add_task("training", total=runs * len(models))
+
+        def step(name: str, seed: int, value: float) -> None:
+            bar.update(task_id, advance=1, description=f"{name} seed {seed}: {value:.4f}")
+
+        result = run(models, runs, spec, settings, embedding_dim=embedding_dim, progress=step)
+    write_outputs(result, out)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    metric = result["metric"]
+    table = Table(
+        title=f"{metric} on the test split ({result['rows']['test']:,} rows), {runs} runs each"
+    )
+    for column in ("model", f"{metric} mean ± std", "params", "s / run", "p vs " + models[0]):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for m in result["models"]:
+        p = "-" if m["p_value"] is None else f"{m['p_value']:.3g}"
+        table.add_row(
+            m["name"],
+            f"{m['mean']:.4f} ± {m['std']:.4f}",
+            f"{m['params']:,}",
+            f"{m['seconds_per_run']:.1f}",
+            p,
+        )
+    Console().print(table)
+    typer.echo(f"wrote {out}/comparison.json, comparison.csv, comparison.png")
 
 
 @app.command()

@@ -1,0 +1,210 @@
+"""``dcn compare``: train several models over several seeds on one data split.
+
+Each model trains ``runs`` times with seeds ``0..runs-1`` on the same prepared
+data (the split and vocabularies are made once). The result holds, per model,
+the test metric of every run, its mean and standard deviation, the trainable
+parameter count, the seconds per run and Welch's t-test p-value against the
+first model listed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcn_cli import backend
+from dcn_cli.config import ModelConfig
+from dcn_cli.errors import DcnError
+from dcn_cli.fileio import atomic_path, read_json, write_json, write_text
+from dcn_cli.training import DataSpec, TrainSettings, compile_model, make_optimizer
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "dcn": {"arch": "stacked", "cross_layers": 1, "deep_layers": [192, 192]},
+    "dcn-lr": {
+        "arch": "stacked",
+        "cross_layers": 1,
+        "projection_dim": 20,
+        "deep_layers": [192, 192],
+    },
+    "dnn": {"arch": "deep", "deep_layers": [192, 192, 192]},
+    "cross": {"arch": "cross", "cross_layers": 1},
+    "dcn-parallel": {"arch": "parallel", "cross_layers": 1, "deep_layers": [192, 192]},
+    "dcn-v1": {
+        "arch": "stacked",
+        "cross_type": "vector",
+        "cross_layers": 1,
+        "deep_layers": [192, 192],
+    },
+    "dcn-mix": {
+        "arch": "stacked",
+        "cross_type": "mix",
+        "cross_layers": 1,
+        "num_experts": 4,
+        "projection_dim": 20,
+        "deep_layers": [192, 192],
+    },
+}
+MODEL_KEYS = {
+    "arch",
+    "cross_type",
+    "cross_layers",
+    "projection_dim",
+    "num_experts",
+    "diag_scale",
+    "deep_layers",
+    "dropout",
+    "embedding_dim",
+}
+
+
+def resolve_model(spec: str) -> tuple[str, dict[str, Any]]:
+    """A preset name, or a JSON file of model settings (a checkpoint's config.json works)."""
+    if spec in PRESETS:
+        return spec, dict(PRESETS[spec])
+    path = Path(spec)
+    if not path.suffix == ".json" and not path.exists():
+        raise DcnError(
+            f"unknown model {spec!r}: expected a preset ({', '.join(PRESETS)}) "
+            "or the path of a JSON config"
+        )
+    data = read_json(path)
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        data = data["model"]  # a checkpoint's config.json
+    if not isinstance(data, dict):
+        raise DcnError(f"{path}: expected a JSON object of model settings")
+    unknown = sorted(set(data) - MODEL_KEYS - {"features", "task", "format"})
+    if unknown:
+        raise DcnError(f"{path}: unknown model setting(s): {', '.join(unknown)}")
+    return path.stem, {k: v for k, v in data.items() if k in MODEL_KEYS}
+
+
+def welch_p_value(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test; ``None`` when it is undefined."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    if va + vb == 0:
+        return 1.0 if np.mean(a) == np.mean(b) else 0.0
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    import tensorflow as tf
+
+    # P(|T| > |t|) for Student's t with df degrees: I_{df/(df+t^2)}(df/2, 1/2).
+    x = df / (df + t * t)
+    return float(
+        tf.math.betainc(
+            tf.constant(df / 2, tf.float64),
+            tf.constant(0.5, tf.float64),
+            tf.constant(x, tf.float64),
+        )
+    )
+
+
+def compare(
+    models: list[str],
+    runs: int,
+    data: DataSpec,
+    settings: TrainSettings,
+    embedding_dim: int | None = None,
+    progress=None,
+) -> dict[str, Any]:
+    """Train every model ``runs`` times; return the comparison as a JSON-able dict."""
+    if runs <= 0:
+        raise DcnError(f"--runs must be at least 1, got {runs}")
+    if not models:
+        raise DcnError("name at least one model to compare")
+    settings.validate()
+    resolved = [resolve_model(spec) for spec in models]
+    prepared = data.prepare()
+    metric = "auc" if prepared.task == "binary" else "rmse"
+    keras = backend.load()
+    from dcn_cli.model import build_model, count_trainable_params
+
+    test_ds = prepared.dataset("test", 8192)
+    results = []
+    for name, settings_dict in resolved:
+        if embedding_dim is not None:
+            settings_dict["embedding_dim"] = embedding_dim
+        config = ModelConfig(features=prepared.features, task=prepared.task, **settings_dict)
+        scores, seconds, params = [], [], 0
+        for seed in range(runs):
+            keras.utils.set_random_seed(seed)
+            model = build_model(config)
+            params = count_trainable_params(model)
+            compile_model(
+                keras, model, prepared.task, make_optimizer(keras, settings.optimizer, settings.lr)
+            )
+            train_ds = prepared.dataset("train", settings.batch_size, shuffle_seed=seed)
+            start = time.perf_counter()
+            model.fit(train_ds, epochs=settings.epochs, verbose=0, shuffle=False)
+            seconds.append(time.perf_counter() - start)
+            value = model.evaluate(test_ds, verbose=0, return_dict=True)[metric]
+            scores.append(float(value))
+            if progress is not None:
+                progress(name, seed, float(value))
+        results.append(
+            {
+                "name": name,
+                "config": {k: v for k, v in config.to_dict().items() if k in MODEL_KEYS},
+                "mean": float(np.mean(scores)),
+                "std": float(np.std(scores)),
+                "runs": scores,
+                "params": params,
+                "seconds_per_run": float(np.mean(seconds)),
+            }
+        )
+    first = results[0]["runs"]
+    for result in results:
+        result["p_value"] = None if result is results[0] else welch_p_value(first, result["runs"])
+    return {
+        "metric": metric,
+        "data": prepared.table.name,
+        "rows": prepared.rows,
+        "training": {
+            "epochs": settings.epochs,
+            "batch_size": settings.batch_size,
+            "lr": settings.lr,
+            "optimizer": settings.optimizer,
+            "runs": runs,
+        },
+        "models": results,
+    }
+
+
+def write_outputs(result: dict[str, Any], out: str | Path) -> list[Path]:
+    """comparison.json, comparison.csv and comparison.png in ``out``, each written whole."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DcnError(f"{out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "comparison.json", result)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    metric = result["metric"]
+    writer.writerow(
+        ["model", f"{metric}_mean", f"{metric}_std", "params", "seconds_per_run", "p_value", "runs"]
+    )
+    for m in result["models"]:
+        writer.writerow(
+            [
+                m["name"],
+                m["mean"],
+                m["std"],
+                m["params"],
+                m["seconds_per_run"],
+                "" if m["p_value"] is None else m["p_value"],
+                " ".join(f"{v:.6f}" for v in m["runs"]),
+            ]
+        )
+    write_text(out / "comparison.csv", text.getvalue())
+    from dcn_cli.plots import bar_chart
+
+    with atomic_path(out / "comparison.png") as tmp:
+        bar_chart(result, tmp)
+    return [out / "comparison.json", out / "comparison.csv", out / "comparison.png"]
