@@ -58,10 +58,6 @@ def main(
     """Train and inspect Deep & Cross Network (DCN, DCN-V2) models."""
 
 
-def _not_yet(command: str, issue: int) -> None:
-    raise DcnError(f"`dcn {command}` is not implemented yet (tracked in issue {issue})")
-
-
 @app.command()
 @_user_errors
 def generate(
@@ -323,6 +319,53 @@ def compare(
 
 @app.command()
 @_user_errors
-def explain() -> None:
-    """Draw the learned cross matrices and list the strongest crosses. Not yet."""
-    _not_yet("explain", 4)
+def explain(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint directory written by dcn train.")],
+    block_norm: Annotated[
+        bool, typer.Option(help="Frobenius norm of each feature-by-feature block.")
+    ] = False,
+    layer: Annotated[
+        int | None, typer.Option(help="Cross layer to show, from 0. Default: all.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many of the strongest crosses to list.")] = 10,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="PNG to write. Default: CKPT/explain.png "
+            "(CKPT/explain-block-norm.png with --block-norm).",
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='Print {"features", "matrix", "layer"} as JSON '
+            "(a list of them when several layers are shown).",
+        ),
+    ] = False,
+) -> None:
+    """Draw the learned cross matrices and list the strongest feature crosses."""
+    import json
+
+    from dcn_cli.explain import explain as run
+
+    result = run(ckpt, block_norm=block_norm, layer=layer, top=top, out=out)
+    if json_out:
+        layers = result["layers"]
+        typer.echo(json.dumps(layers[0] if len(layers) == 1 else layers, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for entry in result["layers"]:
+        table = Table(title=f"strongest crosses, layer {entry['layer']}")
+        table.add_column("rank", justify="right")
+        table.add_column("cross")
+        table.add_column("strength", justify="right")
+        for rank, cross in enumerate(entry["top"], start=1):
+            table.add_row(str(rank), " × ".join(cross["features"]), f"{cross['strength']:.4g}")
+        console.print(table)
+    typer.echo(f"wrote {result['figure']}")

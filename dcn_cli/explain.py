@@ -1,0 +1,175 @@
+"""``dcn explain``: which feature crosses a trained cross network learned.
+
+For each cross layer it takes the matrix ``K`` with ``W x = x @ K`` (the
+product ``U V`` for a low-rank layer; ``1 w^T`` spread over rows for a DCN-V1
+vector layer; one ``V_i C_i U_i`` per expert for DCN-Mix, plus their sum
+weighted by the mean gate over the checkpoint's test rows) and draws ``|K|``,
+or with ``block_norm`` the Frobenius norm of each feature-by-feature block
+(blocks are as wide as the features' embeddings, so they may differ).
+
+``K[i, j]`` scales the cross ``x0_j * x_i``, so the strength of the unordered
+cross of features ``a`` and ``b`` is the norm of both blocks together,
+``sqrt(B[a, b]^2 + B[b, a]^2)``; a feature with itself is ``B[a, a]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcn_cli import backend, checkpoint
+from dcn_cli.errors import DcnError
+from dcn_cli.fileio import atomic_path
+
+
+def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
+    """Frobenius norm of each feature-by-feature block of ``matrix``."""
+    n = len(feature_map)
+    out = np.zeros((n, n))
+    for i, a in enumerate(feature_map):
+        for j, b in enumerate(feature_map):
+            block = matrix[
+                a["offset"] : a["offset"] + a["width"], b["offset"] : b["offset"] + b["width"]
+            ]
+            out[i, j] = np.linalg.norm(block, ord="fro")
+    return out
+
+
+def top_crosses(blocks: np.ndarray, names: list[str], k: int) -> list[dict[str, Any]]:
+    """The ``k`` strongest unordered crosses of a feature-by-feature strength matrix."""
+    pairs = []
+    for i in range(len(names)):
+        for j in range(i, len(names)):
+            strength = blocks[i, i] if i == j else float(np.hypot(blocks[i, j], blocks[j, i]))
+            pairs.append({"features": [names[i], names[j]], "strength": float(strength)})
+    pairs.sort(key=lambda p: -p["strength"])
+    return pairs[:k]
+
+
+def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tuple[str, Any]]:
+    """``(title, K)`` panels of one cross layer."""
+    from dcn_cli.layers import Cross, MixCross, VectorCross
+
+    if isinstance(layer, Cross):
+        kind = "low-rank U V" if layer.projection_dim else "W"
+        return [(f"layer {index}: {kind}", layer.effective_kernel())]
+    if isinstance(layer, VectorCross):
+        w = np.asarray(layer.kernel)[:, 0]
+        return [(f"layer {index}: DCN-V1 w (rows)", np.tile(w[:, None], (1, len(w))))]
+    if isinstance(layer, MixCross):
+        experts = layer.expert_kernels()
+        panels = [(f"layer {index}: expert {e}", experts[e]) for e in range(len(experts))]
+        weights = mean_gate if mean_gate is not None else np.full(len(experts), 1 / len(experts))
+        gated = np.tensordot(weights, experts, axes=1)
+        panels.append((f"layer {index}: gated sum", gated))
+        return panels
+    raise DcnError(f"unsupported cross layer {type(layer).__name__}")
+
+
+def _mean_gates(model, record, cross_network) -> list[np.ndarray | None]:
+    """Mean softmax gate of each mix layer over up to 4096 of the checkpoint's test rows."""
+    from dcn_cli.layers import MixCross
+    from dcn_cli.training import DataSpec
+
+    if not any(isinstance(layer, MixCross) for layer in cross_network.cross_layers):
+        return [None] * len(cross_network.cross_layers)
+    import dataclasses
+
+    keras = backend.load()
+    known = {f.name for f in dataclasses.fields(DataSpec)}
+    prepared = DataSpec(**{k: v for k, v in record["data"].items() if k in known}).prepare()
+    features, _ = next(iter(prepared.dataset("test", 4096)))
+    x0 = keras.Model(model.inputs, model.get_layer("cross_input").output)(features)
+    gates, x = [], x0
+    for layer in cross_network.cross_layers:
+        if isinstance(layer, MixCross):
+            logits = keras.ops.matmul(x, layer.gate_kernel)
+            gates.append(np.asarray(keras.ops.mean(keras.ops.softmax(logits, axis=-1), axis=0)))
+        else:
+            gates.append(None)
+        x = layer(x0, x)
+    return gates
+
+
+def explain(
+    ckpt: str | Path,
+    block_norm: bool = False,
+    layer: int | None = None,
+    top: int = 10,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Compute the panels, draw them to ``out`` and return what ``--json`` prints."""
+    record = checkpoint.load_record(ckpt)
+    model = checkpoint.load_model(ckpt)
+    names = [entry["name"] for entry in record["feature_map"]]
+    try:
+        cross_network = model.get_layer("cross_network")
+    except ValueError:
+        raise DcnError(
+            f"{ckpt}: the model has no cross layer (arch {record['model']['arch']!r}); "
+            "explain needs a cross network"
+        ) from None
+    count = len(cross_network.cross_layers)
+    if top <= 0:
+        raise DcnError(f"--top must be positive, got {top}")
+    if layer is not None and not 0 <= layer < count:
+        raise DcnError(
+            f"--layer {layer} is out of range: the model has {count} cross "
+            f"layer(s), numbered 0..{count - 1}"
+        )
+    chosen = range(count) if layer is None else [layer]
+    gates = _mean_gates(model, record, cross_network)
+    feature_map = record["feature_map"]
+
+    panels, layers_out = [], []
+    for index in chosen:
+        for title, matrix in _layer_matrices(
+            cross_network.cross_layers[index], index, gates[index]
+        ):
+            matrix = np.abs(np.asarray(matrix, dtype=np.float64))
+            blocks = block_norms(matrix, feature_map)
+            panel = _panel(title, blocks if block_norm else matrix, feature_map, block_norm)
+            panels.append(panel)
+            if "expert" not in title:  # the layer's own matrix (a mix layer's gated sum)
+                layers_out.append(
+                    {
+                        "layer": index,
+                        "features": names,
+                        "matrix": (blocks if block_norm else matrix).tolist(),
+                        "top": top_crosses(blocks, names, top),
+                    }
+                )
+    out = (
+        Path(out)
+        if out
+        else Path(ckpt) / ("explain-block-norm.png" if block_norm else "explain.png")
+    )
+    from dcn_cli.plots import heatmaps
+
+    with atomic_path(out) as tmp:
+        heatmaps(panels, tmp)
+    return {"layers": layers_out, "figure": str(out)}
+
+
+def _panel(title: str, matrix: np.ndarray, feature_map: list[dict], block_norm: bool) -> dict:
+    names = [e["name"] for e in feature_map]
+    if block_norm:
+        return {
+            "title": f"{title}: block Frobenius norms",
+            "matrix": matrix,
+            "labels": names,
+            "ticks": list(range(len(names))),
+        }
+    centres = [e["offset"] + (e["width"] - 1) / 2 for e in feature_map]
+    bounds = (
+        [e["offset"] for e in feature_map[1:]] if any(e["width"] > 1 for e in feature_map) else []
+    )
+    return {
+        "title": f"{title}: |K|",
+        "matrix": matrix,
+        "labels": names,
+        "ticks": centres,
+        "bounds": bounds,
+    }
