@@ -278,20 +278,31 @@ def compare(
         raise DcnError(f"--runs must be at least 1, got {runs}")
     spec = DataSpec(data, label, categorical, numerical, task, hash_buckets)
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer)
-    with Progress(
+    # The bar starts with the first finished run, so that errors in the data or the
+    # model list come out as the only line on stderr.
+    bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         console=Console(stderr=True),
         disable=json_out,
         transient=True,
-    ) as bar:
-        task_id = bar.add_task("training", total=runs * len(models))
+    )
+    task_id = bar.add_task("training", total=runs * len(models))
 
-        def step(name: str, seed: int, value: float) -> None:
-            bar.update(task_id, advance=1, description=f"{name} seed {seed}: {value:.4f}")
+    started = []
 
+    def step(name: str, seed: int, value: float) -> None:
+        if not started:
+            bar.start()
+            started.append(True)
+        bar.update(task_id, advance=1, description=f"{name} seed {seed}: {value:.4f}")
+
+    try:
         result = run(models, runs, spec, settings, embedding_dim=embedding_dim, progress=step)
+    finally:
+        if started:
+            bar.stop()
     write_outputs(result, out)
     if json_out:
         typer.echo(json.dumps(result, indent=2))

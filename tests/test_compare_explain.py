@@ -1,0 +1,227 @@
+"""dcn compare and dcn explain through the CLI, and the statistics behind them."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dcn_cli.cli import app
+from dcn_cli.compare import PRESETS, resolve_model, welch_p_value
+from dcn_cli.errors import DcnError
+from dcn_cli.explain import block_norms, top_crosses
+from dcn_cli.generate import generate
+
+FAST = ["--epochs", "1", "--batch-size", "512"]
+
+
+@pytest.fixture(scope="module")
+def mixer(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "mixer"
+    generate("mixer", path, rows=2000)
+    return path
+
+
+def invoke(runner, *args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _t_tail(t: float, df: float) -> float:
+    """Two-sided Student-t tail by direct numerical integration of the density."""
+    x = np.linspace(abs(t), abs(t) + 200.0, 2_000_001)
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    density = c * (1 + x * x / df) ** (-(df + 1) / 2)
+    return float(2 * np.trapezoid(density, x))
+
+
+def test_welch_p_value_matches_the_t_distribution():
+    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 3.5, 4.0, 5.0, 6.5]
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 5
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 4)
+    assert welch_p_value(a, b) == pytest.approx(_t_tail(t, df), rel=1e-4)
+    assert welch_p_value(a, a) == pytest.approx(1.0)
+    assert welch_p_value([1.0], b) is None
+    assert welch_p_value([0.5, 0.5], [0.5, 0.5]) == 1.0
+
+
+def test_presets_and_config_files(tmp_path):
+    assert set(PRESETS) == {"dcn", "dcn-lr", "dnn", "cross", "dcn-parallel", "dcn-v1", "dcn-mix"}
+    assert resolve_model("dcn-lr")[1]["projection_dim"] == 20
+    assert resolve_model("dnn")[1] == {"arch": "deep", "deep_layers": [192, 192, 192]}
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps({"arch": "parallel", "deep_layers": [64]}))
+    assert resolve_model(str(path)) == ("wide", {"arch": "parallel", "deep_layers": [64]})
+    with pytest.raises(DcnError, match="unknown model 'dcnn'"):
+        resolve_model("dcnn")
+    path.write_text(json.dumps({"arch": "deep", "layers": 3}))
+    with pytest.raises(DcnError, match="unknown model setting.*layers"):
+        resolve_model(str(path))
+
+
+def test_compare_trains_each_model_per_seed_and_writes_outputs(runner, mixer, tmp_path):
+    out = tmp_path / "cmp"
+    result = invoke(
+        runner,
+        "compare",
+        "cross",
+        "dnn",
+        "--runs",
+        "2",
+        "--data",
+        mixer,
+        "--out",
+        out,
+        "--json",
+        "--optimizer",
+        "adagrad",
+        "--lr",
+        "0.4",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["metric"] == "rmse"
+    cross, dnn = report["models"]
+    assert (cross["name"], dnn["name"]) == ("cross", "dnn")
+    assert len(cross["runs"]) == 2 and cross["runs"][0] != cross["runs"][1]  # seeds differ
+    assert cross["mean"] == pytest.approx(np.mean(cross["runs"]))
+    assert cross["std"] == pytest.approx(np.std(cross["runs"]))
+    assert cross["params"] == 16 and dnn["params"] == 3 * 192 + 192 + 2 * (192 * 192 + 192) + 193
+    assert cross["p_value"] is None and 0.0 <= dnn["p_value"] <= 1.0
+    assert cross["seconds_per_run"] > 0
+    assert json.loads((out / "comparison.json").read_text()) == report
+    lines = (out / "comparison.csv").read_text().splitlines()
+    assert lines[0].startswith("model,rmse_mean,rmse_std,params") and len(lines) == 3
+    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_table(runner, mixer, tmp_path):
+    result = invoke(
+        runner, "compare", "cross", "--runs", "1", "--data", mixer, "--out", tmp_path / "c", *FAST
+    )
+    assert result.exit_code == 0, result.output
+    assert "rmse mean ± std" in result.stdout and "cross" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compare", "dcn", "--runs", "0"], "--runs must be at least 1, got 0"),
+        (["compare", "dcnn", "--runs", "1"], "unknown model 'dcnn'"),
+        (["compare", "dcn", "--runs", "1", "--data", "nowhere"], "nowhere: no such file"),
+        (["compare", "dcn", "--runs", "1", "--optimizer", "rmsprop"], "unknown optimizer"),
+    ],
+)
+def test_compare_bad_input(runner, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(runner, *args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_block_norms_handle_unequal_widths():
+    matrix = np.arange(25, dtype=float).reshape(5, 5)
+    feature_map = [{"name": "a", "offset": 0, "width": 2}, {"name": "b", "offset": 2, "width": 3}]
+    blocks = block_norms(matrix, feature_map)
+    assert blocks.shape == (2, 2)
+    assert blocks[0, 1] == pytest.approx(np.linalg.norm(matrix[0:2, 2:5]))
+    assert blocks[1, 0] == pytest.approx(np.linalg.norm(matrix[2:5, 0:2]))
+    top = top_crosses(blocks, ["a", "b"], 2)
+    assert top[0]["features"] == ["b", "b"]
+    assert top[1]["strength"] == pytest.approx(np.hypot(blocks[0, 1], blocks[1, 0]))
+
+
+def _train(runner, data, out, *extra):
+    result = invoke(runner, "train", "--data", data, "--out", out, *FAST, *extra)
+    assert result.exit_code == 0, result.output
+
+
+def test_explain_full_rank_raw_features(runner, mixer, tmp_path):
+    ckpt = tmp_path / "ck"
+    _train(runner, mixer, ckpt, "--arch", "cross")
+    result = invoke(runner, "explain", ckpt, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["layer"] == 0 and report["features"] == ["country", "bananas", "cookbooks"]
+    from dcn_cli.checkpoint import load_model
+
+    layer = load_model(ckpt).get_layer("cross_network").cross_layers[0]
+    np.testing.assert_allclose(report["matrix"], np.abs(layer.effective_kernel()), rtol=1e-6)
+    assert (ckpt / "explain.png").read_bytes()[:4] == b"\x89PNG"
+    table = invoke(runner, "explain", ckpt, "--top", "2")
+    assert table.exit_code == 0 and "strongest crosses" in table.stdout
+    assert table.stdout.count(" × ") == 2
+
+
+def test_explain_low_rank_block_norm_on_embeddings(runner, tmp_path):
+    data = tmp_path / "ctr"
+    generate("ctr", data, rows=600, max_vocab=50)
+    ckpt = tmp_path / "ck"
+    _train(
+        runner,
+        data,
+        ckpt,
+        "--embedding-dim",
+        "4",
+        "--projection-dim",
+        "3",
+        "--cross-layers",
+        "2",
+        "--deep-layers",
+        "8",
+    )
+    out = tmp_path / "fig.png"
+    result = invoke(runner, "explain", ckpt, "--block-norm", "--layer", "1", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["layer"] == 1 and len(report["features"]) == 39
+    assert np.array(report["matrix"]).shape == (39, 39)
+    from dcn_cli.checkpoint import load_model, load_record
+    from dcn_cli.explain import block_norms as norms
+
+    layer = load_model(ckpt).get_layer("cross_network").cross_layers[1]
+    expected = norms(np.abs(layer.effective_kernel()), load_record(ckpt)["feature_map"])
+    np.testing.assert_allclose(report["matrix"], expected, rtol=1e-5)
+    assert out.exists()
+    both = json.loads(invoke(runner, "explain", ckpt, "--json", "--out", out).stdout)
+    assert [entry["layer"] for entry in both] == [0, 1]
+
+
+@pytest.mark.parametrize("cross_type", ["vector", "mix"])
+def test_explain_vector_and_mix_layers(runner, mixer, tmp_path, cross_type):
+    ckpt = tmp_path / "ck"
+    _train(
+        runner,
+        mixer,
+        ckpt,
+        "--cross-type",
+        cross_type,
+        "--projection-dim",
+        "2",
+        "--num-experts",
+        "3",
+        "--deep-layers",
+        "8",
+    )
+    result = invoke(runner, "explain", ckpt, "--json")
+    assert result.exit_code == 0, result.output
+    matrix = np.array(json.loads(result.stdout)["matrix"])
+    assert matrix.shape == (3, 3) and np.all(matrix >= 0)
+    if cross_type == "vector":
+        np.testing.assert_allclose(matrix, np.tile(matrix[:, :1], (1, 3)))
+
+
+def test_explain_bad_input(runner, mixer, tmp_path):
+    result = invoke(runner, "explain", tmp_path / "none")
+    assert result.exit_code == 1 and "no such checkpoint directory" in result.stderr
+    ckpt = tmp_path / "deep"
+    _train(runner, mixer, ckpt, "--arch", "deep", "--deep-layers", "8")
+    result = invoke(runner, "explain", ckpt)
+    assert result.exit_code == 1
+    assert "has no cross layer (arch 'deep')" in result.stderr
+    ckpt = tmp_path / "cross"
+    _train(runner, mixer, ckpt, "--arch", "cross")
+    result = invoke(runner, "explain", ckpt, "--layer", "3")
+    assert result.exit_code == 1 and "--layer 3 is out of range" in result.stderr
