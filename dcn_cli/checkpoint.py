@@ -100,6 +100,7 @@ def load_model(directory: str | Path):
 
     keras = backend.load()
     import dcn_cli.layers  # noqa: F401  registers the custom layers
+    import dcn_cli.optimizers  # noqa: F401  and the optimizers in the compiled model
 
     path = Path(directory) / MODEL
     if not path.exists():

@@ -83,12 +83,9 @@ class TrainSettings:
 
 
 def make_optimizer(keras, name: str, lr: float):
-    return {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "adagrad": keras.optimizers.Adagrad,
-        "sgd": keras.optimizers.SGD,
-    }[name](learning_rate=lr)
+    from dcn_cli import optimizers
+
+    return optimizers.make(name, lr)
 
 
 def compile_model(keras, model, task: str, optimizer) -> None:
