@@ -456,3 +456,23 @@ def test_real_movielens_100k_counts():
         "user_gender": 2,
         "bucketized_user_age": 7,
     }
+
+
+def test_shuffled_batches_cover_every_row_once_in_a_new_order_each_epoch(tmp_path):
+    generate("poly", tmp_path / "p", rows=1000, function="f1")
+    prepared = prepare(open_table(str(tmp_path / "p")))
+    expected = np.sort(prepared.arrays("train")["x1"])
+
+    def epoch(ds):
+        batches = list(ds)
+        assert all(len(label) == 64 for _, label in batches[:-1])
+        return np.concatenate([features["x1"].numpy() for features, _ in batches])
+
+    ds = prepared.dataset("train", 64, shuffle_seed=3)
+    first, second = epoch(ds), epoch(ds)
+    np.testing.assert_array_equal(np.sort(first), expected)
+    np.testing.assert_array_equal(np.sort(second), expected)
+    assert not np.array_equal(first, second)  # reshuffled every epoch
+    again = prepared.dataset("train", 64, shuffle_seed=3)
+    np.testing.assert_array_equal(epoch(again), first)  # seeded
+    assert ds.cardinality().numpy() == -(-prepared.rows["train"] // 64)
