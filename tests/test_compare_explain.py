@@ -225,3 +225,25 @@ def test_explain_bad_input(runner, mixer, tmp_path):
     _train(runner, mixer, ckpt, "--arch", "cross")
     result = invoke(runner, "explain", ckpt, "--layer", "3")
     assert result.exit_code == 1 and "--layer 3 is out of range" in result.stderr
+
+
+def test_reused_model_runs_match_freshly_built_ones(mixer):
+    """compare reuses the first run's traced model; later seeds must not notice."""
+    from dcn_cli import backend
+    from dcn_cli.compare import compare
+    from dcn_cli.config import ModelConfig
+    from dcn_cli.model import build_model
+    from dcn_cli.training import DataSpec, TrainSettings, compile_model, make_optimizer
+
+    keras = backend.load()
+    spec, settings = DataSpec(str(mixer)), TrainSettings(epochs=2, batch_size=256)
+    runs = compare(["dcn"], 2, spec, settings)["models"][0]["runs"]
+
+    prepared = spec.prepare()
+    keras.utils.set_random_seed(1)
+    config = ModelConfig(features=prepared.features, task="regression", **PRESETS["dcn"])
+    model = build_model(config)
+    compile_model(keras, model, "regression", make_optimizer(keras, "adam", 0.01))
+    model.fit(prepared.dataset("train", 256, shuffle_seed=1), epochs=2, verbose=0, shuffle=False)
+    fresh = model.evaluate(prepared.dataset("test", 8192), verbose=0, return_dict=True)["rmse"]
+    assert runs[1] == pytest.approx(fresh, rel=1e-5)
