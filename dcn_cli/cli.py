@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from dcn_cli import __version__
+from dcn_cli import __version__, defaults
 from dcn_cli.errors import DcnError
 
 app = typer.Typer(
@@ -123,6 +123,13 @@ NumericalOpt = Annotated[
 TaskOpt = Annotated[
     str | None, typer.Option(help="regression or binary. Default: inferred from the label.")
 ]
+EpochsOpt = Annotated[int, typer.Option(help="Training epochs.")]
+BatchOpt = Annotated[int, typer.Option(help="Rows per training step.")]
+LrOpt = Annotated[float, typer.Option(help="Learning rate.")]
+OptimizerOpt = Annotated[str, typer.Option(help="adam, adamw, adagrad or sgd.")]
+WeightDecayOpt = Annotated[
+    float, typer.Option(help="Decoupled weight decay (every optimizer). 0 turns it off.")
+]
 HashOpt = Annotated[
     str | None,
     typer.Option("--hash-buckets", help="Hash these features, e.g. zip=1000,C1=50000."),
@@ -166,15 +173,18 @@ def train(
     ] = None,
     num_experts: Annotated[int, typer.Option(help="mix: number of low-rank experts.")] = 4,
     diag_scale: Annotated[float, typer.Option(help="matrix: add s*x_l inside the product.")] = 0.0,
-    deep_layers: Annotated[str, typer.Option(help="Deep network sizes, e.g. 192,192.")] = "192,192",
+    deep_layers: Annotated[
+        str, typer.Option(help="Deep network sizes, e.g. 192,192.")
+    ] = defaults.DEEP_LAYERS,
     dropout: Annotated[float, typer.Option(help="Dropout after each deep layer.")] = 0.0,
     embedding_dim: Annotated[
         int, typer.Option(help="Embedding width of categorical features.")
-    ] = 32,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 8,
-    batch_size: Annotated[int, typer.Option(help="Rows per training step.")] = 8192,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.01,
-    optimizer: Annotated[str, typer.Option(help="adam, adamw, adagrad or sgd.")] = "adam",
+    ] = defaults.EMBEDDING_DIM,
+    epochs: EpochsOpt = defaults.EPOCHS,
+    batch_size: BatchOpt = defaults.BATCH_SIZE,
+    lr: LrOpt = defaults.LR,
+    optimizer: OptimizerOpt = defaults.OPTIMIZER,
+    weight_decay: WeightDecayOpt = defaults.WEIGHT_DECAY,
     seed: Annotated[int, typer.Option(help="Seed for weights and shuffling.")] = 0,
     patience: Annotated[
         int | None,
@@ -204,7 +214,7 @@ def train(
         embedding_dim=embedding_dim,
     )
     spec = DataSpec(data, label, categorical, numerical, task, hash_buckets, validation)
-    settings = TrainSettings(epochs, batch_size, lr, optimizer, seed, patience)
+    settings = TrainSettings(epochs, batch_size, lr, optimizer, seed, patience, weight_decay)
     result = run(
         model,
         spec,
@@ -255,10 +265,11 @@ def compare(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Directory for comparison.json/.csv/.png.")
     ] = Path("comparison"),
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 8,
-    batch_size: Annotated[int, typer.Option(help="Rows per training step.")] = 8192,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.01,
-    optimizer: Annotated[str, typer.Option(help="adam, adamw, adagrad or sgd.")] = "adam",
+    epochs: EpochsOpt = defaults.EPOCHS,
+    batch_size: BatchOpt = defaults.BATCH_SIZE,
+    lr: LrOpt = defaults.LR,
+    optimizer: OptimizerOpt = defaults.OPTIMIZER,
+    weight_decay: WeightDecayOpt = defaults.WEIGHT_DECAY,
     embedding_dim: Annotated[
         int | None, typer.Option(help="Embedding width for every model. Default: 32.")
     ] = None,
@@ -277,7 +288,9 @@ def compare(
     if runs <= 0:
         raise DcnError(f"--runs must be at least 1, got {runs}")
     spec = DataSpec(data, label, categorical, numerical, task, hash_buckets)
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer)
+    settings = TrainSettings(
+        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay
+    )
     # The bar starts with the first finished run, so that errors in the data or the
     # model list come out as the only line on stderr.
     bar = Progress(

@@ -139,7 +139,7 @@ def compare(
             fresh = build_model(config)
             if model is None:
                 model = fresh
-                optimizer = make_optimizer(keras, settings.optimizer, settings.lr)
+                optimizer = make_optimizer(settings)
                 compile_model(keras, model, prepared.task, optimizer)
                 optimizer.build(model.trainable_variables)
                 fresh_optimizer = [v.numpy() for v in optimizer.variables]
@@ -179,6 +179,7 @@ def compare(
         "data": prepared.table.name,
         "rows": prepared.rows,
         "training": {
+            "weight_decay": settings.weight_decay,
             "epochs": settings.epochs,
             "batch_size": settings.batch_size,
             "lr": settings.lr,

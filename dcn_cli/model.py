@@ -97,5 +97,37 @@ def build_model(config: ModelConfig) -> keras.Model:
     return keras.Model(inputs=inputs, outputs=output, name=f"dcn_{config.arch}")
 
 
+def forward_flops(config: ModelConfig) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of one example's forward pass.
+
+    Counts the matrix products of the cross and deep networks and the output
+    layer; lookups, elementwise work and activations are left out. Training
+    costs about three times this per example (forward, input and weight
+    gradients).
+    """
+    d = config.input_dim
+    flops = 0
+    if config.uses_cross:
+        r, layers = config.projection_dim, config.cross_layers
+        if config.cross_type == "matrix":
+            per_layer = 2 * d * d if r is None else 2 * (d * r + r * d)
+        elif config.cross_type == "vector":
+            per_layer = 2 * d
+        else:
+            r = r or 32
+            per_layer = (
+                config.num_experts * 2 * (d * r + r * r + r * d) + 2 * d * config.num_experts
+            )
+        flops += layers * per_layer
+    width = d
+    if config.uses_deep:
+        for units in config.deep_layers:
+            flops += 2 * width * units
+            width = units
+    if config.arch == "parallel":
+        width = d + config.deep_layers[-1]
+    return flops + 2 * width
+
+
 def count_trainable_params(model: keras.Model) -> int:
     return int(sum(int(w.numpy().size) for w in model.trainable_weights))

@@ -53,7 +53,12 @@ class Adagrad(_DeduplicatedSparseGradients, keras.optimizers.Adagrad):
     """``keras.optimizers.Adagrad`` with duplicate sparse-gradient rows summed first."""
 
 
-def make(name: str, learning_rate: float):
-    """The optimizer ``dcn`` trains with, by its command-line name."""
+def make(name: str, learning_rate: float, weight_decay: float = 0.0):
+    """The optimizer ``dcn`` trains with, by its command-line name.
+
+    ``weight_decay`` is Keras' decoupled decay (``w -= lr * decay * w`` each
+    step); 0 turns it off, except for AdamW, whose own default (0.004) then holds.
+    """
     classes = {"adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "sgd": keras.optimizers.SGD}
-    return classes[name](learning_rate=learning_rate)
+    options = {"weight_decay": weight_decay} if weight_decay else {}
+    return classes[name](learning_rate=learning_rate, **options)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcn_cli import backend, checkpoint
+from dcn_cli import backend, checkpoint, defaults
 from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
 from dcn_cli.pipeline import (
@@ -60,12 +60,13 @@ class DataSpec:
 
 @dataclass
 class TrainSettings:
-    epochs: int = 8
-    batch_size: int = 8192
-    lr: float = 0.01
-    optimizer: str = "adam"
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    lr: float = defaults.LR
+    optimizer: str = defaults.OPTIMIZER
     seed: int = 0
     patience: int | None = None
+    weight_decay: float = defaults.WEIGHT_DECAY
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -78,14 +79,16 @@ class TrainSettings:
                 raise DcnError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if not self.lr > 0:
             raise DcnError(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise DcnError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.patience is not None and self.patience <= 0:
             raise DcnError(f"--patience must be positive, got {self.patience}")
 
 
-def make_optimizer(keras, name: str, lr: float):
+def make_optimizer(settings: TrainSettings):
     from dcn_cli import optimizers
 
-    return optimizers.make(name, lr)
+    return optimizers.make(settings.optimizer, settings.lr, settings.weight_decay)
 
 
 def compile_model(keras, model, task: str, optimizer) -> None:
@@ -211,7 +214,10 @@ def train(
         keras.utils.set_random_seed(settings.seed)
         model = build_model(config)
         compile_model(
-            keras, model, prepared.task, make_optimizer(keras, settings.optimizer, settings.lr)
+            keras,
+            model,
+            prepared.task,
+            make_optimizer(settings),
         )
     out.mkdir(parents=True, exist_ok=True)
     record = {

@@ -258,3 +258,16 @@ def test_layers_module_exports_stay_registered():
     registered = keras.saving.get_registered_object
     for cls in (Cross, VectorCross, MixCross, CrossNetwork):
         assert registered(f"dcn_cli>{cls.__name__}") is cls
+
+
+def test_forward_flops_count_the_matrix_products():
+    from dcn_cli.model import forward_flops
+
+    raw = mixer_config()  # d = 3, one full cross layer, then the output
+    assert forward_flops(raw) == 2 * 9 + 2 * 3
+    config = mixed_config(arch="stacked", deep_layers=[16, 8])  # d = 17
+    assert forward_flops(config) == 2 * 17 * 17 + 2 * 17 * 16 + 2 * 16 * 8 + 2 * 8
+    low = mixed_config(arch="parallel", projection_dim=4, deep_layers=[16])
+    assert forward_flops(low) == 2 * (17 * 4 * 2) + 2 * 17 * 16 + 2 * (17 + 16)
+    deep = mixed_config(arch="deep", deep_layers=[16])
+    assert forward_flops(deep) == 2 * 17 * 16 + 2 * 16

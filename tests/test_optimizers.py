@@ -62,3 +62,9 @@ def test_optimizers_round_trip_through_a_saved_model(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     assert type(loaded.optimizer) is optimizers.Adam
     assert loaded.optimizer.learning_rate.numpy() == pytest.approx(0.01)
+
+
+def test_weight_decay_reaches_every_optimizer():
+    for name in ("adam", "adamw", "adagrad", "sgd"):
+        assert optimizers.make(name, 0.01, weight_decay=0.1).weight_decay == pytest.approx(0.1)
+    assert optimizers.make("adam", 0.01).weight_decay is None

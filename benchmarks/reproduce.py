@@ -1,0 +1,201 @@
+"""Reproduce the README's tables: the tutorial's toy, MovieLens 100K, the paper's polynomials.
+
+    python benchmarks/reproduce.py --ml100k DIR [--runs 5] [--only toy,ml,defaults,poly,speed]
+
+DIR holds the real MovieLens 100K (``../shared/data/fetch-movielens-100k DIR``
+writes it). Every section prints a Markdown table; the numbers in the README
+are this script's output on the machine named there. Sections:
+
+- toy: the mixer, one cross layer (16 parameters), Adagrad 0.4, batch 1000,
+  100 epochs, seeds 0..runs-1; and the tutorial's 512-256-128 DNN, seed 0.
+- ml: ``dcn compare dcn dcn-lr dnn`` under the tutorial's protocol (Adam
+  0.01, batch 8192, 8 epochs, embedding 32), with wall time and the fraction
+  of the machine's matmul roofline, measured in the same run.
+- defaults: ``dcn compare dcn dnn`` with the tool's own default settings.
+- poly: the DCN-V2 paper's f1 and f2 with one cross layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dcn_cli import backend  # noqa: E402
+
+
+def matmul_flops_per_second(size: int = 2048, repeats: int = 20) -> float:
+    """Measured float32 matmul throughput of this machine (median of 5 timings)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    tf.matmul(a, a).numpy()
+    rates = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            out = tf.matmul(a, a)
+        out.numpy()
+        rates.append(2 * size**3 * repeats / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def toy(runs: int) -> None:
+    from dcn_cli.explain import explain
+    from dcn_cli.training import DataSpec, TrainSettings, train
+
+    print("\n### Toy: the tutorial's mixer\n")
+    print("| model | seed | test RMSE | trainable params | train s | strongest cross |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    rmses = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(runs):
+            out = Path(tmp) / f"cross-{seed}"
+            settings = TrainSettings(
+                epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=seed
+            )
+            result = train(
+                {"arch": "cross"}, DataSpec(), settings, out=out, quiet=True, tensorboard=False
+            )
+            top = explain(out, top=1)["layers"][0]["top"][0]["features"]
+            m = result.metrics
+            rmses.append(m["rmse"])
+            print(
+                f"| cross, 1 layer | {seed} | {m['rmse']:.6f} | {m['params']} | "
+                f"{m['train_seconds']:.1f} | {' x '.join(top)} |"
+            )
+        settings = TrainSettings(epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=0)
+        result = train(
+            {"arch": "deep", "deep_layers": [512, 256, 128]},
+            DataSpec(),
+            settings,
+            out=Path(tmp) / "dnn",
+            quiet=True,
+            tensorboard=False,
+        )
+        m = result.metrics
+        print(
+            f"| DNN 512-256-128 | 0 | {m['rmse']:.6f} | {m['params']:,} | "
+            f"{m['train_seconds']:.1f} | - |"
+        )
+    print(f"\nCross network median RMSE over {runs} seeds: {np.median(rmses):.6f}")
+
+
+def comparison(title: str, models: list[str], data: str, runs: int, settings, peak: float) -> None:
+    from dcn_cli.compare import compare
+    from dcn_cli.config import ModelConfig
+    from dcn_cli.model import forward_flops
+    from dcn_cli.training import DataSpec
+
+    start = time.perf_counter()
+    result = compare(models, runs, DataSpec(data), settings)
+    wall = time.perf_counter() - start
+    rows = result["rows"]
+    print(f"\n### {title}\n")
+    print(
+        f"Train {rows['train']:,} rows, test {rows['test']:,}; {settings.optimizer} "
+        f"{settings.lr}, batch {settings.batch_size}, {settings.epochs} epochs, "
+        f"{runs} runs per model (seeds 0..{runs - 1}).\n"
+    )
+    print("| model | test RMSE mean ± std | runs | params | s / run | p vs first |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    flops = 0.0
+    prepared_features = None
+    for m in result["models"]:
+        p = "-" if m["p_value"] is None else f"{m['p_value']:.3g}"
+        runs_text = " ".join(f"{v:.4f}" for v in m["runs"])
+        print(
+            f"| {m['name']} | {m['mean']:.4f} ± {m['std']:.4f} | {runs_text} | "
+            f"{m['params']:,} | {m['seconds_per_run']:.1f} | {p} |"
+        )
+        if prepared_features is None:
+            prepared_features = DataSpec(data).prepare().features
+        config = ModelConfig(features=prepared_features, **m["config"])
+        per_example = forward_flops(config)
+        flops += runs * per_example * (3 * rows["train"] * settings.epochs + rows["test"])
+    print(
+        f"\nWall time of the whole compare: {wall:.1f} s. Model FLOPs (3 x forward "
+        f"matmuls per training example, 1 x per test example): {flops / 1e9:.0f} GFLOP; "
+        f"measured float32 matmul throughput {peak / 1e9:.0f} GFLOP/s; "
+        f"fraction of roofline {flops / (wall * peak):.0%}."
+    )
+
+
+def poly() -> None:
+    from dcn_cli.generate import generate
+    from dcn_cli.training import DataSpec, TrainSettings, train
+
+    print("\n### DCN-V2 paper polynomials, one cross layer\n")
+    print("| function | rows | test RMSE | params | train s |")
+    print("| --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for function in ("f1", "f2"):
+            data = Path(tmp) / function
+            generate("poly", data, rows=20_000, function=function)
+            settings = TrainSettings(epochs=200, batch_size=256, lr=0.01, optimizer="adam")
+            result = train(
+                {"arch": "cross"},
+                DataSpec(str(data)),
+                settings,
+                out=Path(tmp) / f"ck-{function}",
+                quiet=True,
+                tensorboard=False,
+            )
+            m = result.metrics
+            print(
+                f"| {function} | 20,000 | {m['rmse']:.2e} | {m['params']} | "
+                f"{m['train_seconds']:.1f} |"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ml100k", help="directory of the real MovieLens 100K files")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", default="toy,ml,defaults,poly")
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    backend.load()
+    import tensorflow as tf
+
+    from dcn_cli.training import TrainSettings
+
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs.")
+    if "toy" in sections:
+        toy(args.runs)
+    if sections & {"ml", "defaults"}:
+        if not args.ml100k:
+            sys.exit("--ml100k DIR is needed for the MovieLens sections")
+        peak = matmul_flops_per_second()
+        if "ml" in sections:
+            tutorial = TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
+            comparison(
+                "MovieLens 100K, the tutorial's protocol",
+                ["dcn", "dcn-lr", "dnn"],
+                args.ml100k,
+                args.runs,
+                tutorial,
+                peak,
+            )
+        if "defaults" in sections:
+            comparison(
+                "MovieLens 100K, dcn's own defaults",
+                ["dcn", "dnn"],
+                args.ml100k,
+                args.runs,
+                TrainSettings(),
+                peak,
+            )
+    if "poly" in sections:
+        poly()
+
+
+if __name__ == "__main__":
+    main()
