@@ -177,6 +177,9 @@ def train(
         str, typer.Option(help="Deep network sizes, e.g. 192,192.")
     ] = defaults.DEEP_LAYERS,
     dropout: Annotated[float, typer.Option(help="Dropout after each deep layer.")] = 0.0,
+    embedding_l2: Annotated[
+        float, typer.Option(help="L2 penalty on the embedding tables, added to the loss.")
+    ] = 0.0,
     embedding_dim: Annotated[
         int, typer.Option(help="Embedding width of categorical features.")
     ] = defaults.EMBEDDING_DIM,
@@ -212,6 +215,7 @@ def train(
         deep_layers=parse_int_list(deep_layers, "--deep-layers"),
         dropout=dropout,
         embedding_dim=embedding_dim,
+        embedding_l2=embedding_l2,
     )
     spec = DataSpec(data, label, categorical, numerical, task, hash_buckets, validation)
     settings = TrainSettings(epochs, batch_size, lr, optimizer, seed, patience, weight_decay)

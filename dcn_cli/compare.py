@@ -60,6 +60,7 @@ MODEL_KEYS = {
     "deep_layers",
     "dropout",
     "embedding_dim",
+    "embedding_l2",
 }
 
 

@@ -135,6 +135,7 @@ class ModelConfig:
     deep_layers: list[int] = field(default_factory=lambda: [192, 192])
     dropout: float = 0.0
     embedding_dim: int = 32
+    embedding_l2: float = 0.0  # L2 penalty on every embedding table, added to the loss
 
     def __post_init__(self) -> None:
         self.features = [
@@ -169,6 +170,8 @@ class ModelConfig:
         _positive_int("embedding_dim", self.embedding_dim)
         if self.diag_scale < 0:
             raise DcnError(f"diag_scale must be >= 0, got {self.diag_scale}")
+        if self.embedding_l2 < 0:
+            raise DcnError(f"embedding_l2 must be >= 0, got {self.embedding_l2}")
         if not 0.0 <= self.dropout < 1.0:
             raise DcnError(f"dropout must be in [0, 1), got {self.dropout}")
         for size in self.deep_layers:

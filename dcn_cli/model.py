@@ -19,7 +19,7 @@ from dcn_cli.config import FeatureSpec, ModelConfig
 from dcn_cli.layers import CrossNetwork
 
 
-def _encode(feature: FeatureSpec, tensor, default_embedding_dim: int):
+def _encode(feature: FeatureSpec, tensor, default_embedding_dim: int, l2: float = 0.0):
     """Raw input of shape ``(batch,)`` -> a ``(batch, width)`` float tensor."""
     name = feature.name
     if feature.kind == "numerical":
@@ -43,6 +43,7 @@ def _encode(feature: FeatureSpec, tensor, default_embedding_dim: int):
     return keras.layers.Embedding(
         input_dim=feature.input_size(),
         output_dim=feature.width(default_embedding_dim),
+        embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None,
         name=f"embed_{name}",
     )(ids)
 
@@ -74,7 +75,10 @@ def _cross_network(config: ModelConfig) -> CrossNetwork:
 def build_model(config: ModelConfig) -> keras.Model:
     """Build the Keras model that ``config`` describes (weights freshly initialised)."""
     inputs = {f.name: keras.Input(shape=(), dtype=f.dtype, name=f.name) for f in config.features}
-    parts = [_encode(f, inputs[f.name], config.embedding_dim) for f in config.features]
+    parts = [
+        _encode(f, inputs[f.name], config.embedding_dim, config.embedding_l2)
+        for f in config.features
+    ]
     if len(parts) > 1:
         x0 = keras.layers.Concatenate(name="cross_input")(parts)
     else:

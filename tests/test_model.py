@@ -271,3 +271,15 @@ def test_forward_flops_count_the_matrix_products():
     assert forward_flops(low) == 2 * (17 * 4 * 2) + 2 * 17 * 16 + 2 * (17 + 16)
     deep = mixed_config(arch="deep", deep_layers=[16])
     assert forward_flops(deep) == 2 * 17 * 16 + 2 * 16
+
+
+def test_embedding_l2_adds_a_penalty_without_parameters():
+    plain, penalised = build_model(mixed_config()), build_model(mixed_config(embedding_l2=1e-3))
+    assert count_trainable_params(plain) == count_trainable_params(penalised)
+    assert not plain.losses
+    tables = sum(
+        float(np.sum(np.square(w.numpy()))) for w in penalised.weights if "embeddings" in w.path
+    )
+    assert float(sum(penalised.losses)) == pytest.approx(1e-3 * tables, rel=1e-5)
+    with pytest.raises(DcnError, match="embedding_l2 must be >= 0"):
+        mixed_config(embedding_l2=-1.0)
