@@ -88,20 +88,32 @@ def toy(runs: int) -> None:
     print(f"\nCross network median RMSE over {runs} seeds: {np.median(rmses):.6f}")
 
 
-def comparison(title: str, models: list[str], data: str, runs: int, settings, peak: float) -> None:
+def comparison(
+    title: str,
+    models: list[str],
+    data: str,
+    runs: int,
+    settings,
+    peak: float,
+    embedding_l2: float,
+    dropout: float,
+) -> None:
     from dcn_cli.compare import compare
     from dcn_cli.config import ModelConfig
     from dcn_cli.model import forward_flops
     from dcn_cli.training import DataSpec
 
     start = time.perf_counter()
-    result = compare(models, runs, DataSpec(data), settings)
+    result = compare(
+        models, runs, DataSpec(data), settings, embedding_l2=embedding_l2, dropout=dropout
+    )
     wall = time.perf_counter() - start
     rows = result["rows"]
     print(f"\n### {title}\n")
     print(
         f"Train {rows['train']:,} rows, test {rows['test']:,}; {settings.optimizer} "
         f"{settings.lr}, batch {settings.batch_size}, {settings.epochs} epochs, "
+        f"embedding L2 {embedding_l2:g}, dropout {dropout:g}, "
         f"{runs} runs per model (seeds 0..{runs - 1}).\n"
     )
     print("| model | test RMSE mean ± std | runs | params | s / run | p vs first |")
@@ -165,6 +177,7 @@ def main() -> None:
     backend.load()
     import tensorflow as tf
 
+    from dcn_cli import defaults
     from dcn_cli.training import TrainSettings
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs.")
@@ -183,6 +196,8 @@ def main() -> None:
                 args.runs,
                 tutorial,
                 peak,
+                embedding_l2=0.0,
+                dropout=0.0,
             )
         if "defaults" in sections:
             comparison(
@@ -192,6 +207,8 @@ def main() -> None:
                 args.runs,
                 TrainSettings(),
                 peak,
+                embedding_l2=defaults.EMBEDDING_L2,
+                dropout=defaults.DROPOUT,
             )
     if "poly" in sections:
         poly()

@@ -176,10 +176,12 @@ def train(
     deep_layers: Annotated[
         str, typer.Option(help="Deep network sizes, e.g. 192,192.")
     ] = defaults.DEEP_LAYERS,
-    dropout: Annotated[float, typer.Option(help="Dropout after each deep layer.")] = 0.0,
+    dropout: Annotated[
+        float, typer.Option(help="Dropout after each deep layer.")
+    ] = defaults.DROPOUT,
     embedding_l2: Annotated[
         float, typer.Option(help="L2 penalty on the embedding tables, added to the loss.")
-    ] = 0.0,
+    ] = defaults.EMBEDDING_L2,
     embedding_dim: Annotated[
         int, typer.Option(help="Embedding width of categorical features.")
     ] = defaults.EMBEDDING_DIM,
@@ -277,6 +279,12 @@ def compare(
     embedding_dim: Annotated[
         int | None, typer.Option(help="Embedding width for every model. Default: 32.")
     ] = None,
+    embedding_l2: Annotated[
+        float, typer.Option(help="L2 penalty on the embedding tables, for every model.")
+    ] = defaults.EMBEDDING_L2,
+    dropout: Annotated[
+        float, typer.Option(help="Dropout after each deep layer, for every model.")
+    ] = defaults.DROPOUT,
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
     """Train several models over several seeds and compare them."""
@@ -316,7 +324,16 @@ def compare(
         bar.update(task_id, advance=1, description=f"{name} seed {seed}: {value:.4f}")
 
     try:
-        result = run(models, runs, spec, settings, embedding_dim=embedding_dim, progress=step)
+        result = run(
+            models,
+            runs,
+            spec,
+            settings,
+            embedding_dim=embedding_dim,
+            embedding_l2=embedding_l2,
+            dropout=dropout,
+            progress=step,
+        )
     finally:
         if started:
             bar.stop()

@@ -113,6 +113,8 @@ def compare(
     data: DataSpec,
     settings: TrainSettings,
     embedding_dim: int | None = None,
+    embedding_l2: float | None = None,
+    dropout: float | None = None,
     progress=None,
 ) -> dict[str, Any]:
     """Train every model ``runs`` times; return the comparison as a JSON-able dict."""
@@ -130,8 +132,13 @@ def compare(
     test_ds = prepared.dataset("test", 8192)
     results = []
     for name, settings_dict in resolved:
+        # Shared settings apply to every model, unless its own JSON config sets them.
         if embedding_dim is not None:
-            settings_dict["embedding_dim"] = embedding_dim
+            settings_dict.setdefault("embedding_dim", embedding_dim)
+        if embedding_l2 is not None:
+            settings_dict.setdefault("embedding_l2", embedding_l2)
+        if dropout is not None and settings_dict.get("arch") != "cross":
+            settings_dict.setdefault("dropout", dropout)
         config = ModelConfig(features=prepared.features, task=prepared.task, **settings_dict)
         scores, seconds, params = [], [], 0
         model, fresh_optimizer = None, []
