@@ -12,7 +12,7 @@ are this script's output on the machine named there. Sections:
   0.01, batch 8192, 8 epochs, embedding 32), with wall time and the fraction
   of the machine's matmul roofline, measured in the same run.
 - defaults: ``dcn compare dcn dnn`` with the tool's own default settings.
-- poly: the DCN-V2 paper's f1 and f2 with one cross layer.
+- poly: the DCN-V2 paper's f1 and f2 with one cross layer (Adagrad 0.4, batch 1000, 200 epochs).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def poly() -> None:
         for function in ("f1", "f2"):
             data = Path(tmp) / function
             generate("poly", data, rows=20_000, function=function)
-            settings = TrainSettings(epochs=200, batch_size=256, lr=0.01, optimizer="adam")
+            settings = TrainSettings(epochs=200, batch_size=1000, lr=0.4, optimizer="adagrad")
             result = train(
                 {"arch": "cross"},
                 DataSpec(str(data)),

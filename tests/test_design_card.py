@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from dcn_cli.cli import app
 
 
+@pytest.mark.slow  # about 2.5 minutes: the defaults train 20 epochs, and compare trains 10 models
 def test_design_card_examples_work_as_written(runner, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, "train --arch stacked --projection-dim 20".split())
