@@ -166,14 +166,35 @@ def _progress_callback(keras, steps: int, epochs: int, quiet: bool):
     return RichProgress()
 
 
+SAVE_EVERY_SECONDS = 10.0
+
+
 def _checkpoint_callback(keras, out: Path, history: list[dict[str, float]]):
-    class SaveEveryEpoch(keras.callbacks.Callback):
+    """Save model.keras and history.csv together, whole, at most every 10 s and at the end.
+
+    Saving after every epoch cost more than training on the toy (100 short
+    epochs); a kill loses at most the last 10 seconds, and ``--resume``
+    restarts from the last saved epoch, since both files are written together.
+    """
+
+    class SavePeriodically(keras.callbacks.Callback):
+        last_save = float("-inf")
+
         def on_epoch_end(self, epoch, logs=None):
             history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+            now = time.monotonic()
+            if now - self.last_save >= SAVE_EVERY_SECONDS:
+                self.save()
+                self.last_save = now
+
+        def on_train_end(self, logs=None):
+            self.save()  # the final state, whenever training ends
+
+        def save(self):
             checkpoint.save_model(self.model, out)
             checkpoint.save_history(out, history)
 
-    return SaveEveryEpoch()
+    return SavePeriodically()
 
 
 def train(

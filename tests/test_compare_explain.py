@@ -243,7 +243,7 @@ def test_reused_model_runs_match_freshly_built_ones(mixer):
     keras.utils.set_random_seed(1)
     config = ModelConfig(features=prepared.features, task="regression", **PRESETS["dcn"])
     model = build_model(config)
-    compile_model(keras, model, "regression", make_optimizer(TrainSettings(lr=0.01)))
+    compile_model(keras, model, "regression", make_optimizer(settings))
     model.fit(prepared.dataset("train", 256, shuffle_seed=1), epochs=2, verbose=0, shuffle=False)
     fresh = model.evaluate(prepared.dataset("test", 8192), verbose=0, return_dict=True)["rmse"]
     assert runs[1] == pytest.approx(fresh, rel=1e-5)

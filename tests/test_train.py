@@ -222,3 +222,64 @@ def test_atomic_path_leaves_the_old_file_on_failure(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "model.keras"]
+
+
+def test_model_keras_loads_in_a_fresh_interpreter(runner, datasets, tmp_path):
+    """What a user does: import dcn's registrations, then plain load_model in safe mode."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ckpt"
+    assert invoke(runner, "train", "--data", datasets / "poly", "--out", out, *FAST).exit_code == 0
+    code = (
+        "import numpy as np, keras\n"
+        "import dcn_cli.layers, dcn_cli.optimizers\n"
+        f"model = keras.models.load_model({str(out / 'model.keras')!r})\n"
+        "rows = {f'x{i}': np.array([0.5, -0.5], 'float32') for i in range(1, 5)}\n"
+        "print(model.predict(rows, verbose=0).shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("(2, 1)")
+
+
+def test_kill_9_mid_training_leaves_a_loadable_model(tmp_path):
+    """SIGKILL at any moment: model.keras is the last epoch's, whole, or absent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "mixer"
+    generate("mixer", data, rows=20_000)
+    out = tmp_path / "ckpt"
+    command = [
+        sys.executable,
+        "-m",
+        "dcn_cli",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--arch",
+        "cross",
+        "--epochs",
+        "1000",
+        "--batch-size",
+        "32",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (out / "model.keras").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert (out / "model.keras").exists(), "no epoch finished in time"
+        time.sleep(1.5)  # somewhere inside a later epoch, or inside a save
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    model = keras.models.load_model(out / "model.keras", safe_mode=True)
+    rows = {name: np.array([0.5], "float32") for name in ("country", "bananas", "cookbooks")}
+    assert np.isfinite(model.predict(rows, verbose=0)).all()
