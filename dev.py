@@ -64,6 +64,27 @@ def demo() -> None:
         "30",
     )
     run(dcn, "evaluate", "runs/mixer")
+    run(dcn, "explain", "runs/mixer")  # bananas x cookbooks should come out on top
+    run(
+        dcn,
+        "compare",
+        "cross",
+        "dnn",
+        "--runs",
+        "3",
+        "--data",
+        "sample_data/mixer",
+        "--out",
+        "runs/compare",
+        "--optimizer",
+        "adagrad",
+        "--lr",
+        "0.4",
+        "--batch-size",
+        "100",
+        "--epochs",
+        "10",
+    )
     # Criteo-shaped clicks: DCN (cross, then deep) on 13 numerical + 26 categorical columns.
     run(
         dcn,
