@@ -3,6 +3,7 @@
 
     python3 dev.py demo    # set up .venv, then run the main job on sample_data/
     python3 dev.py test    # set up .venv, then run the test suite
+    python3 dev.py lint    # ruff (lint and format) and mypy on the package
 
 Setting up makes a virtual environment in .venv and installs the package
 (editable) with its test tools; it is skipped when pyproject.toml has not
@@ -102,12 +103,18 @@ def demo() -> None:
     )
 
 
+def lint() -> None:
+    run(BIN / "ruff", "check", ".")
+    run(BIN / "ruff", "format", "--check", ".")
+    run(BIN / "mypy", "dcn_cli")
+
+
 def test() -> None:
     run(BIN / "python", "-m", "pytest", "-q", *sys.argv[2:])
 
 
 def main() -> None:
-    jobs = {"demo": demo, "test": test}
+    jobs = {"demo": demo, "test": test, "lint": lint}
     if len(sys.argv) < 2 or sys.argv[1] not in jobs:
         sys.exit(f"usage: python3 dev.py {{{','.join(jobs)}}} [pytest args]")
     setup()

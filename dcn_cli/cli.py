@@ -315,7 +315,7 @@ def compare(
     )
     task_id = bar.add_task("training", total=runs * len(models))
 
-    started = []
+    started: list[bool] = []
 
     def step(name: str, seed: int, value: float) -> None:
         if not started:

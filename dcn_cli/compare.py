@@ -130,7 +130,7 @@ def compare(
     from dcn_cli.model import build_model, count_trainable_params
 
     test_ds = prepared.dataset("test", 8192)
-    results = []
+    results: list[dict[str, Any]] = []
     for name, settings_dict in resolved:
         # Shared settings apply to every model, unless its own JSON config sets them.
         if embedding_dim is not None:

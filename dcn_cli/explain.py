@@ -39,13 +39,13 @@ def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
 
 def top_crosses(blocks: np.ndarray, names: list[str], k: int) -> list[dict[str, Any]]:
     """The ``k`` strongest unordered crosses of a feature-by-feature strength matrix."""
-    pairs = []
+    pairs: list[tuple[float, str, str]] = []
     for i in range(len(names)):
         for j in range(i, len(names)):
-            strength = blocks[i, i] if i == j else float(np.hypot(blocks[i, j], blocks[j, i]))
-            pairs.append({"features": [names[i], names[j]], "strength": float(strength)})
-    pairs.sort(key=lambda p: -p["strength"])
-    return pairs[:k]
+            strength = blocks[i, i] if i == j else np.hypot(blocks[i, j], blocks[j, i])
+            pairs.append((float(strength), names[i], names[j]))
+    pairs.sort(key=lambda pair: -pair[0])  # stable: ties keep the matrix order
+    return [{"features": [a, b], "strength": s} for s, a, b in pairs[:k]]
 
 
 def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tuple[str, Any]]:
@@ -82,7 +82,8 @@ def _mean_gates(model, record, cross_network) -> list[np.ndarray | None]:
     prepared = DataSpec(**{k: v for k, v in record["data"].items() if k in known}).prepare()
     features, _ = next(iter(prepared.dataset("test", 4096)))
     x0 = keras.Model(model.inputs, model.get_layer("cross_input").output)(features)
-    gates, x = [], x0
+    gates: list[np.ndarray | None] = []
+    x = x0
     for layer in cross_network.cross_layers:
         if isinstance(layer, MixCross):
             logits = keras.ops.matmul(x, layer.gate_kernel)

@@ -35,7 +35,7 @@ def _encode(feature: FeatureSpec, tensor, default_embedding_dim: int, l2: float 
         string = feature.dtype == "string"
         lookup = keras.layers.StringLookup if string else keras.layers.IntegerLookup
         ids = lookup(
-            vocabulary=list(feature.vocabulary),
+            vocabulary=list(feature.vocabulary or []),
             num_oov_indices=feature.num_oov,
             mask_token=None,
             name=f"lookup_{name}",

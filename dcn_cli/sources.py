@@ -338,18 +338,21 @@ class _Files:
     def has(self, name: str) -> bool:
         return self._member(name) is not None
 
-    def _member(self, name: str) -> str | Path | None:
+    def _member(self, name: str) -> str | None:
+        """The file's path (directory) or member name (zip), if present."""
         if self.zip is None:
             path = self.location / name
-            return path if path.is_file() else None
+            return str(path) if path.is_file() else None
         return next((m for m in self.zip.namelist() if m.split("/")[-1] == name), None)
 
     def read(self, name: str, encoding: str) -> tuple[str, str]:
         member = self._member(name)
         if member is None:
             raise DcnError(f"{self.location}: no {name}")
-        data = member.read_bytes() if self.zip is None else self.zip.read(member)
-        where = str(member) if self.zip is None else f"{self.location}:{member}"
+        if self.zip is None:
+            data, where = Path(member).read_bytes(), member
+        else:
+            data, where = self.zip.read(member), f"{self.location}:{member}"
         if not data.strip():
             raise DcnError(f"{where}: empty file")
         return data.decode(encoding), where
