@@ -27,7 +27,11 @@ app = typer.Typer(
 
 
 def _user_errors(command):
-    """Turn a :class:`DcnError` into one line on stderr and exit code 1."""
+    """Turn a :class:`DcnError` into one line on stderr and exit code 1.
+
+    Ctrl-C ends with one line and exit code 130, not a traceback; files being
+    written are left whole (a checkpoint keeps its last saved state).
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -36,6 +40,9 @@ def _user_errors(command):
         except DcnError as err:
             typer.echo(f"Error: {err}", err=True)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("Interrupted.", err=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 

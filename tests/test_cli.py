@@ -51,3 +51,15 @@ def test_python_dash_m_reports_version():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"dcn {__version__}"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(runner, monkeypatch):
+    import dcn_cli.generate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dcn_cli.generate, "generate", interrupted)
+    result = runner.invoke(app, ["generate", "mixer", "--out", "x"])
+    assert result.exit_code == 130
+    assert result.stderr == "Interrupted.\n"
