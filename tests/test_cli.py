@@ -63,3 +63,23 @@ def test_ctrl_c_is_one_line_and_exit_130(runner, monkeypatch):
     result = runner.invoke(app, ["generate", "mixer", "--out", "x"])
     assert result.exit_code == 130
     assert result.stderr == "Interrupted.\n"
+
+
+def test_readme_command_lines_use_real_options(runner):
+    """Every `dcn ...` line in the README names a command and options that exist."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    lines = [line.split("#")[0].strip() for line in readme.splitlines()]
+    commands = [shlex.split(line) for line in lines if line.startswith("dcn ")]
+    assert len(commands) >= 8
+    for words in commands:
+        name = words[1]
+        help_text = runner.invoke(app, [name, "--help"], terminal_width=200).output
+        assert "Usage" in help_text, f"README uses unknown command: {' '.join(words)}"
+        for option in (w for w in words if w.startswith("--")):
+            assert re.search(rf"{re.escape(option)}\b", help_text), (
+                f"README uses {option}, which `dcn {name} --help` does not list"
+            )
