@@ -78,7 +78,7 @@ def generate(
         int | None, typer.Option(help="Random seed. Default 42 for mixer (the tutorial's), else 0.")
     ] = None,
     function: Annotated[
-        str, typer.Option(help="poly: f1, f2, f3 (DCN-V2 paper, Table 1) or random.")
+        str, typer.Option(help="poly: f1, f2 (DCN-V2 paper, Table 1), f3 (third order) or random.")
     ] = "f1",
     features: Annotated[
         int, typer.Option(help="poly: number of inputs x1..xN (at least what the function uses).")
