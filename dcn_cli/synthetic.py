@@ -24,8 +24,10 @@ def mixer(rows: int = 100_000, seed: int = 42) -> tuple[dict[str, np.ndarray], n
     return columns, y[:, 0]
 
 
-# Polynomials of the DCN-V2 paper's synthetic study (arXiv 2008.13535, Table 1),
-# inputs uniform in [-1, 1]. Terms are (coefficient, feature indices); x1 is index 0.
+# f1 and f2 are the second-order polynomials of the DCN-V2 paper's synthetic study
+# (arXiv 2008.13535, Table 1); f3 is a third-order one in the same style, not the
+# paper's. Inputs are uniform in [-1, 1]. Terms are (coefficient, feature indices);
+# x1 is index 0.
 POLY_FUNCTIONS: dict[str, list[tuple[float, tuple[int, ...]]]] = {
     # f1 = x1^2 + x1 x2 + x3 x1 + x4 x1
     "f1": [(1.0, (0, 0)), (1.0, (0, 1)), (1.0, (2, 0)), (1.0, (3, 0))],
