@@ -42,65 +42,22 @@ def setup() -> None:
     STAMP.write_text(digest)
 
 
+def dcn(*words: str) -> None:
+    """Run the installed ``dcn`` with the space-separated words given."""
+    run(BIN / "dcn", *" ".join(words).split())
+
+
 def demo() -> None:
-    dcn = BIN / "dcn"
-    run(dcn, "--help")
-    # The tutorial's toy: one cross layer, 16 parameters.
-    run(
-        dcn,
-        "train",
-        "--data",
-        "sample_data/mixer",
-        "--out",
-        "runs/mixer",
-        "--arch",
-        "cross",
-        "--optimizer",
-        "adagrad",
-        "--lr",
-        "0.4",
-        "--batch-size",
-        "100",
-        "--epochs",
-        "30",
-    )
-    run(dcn, "evaluate", "runs/mixer")
-    run(dcn, "explain", "runs/mixer")  # bananas x cookbooks should come out on top
-    run(
-        dcn,
-        "compare",
-        "cross",
-        "dnn",
-        "--runs",
-        "3",
-        "--data",
-        "sample_data/mixer",
-        "--out",
-        "runs/compare",
-        "--optimizer",
-        "adagrad",
-        "--lr",
-        "0.4",
-        "--batch-size",
-        "100",
-        "--epochs",
-        "10",
-    )
+    # The tutorial's toy settings, on the mixer sample: Adagrad 0.4, small batches.
+    toy = "--data sample_data/mixer --optimizer adagrad --lr 0.4 --batch-size 100"
+    dcn("--help")
+    # One cross layer, 16 parameters; then its metrics and its learned crosses.
+    dcn("train", toy, "--arch cross --epochs 30 --out runs/mixer")
+    dcn("evaluate runs/mixer")
+    dcn("explain runs/mixer")  # bananas x cookbooks should come out on top
+    dcn("compare cross dnn --runs 3", toy, "--epochs 10 --out runs/compare")
     # Criteo-shaped clicks: DCN (cross, then deep) on 13 numerical + 26 categorical columns.
-    run(
-        dcn,
-        "train",
-        "--data",
-        "sample_data/ctr",
-        "--out",
-        "runs/ctr",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "256",
-        "--embedding-dim",
-        "8",
-    )
+    dcn("train --data sample_data/ctr --out runs/ctr --epochs 3 --batch-size 256 --embedding-dim 8")
 
 
 def lint() -> None:
