@@ -75,11 +75,9 @@ def _mean_gates(model, record, cross_network) -> list[np.ndarray | None]:
 
     if not any(isinstance(layer, MixCross) for layer in cross_network.cross_layers):
         return [None] * len(cross_network.cross_layers)
-    import dataclasses
 
     keras = backend.load()
-    known = {f.name for f in dataclasses.fields(DataSpec)}
-    prepared = DataSpec(**{k: v for k, v in record["data"].items() if k in known}).prepare()
+    prepared = DataSpec.from_record(record).prepare()
     features, _ = next(iter(prepared.dataset("test", 4096)))
     x0 = keras.Model(model.inputs, model.get_layer("cross_input").output)(features)
     gates: list[np.ndarray | None] = []

@@ -85,6 +85,20 @@ def assign_splits(
     return np.where(u < split.test, TEST, np.where(u < cut, VALIDATION, TRAIN)).astype(np.int8)
 
 
+def _coded_chunks(
+    table: Table, validation: float, total_rows: int
+) -> Iterator[tuple[Chunk, np.ndarray]]:
+    """Each chunk of ``table`` with the split code of each of its rows."""
+    start = 0
+    for chunk in table.chunks():
+        n = len(chunk[table.schema.label])
+        yield (
+            chunk,
+            assign_splits(np.arange(start, start + n), table.schema, validation, total_rows),
+        )
+        start += n
+
+
 @dataclass
 class _Stats:
     """Running training-split statistics for one feature."""
@@ -130,11 +144,7 @@ class Prepared:
     def _split_chunks(self, split: str) -> Iterator[Chunk]:
         code = SPLITS.index(split)
         total = sum(self.rows.values())
-        start = 0
-        for chunk in self.table.chunks():
-            n = len(next(iter(chunk.values())))
-            codes = assign_splits(np.arange(start, start + n), self.schema, self.validation, total)
-            start += n
+        for chunk, codes in _coded_chunks(self.table, self.validation, total):
             keep = codes == code
             if keep.any():
                 yield {name: values[keep] for name, values in chunk.items()}
@@ -266,11 +276,7 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
     in_memory = table.nbytes <= options.memory_budget
     kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
     rows = [0, 0, 0]
-    start = 0
-    for chunk in table.chunks():
-        n = len(chunk[schema.label])
-        codes = assign_splits(np.arange(start, start + n), schema, options.validation, total)
-        start += n
+    for chunk, codes in _coded_chunks(table, options.validation, total):
         train = codes == TRAIN
         for code in (TRAIN, VALIDATION, TEST):
             rows[code] += int(np.count_nonzero(codes == code))
@@ -278,10 +284,10 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
                 kept[code].append({k: v[codes == code] for k, v in chunk.items()})
         for column in features:
             _update(stats[column.name], chunk[column.name][train], column.name, options)
-    if start == 0:
+    if sum(rows) == 0:
         raise DcnError(f"{table.name}: no data rows")
     if rows[TRAIN] == 0:
-        raise DcnError(f"{table.name}: the training split is empty ({start} rows in all)")
+        raise DcnError(f"{table.name}: the training split is empty ({sum(rows)} rows in all)")
 
     specs = [_feature_spec(c, stats[c.name], options) for c in features]
     memory = (

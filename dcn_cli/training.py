@@ -3,8 +3,8 @@
 :func:`train` opens the data, learns the feature encodings from the training
 split, builds the model through the one factory, fits it with a rich progress
 bar and writes the checkpoint directory (see :mod:`dcn_cli.checkpoint`),
-saving ``model.keras`` whole after every epoch so an interrupted run leaves a
-loadable model and ``--resume`` can continue.
+saving ``model.keras`` whole at most every 10 seconds and at the end, so an
+interrupted run leaves a loadable model and ``--resume`` can continue.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ class DataSpec:
     task: str | None = None
     hash_buckets: str | None = None
     validation: float = 0.0
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> DataSpec:
+        """The data a checkpoint was trained on, from its config.json record."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record["data"].items() if k in known})
 
     def open(self) -> Table:
         if self.data is None:
@@ -303,8 +309,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     """Metrics of a checkpoint on its own test split, or on every row of other data."""
     record = checkpoint.load_record(ckpt)
     config = ModelConfig.from_dict(record["model"], source=str(Path(ckpt) / checkpoint.CONFIG))
-    known = {f.name for f in dataclasses.fields(DataSpec)}
-    saved = DataSpec(**{k: v for k, v in record["data"].items() if k in known})
+    saved = DataSpec.from_record(record)
     model = checkpoint.load_model(ckpt)
     if data is None:
         prepared = saved.prepare()
