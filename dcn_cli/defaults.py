@@ -5,7 +5,8 @@ the training rows, seeds 0 and 1), never on the test split: batch 1024 at
 Adam 1e-3 for 20 epochs, with an L2 penalty of 3e-3 on the embedding tables
 and dropout 0.3 after each deep layer. Mean validation RMSE of the stacked DCN
 went from 0.9458 under the tutorial's protocol (Adam 0.01, batch 8192, 8
-epochs, no penalty) to 0.9250; the README gives the test-split figures.
+epochs, no penalty) to 0.9250 (``benchmarks/tune_defaults.py``); the README gives
+the test-split figures.
 Plain constants, so the CLI can show them without importing anything heavy.
 """
 
