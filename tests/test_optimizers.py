@@ -23,6 +23,16 @@ def test_deduplicate_sums_rows_that_share_an_index():
     assert optimizers.deduplicate(plain) is plain
 
 
+def test_densify_gives_the_dense_gradient():
+    grad = tf.IndexedSlices(
+        tf.constant([[1.0, 2.0], [10.0, 20.0], [3.0, 4.0]]), tf.constant([4, 1, 4]), [5, 2]
+    )
+    expected = [[0, 0], [10, 20], [0, 0], [0, 0], [4, 6]]
+    np.testing.assert_array_equal(optimizers.densify(grad).numpy(), expected)
+    plain = tf.constant([1.0])
+    assert optimizers.densify(plain) is plain
+
+
 def _one_step(optimizer, dense_reference: bool):
     """One update of a 3-row embedding whose batch repeats row 0 many times."""
     keras.utils.set_random_seed(0)
