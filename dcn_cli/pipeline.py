@@ -12,6 +12,7 @@ sources above the memory budget.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -124,6 +125,11 @@ class Prepared:
         return self.table.schema
 
     @property
+    def in_memory(self) -> bool:
+        """Whether the rows are held in memory (small sources) or streamed from disk."""
+        return self._memory is not None
+
+    @property
     def task(self) -> str:
         return self.schema.task
 
@@ -166,7 +172,12 @@ class Prepared:
         if self._memory is not None:
             return _memory_dataset(self._memory[split], names, label, batch_size, shuffle_seed)
         return streamed_dataset(
-            lambda: self._split_chunks(split), self.schema, names, batch_size, shuffle_seed
+            lambda: self._split_chunks(split),
+            self.schema,
+            names,
+            batch_size,
+            shuffle_seed,
+            rows=self.rows[split],
         )
 
 
@@ -210,16 +221,26 @@ def _memory_dataset(
 
 
 def streamed_dataset(
-    chunks, schema: Schema, names: list[str], batch_size: int, shuffle_seed: int | None = None
+    chunks,
+    schema: Schema,
+    names: list[str],
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    rows: int | None = None,
 ):
-    """Batches of ``batch_size`` rows cut from a fresh ``chunks()`` pass each epoch."""
+    """Batches of ``batch_size`` rows cut from a fresh ``chunks()`` pass each epoch.
+
+    With ``shuffle_seed`` each chunk is shuffled, in a new order every epoch.
+    ``rows``, when known, tells Keras how many batches an epoch has.
+    """
     import tensorflow as tf
 
     label = schema.label
     dtypes = {c.name: c.dtype for c in schema.columns}
+    epochs = itertools.count()
 
     def batches():
-        rng = np.random.default_rng(shuffle_seed)
+        rng = np.random.default_rng([shuffle_seed or 0, next(epochs)])
         carry: list[Chunk] = []
         for chunk in chunks():
             if shuffle_seed is not None:
@@ -241,7 +262,10 @@ def streamed_dataset(
         {n: tf.TensorSpec((None,), _tf_dtype(tf, dtypes[n])) for n in names},
         tf.TensorSpec((None, 1), tf.float32),
     )
-    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+    ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    if rows is not None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
+    return ds.prefetch(2)
 
 
 def _tf_dtype(tf, dtype: str):
