@@ -22,7 +22,7 @@ from dcn_cli import backend
 from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path, read_json, write_json, write_text
-from dcn_cli.training import DataSpec, TrainSettings, compile_model, make_optimizer
+from dcn_cli.training import DataSpec, TrainSettings, make_optimizer
 
 PRESETS: dict[str, dict[str, Any]] = {
     "dcn": {"arch": "stacked", "cross_layers": 1, "deep_layers": [192, 192]},
@@ -127,9 +127,9 @@ def compare(
     prepared = data.prepare()
     metric = "auc" if prepared.task == "binary" else "rmse"
     keras = backend.load()
+    from dcn_cli.loop import make_loop
     from dcn_cli.model import build_model, count_trainable_params
 
-    test_ds = prepared.dataset("test", 8192)
     results: list[dict[str, Any]] = []
     for name, settings_dict in resolved:
         # Shared settings apply to every model, unless its own JSON config sets them.
@@ -140,31 +140,28 @@ def compare(
         if dropout is not None and settings_dict.get("arch") != "cross":
             settings_dict.setdefault("dropout", dropout)
         config = ModelConfig(features=prepared.features, task=prepared.task, **settings_dict)
-        scores, seconds, params = [], [], 0
-        model, fresh_optimizer = None, []
+        scores, seconds = [], []
+        keras.utils.set_random_seed(0)
+        model = build_model(config)
+        loop = make_loop(model, config, prepared, settings.batch_size)
+        optimizer = make_optimizer(settings)
+        loop.compile(optimizer)
+        initial_optimizer = [v.numpy() for v in optimizer.variables]
         for seed in range(runs):
-            keras.utils.set_random_seed(seed)
-            fresh = build_model(config)
-            if model is None:
-                model = fresh
-                optimizer = make_optimizer(settings)
-                compile_model(keras, model, prepared.task, optimizer)
-                optimizer.build(model.trainable_variables)
-                fresh_optimizer = [v.numpy() for v in optimizer.variables]
-            else:
+            if seed:
                 # Reuse the first run's model, whose training step is already traced:
                 # take this seed's initial weights and a new optimizer state. The run
                 # is the same as with a freshly built model, minus seconds of tracing.
+                keras.utils.set_random_seed(seed)
+                fresh = build_model(config)
                 for target, source in zip(model.variables, fresh.variables, strict=True):
                     target.assign(source)
-                for variable, value in zip(model.optimizer.variables, fresh_optimizer, strict=True):
+                for variable, value in zip(optimizer.variables, initial_optimizer, strict=True):
                     variable.assign(value)
-            params = count_trainable_params(model)
-            train_ds = prepared.dataset("train", settings.batch_size, shuffle_seed=seed)
             start = time.perf_counter()
-            model.fit(train_ds, epochs=settings.epochs, verbose=0, shuffle=False)
+            loop.fit(settings.epochs, seed)
             seconds.append(time.perf_counter() - start)
-            value = model.evaluate(test_ds, verbose=0, return_dict=True)[metric]
+            value = loop.evaluate()[metric]
             scores.append(float(value))
             if progress is not None:
                 progress(name, seed, float(value))
@@ -175,7 +172,7 @@ def compare(
                 "mean": float(np.mean(scores)),
                 "std": float(np.std(scores)),
                 "runs": scores,
-                "params": params,
+                "params": count_trainable_params(model),
                 "seconds_per_run": float(np.mean(seconds)),
             }
         )

@@ -101,6 +101,27 @@ def build_model(config: ModelConfig) -> keras.Model:
     return keras.Model(inputs=inputs, outputs=output, name=f"dcn_{config.arch}")
 
 
+def split_model(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, keras.Model]:
+    """``model`` as two models that share its layers: encoder, then core.
+
+    The encoder maps raw values to what the embeddings and the numerical
+    layers take (vocabulary ids, hashed buckets, numbers unchanged); the core
+    maps those, as a list in feature order, to the output. Encoding the data
+    once and training the core trains ``model`` itself, since the weights are
+    shared.
+    """
+    encoded = []
+    for feature in config.features:
+        if feature.kind == "numerical":
+            encoded.append(model.input[feature.name])
+        else:
+            prefix = "lookup" if feature.hash_buckets is None else "hash"
+            encoded.append(model.get_layer(f"{prefix}_{feature.name}").output)
+    encoder = keras.Model(model.input, encoded, name="encoder")
+    core = keras.Model(encoded, model.output, name="core")
+    return encoder, core
+
+
 def forward_flops(config: ModelConfig) -> int:
     """Multiply-add FLOPs (2 per multiply-add) of one example's forward pass.
 
