@@ -61,6 +61,7 @@ MODEL_KEYS = {
     "dropout",
     "embedding_dim",
     "embedding_l2",
+    "precision",
 }
 
 
@@ -115,6 +116,7 @@ def compare(
     embedding_dim: int | None = None,
     embedding_l2: float | None = None,
     dropout: float | None = None,
+    precision: str | None = None,
     progress=None,
 ) -> dict[str, Any]:
     """Train every model ``runs`` times; return the comparison as a JSON-able dict."""
@@ -139,6 +141,8 @@ def compare(
             settings_dict.setdefault("embedding_l2", embedding_l2)
         if dropout is not None and settings_dict.get("arch") != "cross":
             settings_dict.setdefault("dropout", dropout)
+        if precision is not None:
+            settings_dict.setdefault("precision", precision)
         config = ModelConfig(features=prepared.features, task=prepared.task, **settings_dict)
         scores, seconds = [], []
         keras.utils.set_random_seed(0)

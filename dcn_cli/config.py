@@ -22,6 +22,7 @@ CROSS_TYPES = ("matrix", "vector", "mix")
 TASKS = ("regression", "binary")
 FEATURE_KINDS = ("categorical", "numerical")
 DTYPES = ("string", "int64", "float32")
+PRECISIONS = ("float32", "mixed_bfloat16")
 CONFIG_FORMAT = 1
 
 
@@ -136,6 +137,9 @@ class ModelConfig:
     dropout: float = 0.0
     embedding_dim: int = 32
     embedding_l2: float = 0.0  # L2 penalty on every embedding table, added to the loss
+    # mixed_bfloat16: embeddings, cross and deep layers compute in bfloat16 (weights
+    # stay float32); the output layer computes in float32 either way.
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         self.features = [
@@ -164,6 +168,7 @@ class ModelConfig:
         _choice("task", self.task, TASKS)
         _choice("arch", self.arch, ARCHS)
         _choice("cross type", self.cross_type, CROSS_TYPES)
+        _choice("precision", self.precision, PRECISIONS)
         _positive_int("cross_layers", self.cross_layers)
         _positive_int("projection_dim", self.projection_dim, allow_none=True)
         _positive_int("num_experts", self.num_experts)

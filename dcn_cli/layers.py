@@ -364,7 +364,10 @@ class CrossNetwork(keras.layers.Layer):
         self.num_layers = num_layers
         self.cross_type = cross_type
         layer_class = CROSS_TYPES[cross_type]
-        self.cross_layers = [layer_class(name=f"cross_{i}", **kwargs) for i in range(num_layers)]
+        self.cross_layers = [
+            layer_class(name=f"cross_{i}", dtype=self.dtype_policy, **kwargs)
+            for i in range(num_layers)
+        ]
 
     def build(self, input_shape):
         for layer in self.cross_layers:

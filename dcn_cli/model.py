@@ -19,7 +19,7 @@ from dcn_cli.config import FeatureSpec, ModelConfig
 from dcn_cli.layers import CrossNetwork
 
 
-def _encode(feature: FeatureSpec, tensor, default_embedding_dim: int, l2: float = 0.0):
+def _encode(feature: FeatureSpec, tensor, config: ModelConfig):
     """Raw input of shape ``(batch,)`` -> a ``(batch, width)`` float tensor."""
     name = feature.name
     if feature.kind == "numerical":
@@ -40,19 +40,23 @@ def _encode(feature: FeatureSpec, tensor, default_embedding_dim: int, l2: float 
             mask_token=None,
             name=f"lookup_{name}",
         )(tensor)
+    l2 = config.embedding_l2
     return keras.layers.Embedding(
         input_dim=feature.input_size(),
-        output_dim=feature.width(default_embedding_dim),
+        output_dim=feature.width(config.embedding_dim),
         embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None,
+        dtype=config.precision,
         name=f"embed_{name}",
     )(ids)
 
 
 def _deep(config: ModelConfig, x):
     for i, units in enumerate(config.deep_layers):
-        x = keras.layers.Dense(units, activation="relu", name=f"deep_{i}")(x)
+        x = keras.layers.Dense(units, activation="relu", dtype=config.precision, name=f"deep_{i}")(
+            x
+        )
         if config.dropout:
-            x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+            x = keras.layers.Dropout(config.dropout, dtype=config.precision, name=f"dropout_{i}")(x)
     return x
 
 
@@ -67,6 +71,7 @@ def _cross_network(config: ModelConfig) -> CrossNetwork:
     return CrossNetwork(
         num_layers=config.cross_layers,
         cross_type=config.cross_type,
+        dtype=config.precision,
         name="cross_network",
         **kwargs,
     )
@@ -75,14 +80,11 @@ def _cross_network(config: ModelConfig) -> CrossNetwork:
 def build_model(config: ModelConfig) -> keras.Model:
     """Build the Keras model that ``config`` describes (weights freshly initialised)."""
     inputs = {f.name: keras.Input(shape=(), dtype=f.dtype, name=f.name) for f in config.features}
-    parts = [
-        _encode(f, inputs[f.name], config.embedding_dim, config.embedding_l2)
-        for f in config.features
-    ]
+    parts = [_encode(f, inputs[f.name], config) for f in config.features]
     if len(parts) > 1:
-        x0 = keras.layers.Concatenate(name="cross_input")(parts)
+        x0 = keras.layers.Concatenate(dtype=config.precision, name="cross_input")(parts)
     else:
-        x0 = keras.layers.Identity(name="cross_input")(parts[0])
+        x0 = keras.layers.Identity(dtype=config.precision, name="cross_input")(parts[0])
 
     if config.arch == "cross":
         hidden = _cross_network(config)(x0)
@@ -91,13 +93,13 @@ def build_model(config: ModelConfig) -> keras.Model:
     elif config.arch == "stacked":
         hidden = _deep(config, _cross_network(config)(x0))
     else:  # parallel
-        hidden = keras.layers.Concatenate(name="cross_and_deep")(
+        hidden = keras.layers.Concatenate(dtype=config.precision, name="cross_and_deep")(
             [_cross_network(config)(x0), _deep(config, x0)]
         )
 
-    output = keras.layers.Dense(1, name="logit")(hidden)
+    output = keras.layers.Dense(1, dtype="float32", name="logit")(hidden)
     if config.task == "binary":
-        output = keras.layers.Activation("sigmoid", name="probability")(output)
+        output = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(output)
     return keras.Model(inputs=inputs, outputs=output, name=f"dcn_{config.arch}")
 
 

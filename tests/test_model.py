@@ -1,5 +1,6 @@
 """The model config and the factory that builds every model from it."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -166,6 +167,31 @@ def test_saved_model_reproduces_outputs_in_safe_mode(tmp_path, cross_type):
     )
 
 
+@pytest.mark.parametrize("cross_type", ["matrix", "mix"])
+def test_mixed_bfloat16_computes_in_bfloat16_with_float32_weights_and_output(tmp_path, cross_type):
+    config = mixed_config(arch="parallel", cross_type=cross_type, projection_dim=3, task="binary")
+    model = build_model(config)
+    plain = build_model(mixed_config(arch="parallel", cross_type=cross_type, projection_dim=3))
+    model.set_weights(plain.get_weights())
+    bf16 = build_model(dataclasses.replace(config, precision="mixed_bfloat16"))
+    bf16.set_weights(plain.get_weights())
+    cross = bf16.get_layer("cross_network")
+    assert cross.compute_dtype == "bfloat16" and cross.cross_layers[0].compute_dtype == "bfloat16"
+    assert bf16.get_layer("deep_0").compute_dtype == "bfloat16"
+    assert bf16.get_layer("embed_movie_id").compute_dtype == "bfloat16"
+    assert {w.dtype for w in bf16.weights if w.trainable} == {"float32"}
+    out = bf16.predict(raw_rows(), verbose=0)
+    assert out.dtype == np.float32
+    # bfloat16 keeps 8 bits of mantissa: close to the float32 model, not equal.
+    reference = model.predict(raw_rows(), verbose=0)
+    np.testing.assert_allclose(out, reference, atol=0.02)
+    path = tmp_path / "model.keras"
+    bf16.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert loaded.get_layer("deep_0").compute_dtype == "bfloat16"
+    np.testing.assert_array_equal(loaded.predict(raw_rows(), verbose=0), out)
+
+
 def test_config_json_round_trip_rebuilds_the_same_architecture(tmp_path):
     config = mixed_config(
         arch="stacked",
@@ -201,6 +227,7 @@ def test_config_json_round_trip_rebuilds_the_same_architecture(tmp_path):
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
         ({"deep_layers": []}, "arch 'stacked' needs at least one deep layer"),
         ({"embedding_dim": 0}, "embedding_dim must be a positive integer, got 0"),
+        ({"precision": "float16"}, "unknown precision 'float16'"),
     ],
 )
 def test_bad_model_settings_are_user_errors(overrides, message):

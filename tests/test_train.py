@@ -103,6 +103,25 @@ def test_binary_task_reports_auc_logloss_accuracy(runner, datasets, tmp_path):
     assert 0.0 <= metrics["auc"] <= 1.0 and metrics["logloss"] > 0
 
 
+def test_mixed_bfloat16_trains_evaluates_and_compares(runner, datasets, tmp_path):
+    out, bf16 = tmp_path / "ckpt", ["--precision", "mixed_bfloat16"]
+    data = ["--data", datasets / "ctr", "--embedding-dim", "4", "--epochs", "1", *bf16]
+    result = invoke(runner, "train", "--out", out, "--json", "--deep-layers", "16", *data)
+    assert result.exit_code == 0, result.output
+    auc = json.loads(result.stdout)["auc"]
+    assert json.loads((out / "config.json").read_text())["model"]["precision"] == "mixed_bfloat16"
+    result = invoke(runner, "evaluate", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["auc"] == pytest.approx(auc, rel=1e-6)
+    result = invoke(
+        runner, "compare", "dcn", "--runs", "1", "--out", tmp_path / "c", "--json", *data
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["models"][0]["config"]["precision"] == "mixed_bfloat16"
+    result = invoke(runner, "train", "--out", tmp_path / "x", *FAST, "--precision", "half")
+    assert result.exit_code == 1 and "unknown precision 'half'" in result.stderr
+
+
 def test_resume_continues_the_run(runner, datasets, tmp_path):
     out = tmp_path / "ckpt"
     args = [
