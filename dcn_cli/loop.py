@@ -32,7 +32,7 @@ from dcn_cli.model import split_model
 from dcn_cli.pipeline import Prepared
 from dcn_cli.training import compile_model
 
-EVAL_BATCH = 8192
+EVAL_BATCH = 65536
 ENCODE_ROWS = 65536
 
 
@@ -81,6 +81,7 @@ class MemoryLoop:
         self.test = self._encode(encoder, "test")
         self.rows = int(self.labels.shape[0])
         self._epoch = tf.function(self._run_epoch)
+        self._predict = tf.function(lambda x: self.core(x, training=False), reduce_retracing=True)
 
     def _encode(self, encoder: keras.Model, split: str) -> tuple[list[tf.Tensor], tf.Tensor]:
         data = self.prepared.arrays(split)
@@ -104,10 +105,12 @@ class MemoryLoop:
             self._epoch(tf.constant(rng.permutation(self.rows)))
 
     def _run_epoch(self, order):
+        # One gather per column puts the epoch in order; each batch is then a slice.
+        columns = [tf.gather(column, order) for column in self.inputs]
+        labels = tf.gather(self.labels, order)
         for start in tf.range(0, self.rows, self.batch_size):
-            rows = order[start : tf.minimum(start + self.batch_size, self.rows)]
-            x = [tf.gather(column, rows) for column in self.inputs]
-            self._step(x, tf.gather(self.labels, rows))
+            rows = slice(start, tf.minimum(start + self.batch_size, self.rows))
+            self._step([column[rows] for column in columns], labels[rows])
 
     def _step(self, x, y) -> None:
         # What keras' own train_step does, less the loss tracker and metrics.
@@ -119,7 +122,17 @@ class MemoryLoop:
         core.optimizer.apply_gradients(zip(gradients, core.trainable_weights, strict=True))
 
     def evaluate(self) -> dict[str, Any]:
-        """The compiled metrics on the test split."""
+        """The compiled metrics on the test split.
+
+        What ``model.evaluate`` reports, without its per-call set-up, which
+        cost more than the predictions on MovieLens 100K's test split.
+        """
         columns, labels = self.test
-        dataset = tf.data.Dataset.from_tensor_slices((tuple(columns), labels)).batch(EVAL_BATCH)
-        return self.core.evaluate(dataset, verbose=0, return_dict=True)
+        for metric in self.core.metrics:
+            metric.reset_state()
+        for start in range(0, int(labels.shape[0]), EVAL_BATCH):
+            x = [column[start : start + EVAL_BATCH] for column in columns]
+            y = labels[start : start + EVAL_BATCH]
+            self.core.compute_metrics(x, y, self._predict(x), sample_weight=None)
+        results = self.core.get_metrics_result()
+        return {k: float(v) for k, v in results.items() if k != "loss"}  # loss: not tracked
