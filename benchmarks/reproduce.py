@@ -1,6 +1,7 @@
 """Reproduce the README's tables: the tutorial's toy, MovieLens 100K, the paper's polynomials.
 
     python benchmarks/reproduce.py --ml100k DIR [--runs 5] [--only toy,ml,defaults,poly,speed]
+        [--repeats 3]
 
 DIR holds the real MovieLens 100K (``../shared/data/fetch-movielens-100k DIR``
 writes it). Every section prints a Markdown table; the numbers in the README
@@ -13,12 +14,17 @@ are this script's output on the machine named there. Sections:
   of the machine's matmul roofline, measured in the same run.
 - defaults: ``dcn compare dcn dnn`` with the tool's own default settings.
 - poly: the DCN-V2 paper's f1 and f2 with one cross layer (Adagrad 0.4, batch 1000, 200 epochs).
+- speed: the ml section's compare, ``repeats`` times in float32 and in
+  mixed_bfloat16 (interleaved), each against the matmul throughput of its own
+  dtype measured just before it; then the ``dcn compare`` command itself,
+  once per precision, and ``dcn --help``, timed as subprocesses.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dcn_cli import backend  # noqa: E402
 
 
-def matmul_flops_per_second(size: int = 2048, repeats: int = 20) -> float:
-    """Measured float32 matmul throughput of this machine (median of 5 timings)."""
+def matmul_flops_per_second(size: int = 2048, repeats: int = 20, dtype: str = "float32") -> float:
+    """Measured matmul throughput of this machine in ``dtype`` (median of 5 timings)."""
     import tensorflow as tf
 
-    a = tf.random.normal((size, size))
+    a = tf.cast(tf.random.normal((size, size)), dtype)
     tf.matmul(a, a).numpy()
     rates = []
     for _ in range(5):
@@ -88,6 +94,24 @@ def toy(runs: int) -> None:
     print(f"\nCross network median RMSE over {runs} seeds: {np.median(rmses):.6f}")
 
 
+TUTORIAL_FLAGS = "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --dropout 0"
+
+
+def compare_flops(result: dict, data: str, settings) -> float:
+    """Matmul FLOPs of a compare: 3 x forward per training example, 1 x per test example."""
+    from dcn_cli.config import ModelConfig
+    from dcn_cli.model import forward_flops
+    from dcn_cli.training import DataSpec
+
+    features = DataSpec(data).prepare().features
+    rows, flops = result["rows"], 0.0
+    for m in result["models"]:
+        per_example = forward_flops(ModelConfig(features=features, **m["config"]))
+        runs = len(m["runs"])
+        flops += runs * per_example * (3 * rows["train"] * settings.epochs + rows["test"])
+    return flops
+
+
 def comparison(
     title: str,
     models: list[str],
@@ -99,8 +123,6 @@ def comparison(
     dropout: float,
 ) -> None:
     from dcn_cli.compare import compare
-    from dcn_cli.config import ModelConfig
-    from dcn_cli.model import forward_flops
     from dcn_cli.training import DataSpec
 
     start = time.perf_counter()
@@ -118,8 +140,6 @@ def comparison(
     )
     print("| model | test RMSE mean ± std | runs | params | s / run | p vs first |")
     print("| --- | --- | --- | --- | --- | --- |")
-    flops = 0.0
-    prepared_features = None
     for m in result["models"]:
         p = "-" if m["p_value"] is None else f"{m['p_value']:.3g}"
         runs_text = " ".join(f"{v:.4f}" for v in m["runs"])
@@ -127,17 +147,79 @@ def comparison(
             f"| {m['name']} | {m['mean']:.4f} ± {m['std']:.4f} | {runs_text} | "
             f"{m['params']:,} | {m['seconds_per_run']:.1f} | {p} |"
         )
-        if prepared_features is None:
-            prepared_features = DataSpec(data).prepare().features
-        config = ModelConfig(features=prepared_features, **m["config"])
-        per_example = forward_flops(config)
-        flops += runs * per_example * (3 * rows["train"] * settings.epochs + rows["test"])
+    flops = compare_flops(result, data, settings)
     print(
         f"\nWall time of the whole compare: {wall:.1f} s. Model FLOPs (3 x forward "
         f"matmuls per training example, 1 x per test example): {flops / 1e9:.0f} GFLOP; "
         f"measured float32 matmul throughput {peak / 1e9:.0f} GFLOP/s; "
         f"fraction of roofline {flops / (wall * peak):.0%}."
     )
+
+
+def _median_seconds(command: list[str], times: int) -> float:
+    seconds = []
+    for _ in range(times):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
+
+
+def speed(data: str, runs: int, repeats: int) -> None:
+    from dcn_cli.compare import compare
+    from dcn_cli.training import DataSpec, TrainSettings
+
+    settings = TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
+    precisions = ("float32", "mixed_bfloat16")
+    walls: dict[str, list[float]] = {p: [] for p in precisions}
+    peaks: dict[str, list[float]] = {p: [] for p in precisions}
+    results: dict[str, dict] = {}
+    for _ in range(repeats):
+        for precision in precisions:
+            peaks[precision].append(
+                matmul_flops_per_second(dtype="bfloat16" if "bfloat16" in precision else "float32")
+            )
+            start = time.perf_counter()
+            results[precision] = compare(
+                ["dcn", "dcn-lr", "dnn"],
+                runs,
+                DataSpec(data),
+                settings,
+                embedding_l2=0.0,
+                dropout=0.0,
+                precision=precision,
+            )
+            walls[precision].append(time.perf_counter() - start)
+    dcn = [str(Path(sys.executable).parent / "dcn")]
+    print("\n### Speed: `dcn compare dcn dcn-lr dnn`, MovieLens 100K, the tutorial's protocol\n")
+    print(
+        f"{runs} runs per model; compare() timed in-process {repeats} times per precision, "
+        "interleaved; medians. Roofline: model FLOPs / (wall x measured square-matmul "
+        "throughput of the same dtype).\n"
+    )
+    print(
+        "| precision | compare wall s (median) | all walls | matmul GFLOP/s | model GFLOP "
+        "| fraction of roofline | time vs float32 | dcn / dcn-lr / dnn RMSE |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    base = float(np.median(walls["float32"]))
+    for precision in precisions:
+        wall, peak = float(np.median(walls[precision])), float(np.median(peaks[precision]))
+        flops = compare_flops(results[precision], data, settings)
+        rmse = " / ".join(f"{m['mean']:.4f}" for m in results[precision]["models"])
+        print(
+            f"| {precision} | {wall:.1f} | {' '.join(f'{w:.1f}' for w in walls[precision])} | "
+            f"{peak / 1e9:.0f} | {flops / 1e9:,.0f} | {flops / (wall * peak):.0%} | "
+            f"{wall / base:.2f} | {rmse} |"
+        )
+    print()
+    for precision in precisions:
+        command = dcn + ["compare", "dcn", "dcn-lr", "dnn", "--runs", str(runs), "--data", data]
+        command += [*TUTORIAL_FLAGS.split(), "--precision", precision, "--out"]
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = _median_seconds(command + [tmp], 1)
+        print(f"`dcn compare ... --precision {precision}` end to end (one run): {seconds:.1f} s")
+    print(f"`dcn --help` (median of 5): {_median_seconds(dcn + ['--help'], 5):.2f} s")
 
 
 def poly() -> None:
@@ -171,7 +253,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ml100k", help="directory of the real MovieLens 100K files")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="toy,ml,defaults,poly")
+    parser.add_argument("--only", default="toy,ml,defaults,poly,speed")
+    parser.add_argument("--repeats", type=int, default=3, help="speed: timings per precision")
     args = parser.parse_args()
     sections = set(args.only.split(","))
     backend.load()
@@ -183,7 +266,7 @@ def main() -> None:
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs.")
     if "toy" in sections:
         toy(args.runs)
-    if sections & {"ml", "defaults"}:
+    if sections & {"ml", "defaults", "speed"}:
         if not args.ml100k:
             sys.exit("--ml100k DIR is needed for the MovieLens sections")
         peak = matmul_flops_per_second()
@@ -210,6 +293,8 @@ def main() -> None:
                 embedding_l2=defaults.EMBEDDING_L2,
                 dropout=defaults.DROPOUT,
             )
+        if "speed" in sections:
+            speed(args.ml100k, args.runs, args.repeats)
     if "poly" in sections:
         poly()
 
