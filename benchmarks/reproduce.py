@@ -218,8 +218,8 @@ def speed(data: str, runs: int, repeats: int) -> None:
         command += [*TUTORIAL_FLAGS.split(), "--precision", precision, "--out"]
         with tempfile.TemporaryDirectory() as tmp:
             seconds = _median_seconds(command + [tmp], 1)
-        print(f"`dcn compare ... --precision {precision}` end to end (one run): {seconds:.1f} s")
-    print(f"`dcn --help` (median of 5): {_median_seconds(dcn + ['--help'], 5):.2f} s")
+        print(f"- `dcn compare ... --precision {precision}` end to end (one run): {seconds:.1f} s")
+    print(f"- `dcn --help` (median of 5): {_median_seconds(dcn + ['--help'], 5):.2f} s")
 
 
 def poly() -> None:
