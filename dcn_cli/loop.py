@@ -3,8 +3,9 @@
 It trains exactly as ``model.fit`` does on :meth:`Prepared.dataset`'s
 batches (the same seeded permutation each epoch, the same loss, gradients and
 optimizer step; a test checks the weights agree), with less work around the
-arithmetic. ``model.fit`` on MovieLens 100K spent about 40% of its time
-outside the model:
+arithmetic. On MovieLens 100K (tutorial protocol, DCN, 8 epochs) ``model.fit``
+took 4.9-5.6 s and this loop takes 2.9-3.4 s; the difference was work around
+the model:
 
 - every batch's strings were looked up in the vocabularies again; here each
   split is encoded to ids once, and the model's *core*
