@@ -15,9 +15,11 @@ SAMPLES = {"ctr": "sample_data/ctr", "mixer": "sample_data/mixer"}
 MODEL = {"arch": "stacked", "cross_layers": 1, "deep_layers": [16, 16], "dropout": 0.3}
 
 
-def _setup(sample, memory_budget=None, seed=0):
+def _setup(sample, memory_budget=None, seed=0, hash_buckets=None):
     keras = backend.load()
-    options = DataOptions() if memory_budget is None else DataOptions(memory_budget=memory_budget)
+    options = DataOptions(hash_buckets=hash_buckets or {})
+    if memory_budget is not None:
+        options.memory_budget = memory_budget
     prepared = prepare(open_table(SAMPLES[sample]), options)
     config = ModelConfig(features=prepared.features, task=prepared.task, embedding_l2=1e-3, **MODEL)
     keras.utils.set_random_seed(seed)
@@ -69,7 +71,8 @@ def test_streamed_data_falls_back_to_model_fit():
 def test_split_model_shares_weights_and_reproduces_outputs():
     import tensorflow as tf
 
-    keras, prepared, config, model = _setup("ctr")
+    keras, prepared, config, model = _setup("ctr", hash_buckets={"C1": 50})
+    assert config.features[13].name == "C1" and config.features[13].hash_buckets == 50
     encoder, core = split_model(model, config)
     test = prepared.arrays("test")
     raw = {f.name: tf.constant(test[f.name][:64]) for f in config.features}
