@@ -44,15 +44,20 @@ def make_loop(model: keras.Model, config: ModelConfig, prepared: Prepared, batch
     return FitLoop(model, prepared, batch_size)
 
 
-class FitLoop:
-    """``model.fit`` and ``model.evaluate`` on tf.data batches, for tables too big to hold."""
-
-    def __init__(self, model: keras.Model, prepared: Prepared, batch_size: int):
-        self.core, self.prepared, self.batch_size = model, prepared, batch_size
+class _Loop:
+    core: keras.Model  # the model that trains: the whole model, or its core
+    prepared: Prepared
 
     def compile(self, optimizer) -> None:
         compile_model(keras, self.core, self.prepared.task, optimizer)
         optimizer.build(self.core.trainable_variables)
+
+
+class FitLoop(_Loop):
+    """``model.fit`` and ``model.evaluate`` on tf.data batches, for tables too big to hold."""
+
+    def __init__(self, model: keras.Model, prepared: Prepared, batch_size: int):
+        self.core, self.prepared, self.batch_size = model, prepared, batch_size
 
     def fit(self, epochs: int, seed: int) -> None:
         batches = self.prepared.dataset("train", self.batch_size, shuffle_seed=seed)
@@ -63,7 +68,7 @@ class FitLoop:
         return self.core.evaluate(batches, verbose=0, return_dict=True)
 
 
-class MemoryLoop:
+class MemoryLoop(_Loop):
     """Fit and evaluate ``model`` on a prepared table held in memory.
 
     Call :meth:`compile` once with an optimizer, then :meth:`fit` and
@@ -94,10 +99,6 @@ class MemoryLoop:
         columns = [tf.concat([part[i] for part in parts], 0) for i in range(len(self.names))]
         labels = tf.constant(data[self.prepared.label].reshape(-1, 1))
         return columns, labels
-
-    def compile(self, optimizer) -> None:
-        compile_model(keras, self.core, self.prepared.task, optimizer)
-        optimizer.build(self.core.trainable_variables)
 
     def fit(self, epochs: int, seed: int) -> None:
         """Train ``epochs`` epochs, in the batch order ``Prepared.dataset`` gives for ``seed``."""
