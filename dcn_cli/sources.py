@@ -377,12 +377,17 @@ def movielens_100k_table(location: Path) -> Table:
         ):
             users[uid] = (gender, occupation, zip_code, _int(age, f"{where}:{i}"))
         text, where = files.read("u.data", "latin-1")
-        ratings = []
-        for i, (uid, movie, rating, _ts) in enumerate(_rows(text, "\t", 4, where), start=1):
-            ratings.append((uid, movie, float(_int(rating, f"{where}:{i}"))))
-        yield _movielens_chunk(ratings, users, where)
+        yield _movielens_chunk(_ratings(text, "\t", where), users, where)
 
     return _movielens_table("movielens-100k", location, chunks, ("u.data", "u.user"))
+
+
+def _ratings(text: str, sep: str, where: str) -> list[tuple[str, str, float]]:
+    """(user, movie, rating) of a MovieLens ratings file: user, movie, rating, timestamp."""
+    ratings = []
+    for i, (uid, movie, rating, _ts) in enumerate(_rows(text, sep, 4, where), start=1):
+        ratings.append((uid, movie, float(_int(rating, f"{where}:{i}"))))
+    return ratings
 
 
 def movielens_1m_table(location: Path) -> Table:
@@ -399,10 +404,7 @@ def movielens_1m_table(location: Path) -> Table:
                 raise DcnError(f"{where}:{i}: unknown occupation code {code}")
             users[uid] = (gender, ML1M_OCCUPATIONS[code], zip_code, _int(age, f"{where}:{i}"))
         text, where = files.read("ratings.dat", "latin-1")
-        ratings = []
-        for i, (uid, movie, rating, _ts) in enumerate(_rows(text, "::", 4, where), start=1):
-            ratings.append((uid, movie, float(_int(rating, f"{where}:{i}"))))
-        yield _movielens_chunk(ratings, users, where)
+        yield _movielens_chunk(_ratings(text, "::", where), users, where)
 
     return _movielens_table("movielens-1m", location, chunks, ("ratings.dat", "users.dat"))
 
