@@ -18,6 +18,36 @@ from keras import ops
 PACKAGE = "dcn_cli"
 
 
+def _fresh(initializer):
+    """A new copy of ``initializer`` for one weight.
+
+    In Keras 3 an unseeded initializer *object* fixes its seed when it is
+    created and returns the same values on every call, so one object shared by
+    two weights makes them equal (or reshaped copies). Each weight gets its own
+    copy, which draws its own seed, as keras-rs and TensorFlow Recommenders do.
+    """
+    return initializer.__class__.from_config(initializer.get_config())
+
+
+def _add_kernel(layer: keras.layers.Layer, name: str, shape: tuple):
+    """A kernel of ``layer``, from a fresh copy of its kernel initializer."""
+    return layer.add_weight(
+        name=name,
+        shape=shape,
+        initializer=_fresh(layer.kernel_initializer),
+        regularizer=layer.kernel_regularizer,
+    )
+
+
+def _add_bias(layer: keras.layers.Layer, shape: tuple):
+    return layer.add_weight(
+        name="bias",
+        shape=shape,
+        initializer=_fresh(layer.bias_initializer),
+        regularizer=layer.bias_regularizer,
+    )
+
+
 def _check_positive(name: str, value: int | None, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -84,23 +114,13 @@ class Cross(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = input_shape[-1]
-        kernel = dict(initializer=self.kernel_initializer, regularizer=self.kernel_regularizer)
         if self.projection_dim is None:
-            self.kernel = self.add_weight(name="kernel", shape=(dim, dim), **kernel)
+            self.kernel = _add_kernel(self, "kernel", (dim, dim))
         else:
-            self.u_kernel = self.add_weight(
-                name="u_kernel", shape=(dim, self.projection_dim), **kernel
-            )
-            self.v_kernel = self.add_weight(
-                name="v_kernel", shape=(self.projection_dim, dim), **kernel
-            )
+            self.u_kernel = _add_kernel(self, "u_kernel", (dim, self.projection_dim))
+            self.v_kernel = _add_kernel(self, "v_kernel", (self.projection_dim, dim))
         if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(dim,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-            )
+            self.bias = _add_bias(self, (dim,))
 
     def call(self, x0, x=None):
         if x is None:
@@ -184,19 +204,9 @@ class VectorCross(keras.layers.Layer):
     def build(self, input_shape):
         dim = input_shape[-1]
         # Stored as a (d, 1) column so that glorot_uniform sees fan_in=d, fan_out=1.
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(dim, 1),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-        )
+        self.kernel = _add_kernel(self, "kernel", (dim, 1))
         if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(dim,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-            )
+            self.bias = _add_bias(self, (dim,))
 
     def call(self, x0, x=None):
         if x is None:
@@ -226,7 +236,7 @@ class MixCross(keras.layers.Layer):
     """DCN-Mix layer: a softmax-gated mixture of low-rank cross experts.
 
     ``x_{l+1} = sum_i G_i(x_l) E_i(x_l) + x_l`` with experts
-    ``E_i(x) = x0 * (U_i g(C_i g(V_i^T x)) + b_i)`` and gate
+    ``E_i(x) = x0 * (U_i g(C_i g(V_i^T x)) + b)`` and gate
     ``G(x) = softmax(x @ gate_kernel)`` over the experts. In Keras' row
     layout expert ``i`` computes ``g(g(x @ V_i) @ C_i) @ U_i`` with ``V_i`` of
     shape ``(d, r)``, ``C_i`` of ``(r, r)`` and ``U_i`` of ``(r, d)``.
@@ -235,7 +245,9 @@ class MixCross(keras.layers.Layer):
         projection_dim: rank ``r`` of each expert. Default ``32``.
         num_experts: number of experts. Default ``4``.
         activation: the non-linearity ``g``. Default ``"tanh"``.
-        use_bias: whether experts add ``b_i``. Default ``True``.
+        use_bias: whether to add ``b``, one bias per layer that every expert
+            shares, as the paper writes it (and DeepCTR's ``CrossNetMix``).
+            Default ``True``.
         kernel_initializer: default ``"glorot_uniform"``.
         bias_initializer: default ``"zeros"``.
         kernel_regularizer: default ``None``.
@@ -274,18 +286,12 @@ class MixCross(keras.layers.Layer):
 
     def build(self, input_shape):
         dim, rank, experts = input_shape[-1], self.projection_dim, self.num_experts
-        kernel = dict(initializer=self.kernel_initializer, regularizer=self.kernel_regularizer)
-        self.v_kernel = self.add_weight(name="v_kernel", shape=(experts, dim, rank), **kernel)
-        self.c_kernel = self.add_weight(name="c_kernel", shape=(experts, rank, rank), **kernel)
-        self.u_kernel = self.add_weight(name="u_kernel", shape=(experts, rank, dim), **kernel)
-        self.gate_kernel = self.add_weight(name="gate_kernel", shape=(dim, experts), **kernel)
+        self.v_kernel = _add_kernel(self, "v_kernel", (experts, dim, rank))
+        self.c_kernel = _add_kernel(self, "c_kernel", (experts, rank, rank))
+        self.u_kernel = _add_kernel(self, "u_kernel", (experts, rank, dim))
+        self.gate_kernel = _add_kernel(self, "gate_kernel", (dim, experts))
         if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(experts, dim),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-            )
+            self.bias = _add_bias(self, (dim,))  # one per layer, shared by the experts
 
     def call(self, x0, x=None):
         if x is None:

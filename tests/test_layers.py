@@ -87,7 +87,7 @@ def test_mix_cross_matches_formula():
     c = RNG.normal(size=(experts, rank, rank))
     u = RNG.normal(size=(experts, rank, 3))
     gate = RNG.normal(size=(3, experts))
-    bias = RNG.normal(size=(experts, 3))
+    bias = RNG.normal(size=3)  # one per layer, shared by the experts (the paper's eq. 3)
     layer = MixCross(projection_dim=rank, num_experts=experts)
     _set(layer, v_kernel=v, c_kernel=c, u_kernel=u, gate_kernel=gate, bias=bias)
 
@@ -95,11 +95,66 @@ def test_mix_cross_matches_formula():
     weights = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     expected = XL.astype("float64").copy()
     for i in range(experts):
-        expert = X0 * (np.tanh(np.tanh(XL @ v[i]) @ c[i]) @ u[i] + bias[i])
+        expert = X0 * (np.tanh(np.tanh(XL @ v[i]) @ c[i]) @ u[i] + bias)
         expected += weights[:, i : i + 1] * expert
     np.testing.assert_allclose(_np(layer, X0, XL), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(layer.expert_kernels(), v @ c @ u, rtol=1e-5)
-    assert layer.count_params() == experts * (3 * rank + rank * rank + rank * 3 + 3) + 3 * experts
+    assert layer.count_params() == experts * (3 * rank + rank * rank + rank * 3) + 3 + 3 * experts
+
+
+def _unrelated(a, b) -> bool:
+    """Whether two weights were drawn independently: neither copies nor rescales the other.
+
+    A shared unseeded initializer gives equal values in the same order (reshaped,
+    or rescaled by another fan), so the common prefix of the flattened arrays is
+    perfectly correlated; independent draws of 32 or more values are not.
+    """
+    a, b = np.ravel(a), np.ravel(b)
+    n = min(a.size, b.size)
+    return abs(np.corrcoef(a[:n], b[:n])[0, 1]) < 0.9
+
+
+def _kernels(layer):
+    """Kernel weights by their path below the layer (``cross_0/u_kernel``)."""
+    return {
+        w.path.split("/", 1)[-1]: keras.ops.convert_to_numpy(w)
+        for w in layer.weights
+        if "bias" not in w.name
+    }
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Cross(projection_dim=4),
+        lambda: MixCross(projection_dim=4, num_experts=4),
+        lambda: CrossNetwork(num_layers=3, projection_dim=4),
+        lambda: CrossNetwork(num_layers=2, cross_type="mix", projection_dim=4, num_experts=4),
+        lambda: CrossNetwork(num_layers=3),
+        lambda: CrossNetwork(num_layers=3, cross_type="vector"),
+        # One initializer object passed in is copied per weight as well.
+        lambda: CrossNetwork(
+            num_layers=2, projection_dim=4, kernel_initializer=keras.initializers.GlorotUniform()
+        ),
+    ],
+    ids=["low-rank", "mix", "network", "mix-network", "full-network", "vector-network", "object"],
+)
+def test_every_kernel_starts_from_its_own_draw(make):
+    keras.utils.set_random_seed(3)
+    layer = make()
+    layer.build((None, 8))
+    kernels = _kernels(layer)
+    assert len(kernels) >= 2
+    names = sorted(kernels)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert _unrelated(kernels[a], kernels[b]), f"{a} and {b} start from one draw"
+    # The same seed still gives the same start.
+    keras.utils.set_random_seed(3)
+    again = make()
+    again.build((None, 8))
+    for name, value in _kernels(again).items():
+        np.testing.assert_array_equal(value, kernels[name])
 
 
 def test_cross_network_feeds_x0_to_every_layer():
