@@ -52,12 +52,16 @@ def demo() -> None:
     toy = "--data sample_data/mixer --optimizer adagrad --lr 0.4 --batch-size 100"
     dcn("--help")
     # One cross layer, 16 parameters; then its metrics and its learned crosses.
-    dcn("train", toy, "--arch cross --epochs 30 --out runs/mixer")
+    # (--force: a second demo replaces the first one's runs.)
+    dcn("train", toy, "--arch cross --epochs 30 --out runs/mixer --force")
     dcn("evaluate runs/mixer")
     dcn("explain runs/mixer")  # bananas x cookbooks should come out on top
     dcn("compare cross dnn --runs 3", toy, "--epochs 10 --out runs/compare")
     # Criteo-shaped clicks: DCN (cross, then deep) on 13 numerical + 26 categorical columns.
-    dcn("train --data sample_data/ctr --out runs/ctr --epochs 3 --batch-size 256 --embedding-dim 8")
+    dcn(
+        "train --data sample_data/ctr --out runs/ctr --force",
+        "--epochs 3 --batch-size 256 --embedding-dim 8",
+    )
 
 
 def lint() -> None:

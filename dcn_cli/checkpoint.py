@@ -6,21 +6,29 @@
     CKPT/history.csv    one row per epoch
     CKPT/logs/          TensorBoard logs
 
-Every file is written under a temporary name and renamed into place.
+Every file is written under a temporary name and renamed into place, and
+config.json and model.keras always describe the same model: config.json is
+written once, when a run starts, into a directory that holds no other run's
+model (``--force`` deletes the old model first), and never rewritten with
+other model settings; ``--resume`` takes every setting from it. Loading checks
+that model.keras has the layers and weight shapes config.json describes.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import platform
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 from dcn_cli import __version__
 from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
-from dcn_cli.fileio import atomic_path, read_json, write_json, write_text
+from dcn_cli.fileio import atomic_path, read_json, temporary_prefix, write_json, write_text
 
 MODEL = "model.keras"
 CONFIG = "config.json"
@@ -67,18 +75,70 @@ def save_history(directory: Path, history: list[dict[str, float]]) -> None:
 
 
 def read_history(directory: Path) -> list[dict[str, float]]:
+    """history.csv's rows; a damaged file is an error naming the line."""
     path = directory / HISTORY
     if not path.exists():
         return []
-    with open(path, newline="") as handle:
-        return [
-            {k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
-            for row in csv.DictReader(handle)
-        ]
+    rows: list[dict[str, float]] = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            try:
+                parsed = {k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+            except (TypeError, ValueError):
+                parsed = {}
+            if not parsed or "epoch" not in parsed or parsed["epoch"] != len(rows) + 1:
+                raise DcnError(
+                    f"{path}:{reader.line_num}: damaged history (expected epoch {len(rows) + 1}); "
+                    "train afresh with --force"
+                )
+            rows.append(parsed)
+    return rows
+
+
+# ---------------------------------------------------------------- a run's files
+
+RUN_FILES = (MODEL, CONFIG, METRICS, HISTORY)
+
+
+def holds_run(directory: Path) -> bool:
+    return any((directory / name).exists() for name in RUN_FILES)
+
+
+def remove_temporary(directory: Path) -> None:
+    """Delete what an interrupted save left: the temporary files of :func:`atomic_path`."""
+    if not directory.is_dir():
+        return
+    for name in (*RUN_FILES, "explain.png", "explain-block-norm.png"):
+        for stray in directory.glob(glob.escape(temporary_prefix(directory / name)) + "*"):
+            stray.unlink(missing_ok=True)
+
+
+def clear_run(directory: Path) -> None:
+    """Remove a run's files for ``--force``: the model first, so no moment pairs a new
+    config.json with the old model. Files dcn did not write are left alone."""
+    remove_temporary(directory)
+    for name in RUN_FILES + ("explain.png", "explain-block-norm.png"):
+        (directory / name).unlink(missing_ok=True)
+    shutil.rmtree(directory / LOGS, ignore_errors=True)
+
+
+def claim(directory: Path, force: bool) -> None:
+    """Check that a new run may be written to ``directory`` (before any work is done)."""
+    if directory.exists() and not directory.is_dir():
+        raise DcnError(f"{directory}: exists and is not a directory")
+    if holds_run(directory) and not force:
+        raise DcnError(
+            f"{directory}: holds a training run already; continue it with --resume, "
+            "replace it with --force, or choose another --out"
+        )
+
+
+# ---------------------------------------------------------------- reading back
 
 
 def load_record(directory: str | Path) -> dict[str, Any]:
-    """The checkpoint's config.json, checked to be a dcn checkpoint."""
+    """The checkpoint's config.json, checked to be a whole dcn checkpoint record."""
     directory = Path(directory)
     if not directory.exists():
         raise DcnError(f"{directory}: no such checkpoint directory")
@@ -88,24 +148,51 @@ def load_record(directory: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise DcnError(f"{directory}: not a dcn checkpoint (no {CONFIG})")
     record = read_json(path)
-    if not isinstance(record, dict) or "model" not in record or "training" not in record:
-        raise DcnError(f"{path}: not a dcn checkpoint config (no model/training sections)")
+    if not isinstance(record, dict):
+        raise DcnError(f"{path}: not a dcn checkpoint config (expected a JSON object)")
+    for section in ("model", "training", "data"):
+        if not isinstance(record.get(section), dict):
+            raise DcnError(f"{path}: not a dcn checkpoint config (no {section!r} section)")
     ModelConfig.from_dict(record["model"], source=str(path))  # validates
     return record
 
 
-def load_model(directory: str | Path):
-    """The trained Keras model of a checkpoint (safe mode on)."""
+def model_config(record: dict[str, Any], directory: str | Path) -> ModelConfig:
+    return ModelConfig.from_dict(record["model"], source=str(Path(directory) / CONFIG))
+
+
+def load_model(directory: str | Path, config: ModelConfig | None = None):
+    """The trained Keras model of a checkpoint (safe mode on), checked against its config.
+
+    ``config`` is the checkpoint's own, read from config.json when not given.
+    """
     from dcn_cli import backend
 
     keras = backend.load()
     import dcn_cli.layers  # noqa: F401  registers the custom layers
     import dcn_cli.optimizers  # noqa: F401  and the optimizers in the compiled model
+    from dcn_cli.model import build_model
 
+    if config is None:
+        config = model_config(load_record(directory), directory)
     path = Path(directory) / MODEL
     if not path.exists():
         raise DcnError(f"{directory}: checkpoint has no {MODEL} (was training interrupted?)")
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # An input renamed by model.input_name(); Keras maps inputs by feature name.
+            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+            model = keras.models.load_model(path, safe_mode=True)
     except Exception as err:  # a truncated or foreign file: Keras raises many kinds
         raise DcnError(f"{path}: cannot load the model ({type(err).__name__})") from None
+    if _layout(model) != _layout(build_model(config)):
+        raise DcnError(
+            f"{path}: is not the model {CONFIG} describes (its layers or weight shapes "
+            "differ); was it copied from another checkpoint?"
+        )
+    return model
+
+
+def _layout(model) -> list[tuple[str, tuple[int, ...]]]:
+    """Every weight's path and shape: what must agree between a model and its config."""
+    return [(w.path, tuple(w.shape)) for w in model.weights]

@@ -29,6 +29,9 @@ app = typer.Typer(
 def _user_errors(command):
     """Turn a :class:`DcnError` into one line on stderr and exit code 1.
 
+    So do the errors of the machine rather than of dcn: a failed read or write
+    (disk full, permission denied) and running out of memory.
+
     Ctrl-C ends with one line and exit code 130, not a traceback; files being
     written are left whole (a checkpoint keeps its last saved state).
     """
@@ -40,11 +43,24 @@ def _user_errors(command):
         except DcnError as err:
             typer.echo(f"Error: {err}", err=True)
             raise typer.Exit(1) from None
+        except OSError as err:  # disk full, permission denied, a path under a plain file
+            where = f"{err.filename}: " if err.filename else ""
+            typer.echo(f"Error: {where}{err.strerror or err}", err=True)
+            raise typer.Exit(1) from None
+        except MemoryError:
+            typer.echo("Error: out of memory; try less data, a smaller model or batch", err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed option ``name`` (rather than leaving its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _version(value: bool) -> None:
@@ -170,6 +186,7 @@ def _print_metrics(title: str, metrics: dict, as_json: bool) -> None:
 @app.command()
 @_user_errors
 def train(
+    ctx: typer.Context,
     data: DataOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory.")] = Path("ckpt"),
     label: LabelOpt = None,
@@ -214,14 +231,37 @@ def train(
         ),
     ] = None,
     validation: Annotated[float, typer.Option(help="Fraction of train held out.")] = 0.0,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the run in --out with its saved settings (--epochs N to train longer)."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace the run --out holds (its files are deleted).")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Train a model and write a checkpoint directory."""
     from dcn_cli.config import parse_int_list
     from dcn_cli.training import DataSpec, TrainSettings
+    from dcn_cli.training import resume as resume_run
     from dcn_cli.training import train as run
 
+    def warn(note: str) -> None:
+        typer.echo(f"Warning: {note}", err=True)
+
+    if resume:
+        if force:
+            raise DcnError("--resume continues a run and --force replaces it; choose one")
+        given = {
+            name: parse_int_list(value, "--deep-layers") if name == "deep_layers" else value
+            for name, value in ctx.params.items()
+            if name not in ("out", "resume", "force", "json_out") and _from_command_line(ctx, name)
+        }
+        result = resume_run(out, given, quiet=json_out, warn=warn)
+        _print_metrics(f"test metrics ({out})", result.metrics, json_out)
+        return
     model = dict(
         arch=arch,
         cross_type=cross_type,
@@ -237,15 +277,7 @@ def train(
     )
     spec = DataSpec(data, label, categorical, numerical, task, hash_buckets, validation)
     settings = TrainSettings(epochs, batch_size, lr, optimizer, seed, patience, weight_decay)
-    result = run(
-        model,
-        spec,
-        settings,
-        out=out,
-        resume=resume,
-        quiet=json_out,
-        warn=lambda note: typer.echo(f"Warning: {note}", err=True),
-    )
+    result = run(model, spec, settings, out=out, force=force, quiet=json_out, warn=warn)
     _print_metrics(f"test metrics ({out})", result.metrics, json_out)
 
 

@@ -10,6 +10,7 @@ first model listed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dcn_cli import backend
-from dcn_cli.config import ModelConfig
+from dcn_cli.config import FeatureSpec, ModelConfig
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path, read_json, write_json, write_text
 from dcn_cli.training import DataSpec, TrainSettings, make_optimizer
@@ -50,19 +51,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "deep_layers": [192, 192],
     },
 }
-MODEL_KEYS = {
-    "arch",
-    "cross_type",
-    "cross_layers",
-    "projection_dim",
-    "num_experts",
-    "diag_scale",
-    "deep_layers",
-    "dropout",
-    "embedding_dim",
-    "embedding_l2",
-    "precision",
-}
+# The architecture settings a model file may hold: every ModelConfig field but what
+# the data decides.
+MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"features", "task"}
 
 
 def resolve_model(spec: str) -> tuple[str, dict[str, Any]]:
@@ -83,7 +74,12 @@ def resolve_model(spec: str) -> tuple[str, dict[str, Any]]:
     unknown = sorted(set(data) - MODEL_KEYS - {"features", "task", "format"})
     if unknown:
         raise DcnError(f"{path}: unknown model setting(s): {', '.join(unknown)}")
-    return path.stem, {k: v for k, v in data.items() if k in MODEL_KEYS}
+    settings = {k: v for k, v in data.items() if k in MODEL_KEYS}
+    try:  # check the settings now, before any data is read
+        ModelConfig(features=[FeatureSpec("x", "numerical")], **settings)
+    except DcnError as err:
+        raise DcnError(f"{path}: {err}") from None
+    return path.stem, settings
 
 
 def welch_p_value(a: list[float], b: list[float]) -> float | None:
@@ -166,6 +162,11 @@ def compare(
             loop.fit(settings.epochs, seed)
             seconds.append(time.perf_counter() - start)
             value = loop.evaluate()[metric]
+            if not math.isfinite(value):
+                raise DcnError(
+                    f"{name} seed {seed}: training diverged (test {metric} is {value}); "
+                    "try a lower --lr"
+                )
             scores.append(float(value))
             if progress is not None:
                 progress(name, seed, float(value))

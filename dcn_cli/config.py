@@ -10,6 +10,7 @@ the concatenated cross input (:meth:`ModelConfig.feature_map`), which
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,42 @@ def _positive_int(what: str, value: Any, allow_none: bool = False) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise DcnError(f"{what} must be a positive integer, got {value!r}")
+
+
+def _finite(what: str, value: Any, minimum: float | None = None) -> None:
+    """A real, finite number (not a bool), at least ``minimum`` when given."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise DcnError(f"{what} must be a finite number{bound}, got {value!r}")
+
+
+def check_seed(seed: int) -> None:
+    """Seeds go to NumPy and TensorFlow, which take 0 .. 2**32 - 1."""
+    if not 0 <= seed < 2**32:
+        raise DcnError(f"--seed must be between 0 and {2**32 - 1}, got {seed}")
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,)}
+
+
+def from_json(cls, values: Any, where: str):
+    """A settings dataclass from a JSON object, each field's type checked; others ignored."""
+    if not isinstance(values, dict):
+        raise DcnError(f"{where}: expected a JSON object, got {values!r}")
+    kept = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value, kinds = values[f.name], [k.strip() for k in str(f.type).split("|")]
+        ok = (value is None and "None" in kinds) or (
+            not isinstance(value, bool)
+            and any(isinstance(value, _JSON_TYPES[k]) for k in kinds if k != "None")
+        )
+        if not ok:
+            raise DcnError(f"{where}: {f.name} must be {' or '.join(kinds)}, got {value!r}")
+        kept[f.name] = value
+    return cls(**kept)
 
 
 def parse_int_list(text: str, what: str = "layer sizes") -> list[int]:
@@ -85,8 +122,9 @@ class FeatureSpec:
                 raise DcnError(f"{where} is numerical but has dtype 'string'")
             if (self.mean is None) != (self.variance is None):
                 raise DcnError(f"{where}: set both mean and variance, or neither")
-            if self.variance is not None and self.variance < 0:
-                raise DcnError(f"{where}: variance must be >= 0, got {self.variance}")
+            if self.mean is not None:
+                _finite(f"mean of {where}", self.mean)
+                _finite(f"variance of {where}", self.variance, minimum=0)
             return
         if self.dtype == "float32":
             raise DcnError(f"{where} is categorical; its dtype must be 'string' or 'int64'")
@@ -97,6 +135,8 @@ class FeatureSpec:
         if isinstance(self.num_oov, bool) or not isinstance(self.num_oov, int) or self.num_oov < 0:
             raise DcnError(f"num_oov of {where} must be >= 0, got {self.num_oov!r}")
         if self.vocabulary is not None:
+            if not isinstance(self.vocabulary, list):
+                raise DcnError(f"vocabulary of {where} must be a list, got {self.vocabulary!r}")
             if not self.vocabulary:
                 raise DcnError(f"{where} has an empty vocabulary")
             if len(set(self.vocabulary)) != len(self.vocabulary):
@@ -142,9 +182,16 @@ class ModelConfig:
     precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.features, list):
+            raise DcnError(f"features must be a list, got {self.features!r}")
+        for feature in self.features:
+            if not isinstance(feature, (FeatureSpec, dict)):
+                raise DcnError(f"each feature must be an object, got {feature!r}")
         self.features = [
             f if isinstance(f, FeatureSpec) else FeatureSpec(**f) for f in self.features
         ]
+        if not isinstance(self.deep_layers, (list, tuple)):
+            raise DcnError(f"deep_layers must be a list of sizes, got {self.deep_layers!r}")
         self.deep_layers = list(self.deep_layers)
         self.validate()
 
@@ -173,11 +220,10 @@ class ModelConfig:
         _positive_int("projection_dim", self.projection_dim, allow_none=True)
         _positive_int("num_experts", self.num_experts)
         _positive_int("embedding_dim", self.embedding_dim)
-        if self.diag_scale < 0:
-            raise DcnError(f"diag_scale must be >= 0, got {self.diag_scale}")
-        if self.embedding_l2 < 0:
-            raise DcnError(f"embedding_l2 must be >= 0, got {self.embedding_l2}")
-        if not 0.0 <= self.dropout < 1.0:
+        _finite("diag_scale", self.diag_scale, minimum=0)
+        _finite("embedding_l2", self.embedding_l2, minimum=0)
+        _finite("dropout", self.dropout, minimum=0)
+        if not self.dropout < 1.0:
             raise DcnError(f"dropout must be in [0, 1), got {self.dropout}")
         for size in self.deep_layers:
             _positive_int("deep layer size", size)

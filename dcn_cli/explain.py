@@ -101,8 +101,10 @@ def explain(
 ) -> dict[str, Any]:
     """Compute the panels, draw them to ``out`` and return what ``--json`` prints."""
     record = checkpoint.load_record(ckpt)
-    model = checkpoint.load_model(ckpt)
-    names = [entry["name"] for entry in record["feature_map"]]
+    config = checkpoint.model_config(record, ckpt)
+    model = checkpoint.load_model(ckpt, config)
+    feature_map = config.feature_map()
+    names = [entry["name"] for entry in feature_map]
     try:
         cross_network = model.get_layer("cross_network")
     except ValueError:
@@ -120,7 +122,6 @@ def explain(
         )
     chosen = range(count) if layer is None else [layer]
     gates = _mean_gates(model, record, cross_network)
-    feature_map = record["feature_map"]
 
     panels, layers_out = [], []
     for index in chosen:

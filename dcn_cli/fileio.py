@@ -20,15 +20,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On any error the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DcnError(f"{path}: is a directory; name a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def temporary_prefix(path: Path) -> str:
+    """How the temporary names of :func:`atomic_path` begin, for ``path``."""
+    return f".{path.name}."
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_json(path: str | os.PathLike):
@@ -39,7 +53,11 @@ def read_json(path: str | os.PathLike):
     except FileNotFoundError:
         raise DcnError(f"{path}: no such file") from None
     except json.JSONDecodeError as err:
-        raise DcnError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        raise DcnError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+    except UnicodeDecodeError:
+        raise DcnError(f"{path}: not a UTF-8 text file") from None
+    except IsADirectoryError:
+        raise DcnError(f"{path}: is a directory, not a JSON file") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -48,4 +66,5 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    # allow_nan=False: NaN or Infinity would make the file not JSON; it is a bug upstream.
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")

@@ -7,6 +7,7 @@ dataset where a finished one is expected.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -16,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from dcn_cli import synthetic
+from dcn_cli.config import check_seed
 from dcn_cli.errors import DcnError
 from dcn_cli.schema import Column, Schema, Split
 
 KINDS = ("mixer", "poly", "ctr")
 SHARD_ROWS = 1_000_000
+MAX_IN_MEMORY_ROWS = 20_000_000  # mixer and poly: their float64 columns, about 1 GB
 
 
 def _format(values: np.ndarray) -> list[str]:
@@ -57,6 +60,13 @@ def _write_shards(
     return files
 
 
+def _slices(columns: dict[str, np.ndarray], rows: int = 100_000) -> Iterator[dict[str, np.ndarray]]:
+    """Columns made in memory, as chunks of ``rows`` rows: text is formatted a chunk at a time."""
+    total = len(next(iter(columns.values())))
+    for start in range(0, total, rows):
+        yield {name: values[start : start + rows] for name, values in columns.items()}
+
+
 def _place(tmp: Path, out: Path) -> None:
     """Move the finished directory ``tmp`` to ``out``, replacing an older dataset there."""
     if out.exists():
@@ -87,6 +97,13 @@ def build(
     if rows is not None and rows <= 0:
         raise DcnError(f"--rows must be a positive number of rows, got {rows}")
     rows = rows or 100_000
+    if kind != "ctr" and rows > MAX_IN_MEMORY_ROWS:
+        raise DcnError(
+            f"--rows {rows:,} is too many for {kind}, which is made in memory: "
+            f"at most {MAX_IN_MEMORY_ROWS:,} (ctr is written in chunks, at any size)"
+        )
+    if seed is not None:
+        check_seed(seed)
     made = {"kind": kind, "rows": rows}
 
     if kind == "mixer":
@@ -98,7 +115,7 @@ def build(
         )
         x, y = synthetic.mixer(rows, seed)
         columns = [Column(n, "numerical", normalize=False) for n in x] + [Column("y", "label")]
-        chunks = iter([{**x, "y": y}])
+        chunks = _slices({**x, "y": y})
         split = Split(kind="ordered", test=0.1)
         crosses = [
             {"features": ["country", "bananas"], "coefficient": 0.1},
@@ -119,12 +136,12 @@ def build(
             poly_terms = synthetic.random_polynomial(features, order, terms, seed)
         else:
             raise DcnError(f"unknown polynomial {function!r}; expected f1, f2, f3 or random")
-        if noise < 0:
-            raise DcnError(f"--noise must be >= 0, got {noise}")
+        if not (math.isfinite(noise) and noise >= 0):
+            raise DcnError(f"--noise must be a finite number >= 0, got {noise}")
         made.update(seed=seed, function=function, features=features, noise=noise)
         x, y = synthetic.poly(poly_terms, features, rows, seed, noise)
         columns = [Column(n, "numerical", normalize=False) for n in x] + [Column("y", "label")]
-        chunks = iter([{**x, "y": y}])
+        chunks = _slices({**x, "y": y})
         split = Split(kind="random", test=0.2, seed=seed)
         crosses = synthetic.describe_terms(poly_terms)
         task = "regression"

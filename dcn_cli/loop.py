@@ -95,7 +95,9 @@ class MemoryLoop(_Loop):
         parts = []
         for start in range(0, n, ENCODE_ROWS):
             rows = slice(start, start + ENCODE_ROWS)
-            parts.append(encoder({name: tf.constant(data[name][rows]) for name in self.names}))
+            encoded = encoder({name: tf.constant(data[name][rows]) for name in self.names})
+            # A model of one output returns it bare, not in a list.
+            parts.append(encoded if isinstance(encoded, list) else [encoded])
         columns = [tf.concat([part[i] for part in parts], 0) for i in range(len(self.names))]
         labels = tf.constant(data[self.prepared.label].reshape(-1, 1))
         return columns, labels

@@ -13,15 +13,50 @@ binary task, ``probability``.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import warnings
+
 import keras
 
 from dcn_cli.config import FeatureSpec, ModelConfig
 from dcn_cli.layers import CrossNetwork
 
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Names this module gives its own layers; a feature called so would clash.
+_OURS = re.compile(
+    r"cross_input|cross_network|cross_and_deep|logit|probability|(deep|dropout)_[0-9]+"
+    r"|(column|norm|hash|lookup|embed)_.*"
+)
+
+
+def layer_name(feature: str) -> str:
+    """The name a feature's input and layers carry inside the model.
+
+    Column names are the user's: a space, a ``/``, a non-ASCII letter or a
+    clash with one of the model's own layer names would break Keras. Plain
+    names stay as they are; any other becomes its plain characters plus a
+    short hash of the whole name, so two different columns never share one.
+    The model still takes its inputs keyed by the feature names themselves.
+    """
+    if _PLAIN.fullmatch(feature) and not _OURS.fullmatch(feature):
+        return feature
+    digest = hashlib.sha1(feature.encode("utf-8")).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', feature)}_{digest}"
+
+
+def input_name(feature: str) -> str:
+    """The name of a feature's input: the feature's own where Keras takes it.
+
+    Keras accepts spaces and any letters in an input's name, but not ``/``
+    nor a name another layer has; those inputs take :func:`layer_name`.
+    """
+    return feature if "/" not in feature and not _OURS.fullmatch(feature) else layer_name(feature)
+
 
 def _encode(feature: FeatureSpec, tensor, config: ModelConfig):
     """Raw input of shape ``(batch,)`` -> a ``(batch, width)`` float tensor."""
-    name = feature.name
+    name = layer_name(feature.name)
     if feature.kind == "numerical":
         x = keras.layers.Reshape((1,), name=f"column_{name}")(tensor)
         if feature.mean is not None:
@@ -79,7 +114,10 @@ def _cross_network(config: ModelConfig) -> CrossNetwork:
 
 def build_model(config: ModelConfig) -> keras.Model:
     """Build the Keras model that ``config`` describes (weights freshly initialised)."""
-    inputs = {f.name: keras.Input(shape=(), dtype=f.dtype, name=f.name) for f in config.features}
+    inputs = {
+        f.name: keras.Input(shape=(), dtype=f.dtype, name=input_name(f.name))
+        for f in config.features
+    }
     parts = [_encode(f, inputs[f.name], config) for f in config.features]
     if len(parts) > 1:
         x0 = keras.layers.Concatenate(dtype=config.precision, name="cross_input")(parts)
@@ -100,7 +138,15 @@ def build_model(config: ModelConfig) -> keras.Model:
     output = keras.layers.Dense(1, dtype="float32", name="logit")(hidden)
     if config.task == "binary":
         output = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(output)
-    return keras.Model(inputs=inputs, outputs=output, name=f"dcn_{config.arch}")
+    return _functional(inputs, output, f"dcn_{config.arch}")
+
+
+def _functional(inputs, outputs, name: str) -> keras.Model:
+    with warnings.catch_warnings():
+        # Inputs are keyed by feature name; an input renamed by layer_name() is
+        # deliberate, and Keras maps the dict by its keys.
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+        return keras.Model(inputs=inputs, outputs=outputs, name=name)
 
 
 def split_model(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, keras.Model]:
@@ -118,9 +164,9 @@ def split_model(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, k
             encoded.append(model.input[feature.name])
         else:
             prefix = "lookup" if feature.hash_buckets is None else "hash"
-            encoded.append(model.get_layer(f"{prefix}_{feature.name}").output)
-    encoder = keras.Model(model.input, encoded, name="encoder")
-    core = keras.Model(encoded, model.output, name="core")
+            encoded.append(model.get_layer(f"{prefix}_{layer_name(feature.name)}").output)
+    encoder = _functional(model.input, encoded, "encoder")
+    core = _functional(encoded, model.output, "core")
     return encoder, core
 
 

@@ -12,6 +12,7 @@ sources above the memory budget.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections import Counter
 from collections.abc import Iterator
@@ -155,11 +156,15 @@ class Prepared:
             if keep.any():
                 yield {name: values[keep] for name, values in chunk.items()}
 
-    def dataset(self, split: str, batch_size: int, shuffle_seed: int | None = None):
+    def dataset(
+        self, split: str, batch_size: int, shuffle_seed: int | None = None, first_epoch: int = 0
+    ):
         """A ``tf.data.Dataset`` of ``(features dict, label)`` batches for one split.
 
         With ``shuffle_seed`` the rows are reshuffled every epoch (seeded);
-        streamed sources shuffle within each chunk.
+        streamed sources shuffle within each chunk. The first pass gives epoch
+        ``first_epoch``'s order, so a resumed run sees the batches it would
+        have seen without the break.
         """
         from dcn_cli import backend
 
@@ -170,7 +175,9 @@ class Prepared:
         names = [f.name for f in self.features]
         label = self.label
         if self._memory is not None:
-            return _memory_dataset(self._memory[split], names, label, batch_size, shuffle_seed)
+            return _memory_dataset(
+                self._memory[split], names, label, batch_size, shuffle_seed, first_epoch
+            )
         return streamed_dataset(
             lambda: self._split_chunks(split),
             self.schema,
@@ -178,11 +185,17 @@ class Prepared:
             batch_size,
             shuffle_seed,
             rows=self.rows[split],
+            first_epoch=first_epoch,
         )
 
 
 def _memory_dataset(
-    data: Chunk, names: list[str], label: str, batch_size: int, shuffle_seed: int | None
+    data: Chunk,
+    names: list[str],
+    label: str,
+    batch_size: int,
+    shuffle_seed: int | None,
+    first_epoch: int = 0,
 ):
     """Batches cut from columns held as tensors, in a fresh seeded order each epoch.
 
@@ -201,6 +214,8 @@ def _memory_dataset(
         ds = tf.data.Dataset.from_tensor_slices((columns, labels)).batch(batch_size)
         return ds.prefetch(tf.data.AUTOTUNE)
     rng = np.random.default_rng(shuffle_seed)
+    for _ in range(first_epoch):
+        rng.permutation(n)  # the orders of the epochs already trained
     batches = -(-n // batch_size)
 
     def permutation():
@@ -227,19 +242,29 @@ def streamed_dataset(
     batch_size: int,
     shuffle_seed: int | None = None,
     rows: int | None = None,
+    first_epoch: int = 0,
 ):
     """Batches of ``batch_size`` rows cut from a fresh ``chunks()`` pass each epoch.
 
     With ``shuffle_seed`` each chunk is shuffled, in a new order every epoch.
-    ``rows``, when known, tells Keras how many batches an epoch has.
+    ``rows``, when known, tells Keras how many batches an epoch has. A
+    :class:`DcnError` met while reading (a bad row) reaches the caller through
+    :func:`source_errors`, not wrapped in tf.data's traceback.
     """
     import tensorflow as tf
 
     label = schema.label
     dtypes = {c.name: c.dtype for c in schema.columns}
-    epochs = itertools.count()
+    epochs = itertools.count(first_epoch)
 
     def batches():
+        try:
+            yield from cut()
+        except DcnError as err:
+            _raised.append(err)
+            raise
+
+    def cut():
         rng = np.random.default_rng([shuffle_seed or 0, next(epochs)])
         carry: list[Chunk] = []
         for chunk in chunks():
@@ -266,6 +291,27 @@ def streamed_dataset(
     if rows is not None:
         ds = ds.apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
     return ds.prefetch(2)
+
+
+_raised: list[DcnError] = []  # what a streamed dataset's reader raised, for source_errors()
+
+
+@contextlib.contextmanager
+def source_errors():
+    """Run Keras over streamed datasets; a reader's DcnError comes out as itself.
+
+    tf.data runs the reader inside a ``py_func`` and re-raises what it raised as
+    a TensorFlow error whose message is a whole traceback.
+    """
+    _raised.clear()
+    try:
+        yield
+    except Exception:
+        if _raised:
+            raise _raised[0] from None
+        raise
+    finally:
+        _raised.clear()
 
 
 def _tf_dtype(tf, dtype: str):
@@ -310,8 +356,12 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
             _update(stats[column.name], chunk[column.name][train], column.name, options)
     if sum(rows) == 0:
         raise DcnError(f"{table.name}: no data rows")
-    if rows[TRAIN] == 0:
-        raise DcnError(f"{table.name}: the training split is empty ({sum(rows)} rows in all)")
+    for code, name in ((TRAIN, "training"), (TEST, "test"), (VALIDATION, "validation")):
+        if rows[code] == 0 and (code != VALIDATION or options.validation):
+            raise DcnError(
+                f"{table.name}: the {name} split is empty ({sum(rows)} rows in all); "
+                "dcn needs rows to train, validate and test on"
+            )
 
     specs = [_feature_spec(c, stats[c.name], options) for c in features]
     memory = (

@@ -19,6 +19,60 @@ ROLES = ("categorical", "numerical", "label")
 SCHEMA_FORMAT = 1
 
 
+def _expect(value: Any, kind: type | tuple[type, ...], what: str, where: str) -> None:
+    """A JSON value of the wrong type is an error naming the setting (``true`` is no number)."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join(
+            {
+                str: "a string",
+                bool: "true or false",
+                int: "an integer",
+                float: "a number",
+                list: "a list",
+                dict: "an object",
+            }[k]
+            for k in kinds
+        )
+        raise DcnError(f"{where}: {what} must be {names}, got {value!r}")
+
+
+JsonKind = type | tuple[type, ...]
+_COLUMN_KEYS: dict[str, JsonKind] = {"name": str, "role": str, "dtype": str, "normalize": bool}
+_SCHEMA_KEYS: dict[str, JsonKind] = {
+    "task": str,
+    "files": list,
+    "delimiter": str,
+    "header": bool,
+    "split": dict,
+    "source": dict,
+    "crosses": list,
+}
+_SPLIT_KEYS: dict[str, JsonKind] = {"kind": str, "test": (int, float), "seed": int}
+
+
+def _check_types(data: dict[str, Any], where: str) -> None:
+    """The JSON types of a schema.json, checked before anything is built from them."""
+    _expect(data.get("columns"), list, "columns", where)
+    for i, column in enumerate(data["columns"]):
+        _expect(column, dict, f"columns[{i}]", where)
+        _check_keys(column, _COLUMN_KEYS, f"columns[{i}].", where, required=("name", "role"))
+    _check_keys(data, _SCHEMA_KEYS, "", where)
+    for i, name in enumerate(data.get("files", [])):
+        _expect(name, str, f"files[{i}]", where)
+    if len(data.get("delimiter", ",")) != 1:
+        raise DcnError(f"{where}: delimiter must be one character, got {data['delimiter']!r}")
+    _check_keys(data.get("split", {}), _SPLIT_KEYS, "split.", where)
+
+
+def _check_keys(
+    values: dict[str, Any], kinds: dict[str, JsonKind], prefix: str, where: str, required=()
+) -> None:
+    for key, kind in kinds.items():
+        if key in values or key in required:
+            _expect(values.get(key), kind, prefix + key, where)
+
+
 @dataclass
 class Column:
     """One column of the rows. ``dtype`` is ``string``, ``int64`` or ``float32``."""
@@ -108,6 +162,7 @@ class Schema:
         data = dict(data)
         if data.pop("format", SCHEMA_FORMAT) != SCHEMA_FORMAT:
             raise DcnError(f"{where}: unsupported schema format")
+        _check_types(data, where)
         try:
             schema = cls(**data)
         except TypeError as err:

@@ -14,10 +14,13 @@ memory stream through. Accepted sources:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
+import socket
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +47,48 @@ class Table:
 # ---------------------------------------------------------------- delimited text
 
 
+# A field may be as long as a line can be; the csv module's default cap is 128 KiB.
+csv.field_size_limit(2**31 - 1)
+
+
 def _open_text(path: Path):
+    """A text handle on a UTF-8 file, plain or gzip; a byte-order mark is dropped."""
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
-def _convert(values: list[str], column: Column, path: Path, first_line: int, fill: bool):
+def _first_bad_utf8(path: Path) -> tuple[int, int, int]:
+    """Line, column (1-based) and value of the first byte that is not valid UTF-8."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return line_no, err.start + 1, line[err.start]
+    return 0, 0, 0
+
+
+@contextlib.contextmanager
+def _reading(path: Path, reader=None):
+    """Turn what reading ``path`` can raise into one :class:`DcnError` naming the place."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        line, column, byte = _first_bad_utf8(path)
+        raise DcnError(
+            f"{path}:{line}:{column}: byte 0x{byte:02x} is not UTF-8; "
+            "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+    except csv.Error as err:
+        at = f":{reader.line_num}" if reader is not None else ""
+        raise DcnError(f"{path}{at}: {err}") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DcnError(f"{path}: damaged or truncated gzip file ({err})") from None
+
+
+def _convert(values: list[str], column: Column, path: Path, lines: list[int], fill: bool):
     """Strings of one column -> a typed array, or a DcnError naming the bad cell."""
     if column.dtype == "string":
         return np.array(values, dtype=object)
@@ -58,26 +96,43 @@ def _convert(values: list[str], column: Column, path: Path, first_line: int, fil
         values = [v if v != "" else "0" for v in values]
     target = np.float64 if column.dtype == "float32" else np.int64
     try:
-        return np.array(values, dtype=target).astype(NUMPY_DTYPES[column.dtype])
+        with np.errstate(over="ignore"):  # beyond float32: inf, reported just below
+            array = np.array(values, dtype=target).astype(NUMPY_DTYPES[column.dtype])
     except (ValueError, OverflowError):
         pass
+    else:
+        _check_finite(array, values, column, path, lines)
+        return array
     for i, value in enumerate(values):
         try:
             target(value) if target is np.float64 else int(value)
         except (ValueError, OverflowError):
             kind = "a number" if column.dtype == "float32" else "an integer"
             raise DcnError(
-                f"{path}:{first_line + i}: column {column.name!r}: {value!r} is not {kind}"
+                f"{path}:{lines[i]}: column {column.name!r}: {value!r} is not {kind}"
             ) from None
     raise AssertionError("unreachable: a value failed to convert but none was found")
 
 
-def _check_binary(labels: np.ndarray, column: Column, path: Path, first_line: int) -> None:
+def _check_finite(array: np.ndarray, values, column: Column, path: Path, lines: list[int]) -> None:
+    """NaN, infinity, or a number beyond float32's range is an error, not a silent NaN."""
+    if array.dtype.kind != "f":
+        return
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        i = int(bad[0])
+        raise DcnError(
+            f"{path}:{lines[i]}: column {column.name!r}: {values[i]!r} is not a finite "
+            "float32 number"
+        )
+
+
+def _check_binary(labels: np.ndarray, column: Column, path: Path, lines: list[int]) -> None:
     bad = np.flatnonzero((labels != 0) & (labels != 1))
     if bad.size:
         i = int(bad[0])
         raise DcnError(
-            f"{path}:{first_line + i}: label {column.name!r} is {labels[i]:g}; "
+            f"{path}:{lines[i]}: label {column.name!r} is {labels[i]:g}; "
             "a binary label must be 0 or 1"
         )
 
@@ -86,48 +141,50 @@ def read_delimited(
     schema: Schema, paths: list[Path], chunk_rows: int = CHUNK_ROWS, fill: bool = False
 ) -> Iterator[Chunk]:
     """Stream typed column chunks out of CSV/TSV files laid out as ``schema`` says."""
-    columns = schema.columns
-    names = [c.name for c in columns]
     for path in paths:
         with _open_text(path) as handle:
             reader = csv.reader(handle, delimiter=schema.delimiter)
-            line = 0
-            if schema.header:
-                header = next(reader, None)
-                line = 1
-                if header is None:
-                    raise DcnError(f"{path}: empty file")
-                if header != names:
-                    raise DcnError(
-                        f"{path}:1: header {','.join(header)} contradicts the schema, "
-                        f"which expects {','.join(names)}"
-                    )
-            cells: list[list[str]] = [[] for _ in columns]
-            start = line + 1
-            for row in reader:
-                line += 1
-                if not row:  # a blank line
-                    continue
-                if len(row) != len(columns):
-                    raise DcnError(
-                        f"{path}:{line}: expected {len(columns)} fields, found {len(row)}"
-                    )
-                for store, value in zip(cells, row, strict=True):
-                    store.append(value)
-                if len(cells[0]) >= chunk_rows:
-                    yield _chunk(schema, cells, path, start, fill)
-                    cells = [[] for _ in columns]
-                    start = line + 1
-            if cells[0]:
-                yield _chunk(schema, cells, path, start, fill)
+            with _reading(path, reader):
+                yield from _read_rows(schema, path, reader, chunk_rows, fill)
 
 
-def _chunk(schema: Schema, cells, path: Path, first_line: int, fill: bool) -> Chunk:
+def _read_rows(schema: Schema, path: Path, reader, chunk_rows: int, fill: bool) -> Iterator[Chunk]:
+    """The chunks of one open file; ``reader.line_num`` numbers lines for messages."""
+    names = [c.name for c in schema.columns]
+    if schema.header:
+        header = next(reader, None)
+        if header is None:
+            raise DcnError(f"{path}: empty file")
+        if header != names:
+            raise DcnError(
+                f"{path}:1: header {','.join(header)} contradicts the schema, "
+                f"which expects {','.join(names)}"
+            )
+    cells: list[list[str]] = [[] for _ in names]
+    lines: list[int] = []  # each kept row's line number, for messages
+    for row in reader:
+        if not row:  # a blank line
+            continue
+        if len(row) != len(names):
+            raise DcnError(
+                f"{path}:{reader.line_num}: expected {len(names)} fields, found {len(row)}"
+            )
+        for store, value in zip(cells, row, strict=True):
+            store.append(value)
+        lines.append(reader.line_num)
+        if len(lines) >= chunk_rows:
+            yield _chunk(schema, cells, path, lines, fill)
+            cells, lines = [[] for _ in names], []
+    if lines:
+        yield _chunk(schema, cells, path, lines, fill)
+
+
+def _chunk(schema: Schema, cells, path: Path, lines: list[int], fill: bool) -> Chunk:
     chunk = {}
     for column, values in zip(schema.columns, cells, strict=True):
-        array = _convert(values, column, path, first_line, fill)
+        array = _convert(values, column, path, lines, fill)
         if column.role == "label" and schema.task == "binary":
-            _check_binary(array, column, path, first_line)
+            _check_binary(array, column, path, lines)
         chunk[column.name] = array
     return chunk
 
@@ -177,10 +234,12 @@ def csv_table(
         raise DcnError(f"{path}: empty file")
     with _open_text(path) as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header:
-            raise DcnError(f"{path}: empty file")
-        sample = [row for _, row in zip(range(SAMPLE_ROWS), reader, strict=False)]
+        with _reading(path, reader):
+            header = next(reader, None)
+            if not header:
+                raise DcnError(f"{path}: empty file")
+            sample = [row for _, row in zip(range(SAMPLE_ROWS), reader, strict=False)]
+    _check_header(header, path)
     if label not in header:
         raise DcnError(f"{path}: no label column {label!r} (columns: {', '.join(header)})")
     forced_cat, forced_num = _parse_names(categorical), _parse_names(numerical)
@@ -205,6 +264,16 @@ def csv_table(
         task = "binary" if labels and set(labels) <= {"0", "1", "0.0", "1.0"} else "regression"
     schema = Schema(columns=columns, task=task, source={"kind": "csv", "path": str(path)})
     return _delimited_table(schema, [path], str(path))
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    """Every column has a name, and no name is used twice."""
+    for i, name in enumerate(header):
+        if not name.strip():
+            raise DcnError(f"{path}:1: column {i + 1} has no name")
+        if name in header[:i]:
+            first = header.index(name) + 1
+            raise DcnError(f"{path}:1: column {name!r} appears twice (columns {first} and {i + 1})")
 
 
 def _all(values: list[str], parse) -> bool:
@@ -241,8 +310,8 @@ def _looks_like_criteo(path: Path) -> bool:
     try:
         with _open_text(path) as handle:
             first = handle.readline()
-    except (OSError, UnicodeDecodeError):
-        return False
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+        return False  # not Criteo; the CSV reader reports what is wrong with it
     return first.rstrip("\r\n").count("\t") == len(CRITEO_COLUMNS) - 1
 
 
@@ -352,7 +421,11 @@ class _Files:
         if self.zip is None:
             data, where = Path(member).read_bytes(), member
         else:
-            data, where = self.zip.read(member), f"{self.location}:{member}"
+            where = f"{self.location}:{member}"
+            try:
+                data = self.zip.read(member)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+                raise DcnError(f"{where}: damaged zip member ({err})") from None
         if not data.strip():
             raise DcnError(f"{where}: empty file")
         return data.decode(encoding), where
@@ -423,6 +496,11 @@ def tfds_table(name: str) -> Table:
         backend.load()
         import tensorflow_datasets as tfds
 
+        if not tfds.builder(name).is_prepared() and not _online(MOVIELENS_HOST):
+            raise DcnError(
+                f"tfds:{name}: not downloaded yet, and {MOVIELENS_HOST} cannot be reached "
+                "(offline?); pass the ml-100k directory or zip instead"
+            )
         try:
             ds = tfds.load(name, split="train")
         except Exception as err:  # tfds raises many kinds; all mean "could not load"
@@ -445,6 +523,22 @@ def tfds_table(name: str) -> Table:
             }
 
     return Table(_movielens_schema("tfds", f"tfds:{name}"), f"tfds:{name}", chunks, 0)
+
+
+MOVIELENS_HOST = "files.grouplens.org"  # where tensorflow-datasets downloads MovieLens from
+
+
+def _online(host: str, timeout: float = 5.0) -> bool:
+    """Whether ``host`` answers on HTTPS within ``timeout`` seconds.
+
+    Offline, tensorflow-datasets retries its download for minutes before it
+    gives up; this one look decides at once.
+    """
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _decode(values: np.ndarray) -> np.ndarray:

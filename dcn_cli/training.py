@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from dcn_cli import backend, checkpoint, defaults
-from dcn_cli.config import ModelConfig
+from dcn_cli.config import ModelConfig, check_seed, from_json
 from dcn_cli.errors import DcnError
+from dcn_cli.fileio import read_json
 from dcn_cli.pipeline import (
     DataOptions,
     Prepared,
     parse_hash_buckets,
     prepare,
+    source_errors,
     streamed_dataset,
 )
 from dcn_cli.sources import Table, builtin_mixer_table, open_table
@@ -49,8 +51,7 @@ class DataSpec:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> DataSpec:
         """The data a checkpoint was trained on, from its config.json record."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in record["data"].items() if k in known})
+        return from_json(cls, record["data"], f"{checkpoint.CONFIG}: data")
 
     def open(self) -> Table:
         if self.data is None:
@@ -83,12 +84,13 @@ class TrainSettings:
             value = getattr(self, name)
             if value <= 0:
                 raise DcnError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if not self.lr > 0:
-            raise DcnError(f"--lr must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise DcnError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise DcnError(f"--lr must be a finite positive number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise DcnError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
         if self.patience is not None and self.patience <= 0:
             raise DcnError(f"--patience must be positive, got {self.patience}")
+        check_seed(self.seed)
 
 
 def make_optimizer(settings: TrainSettings):
@@ -133,7 +135,7 @@ def count_params(model) -> int:
 class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, float]]
-    model: Any
+    model: Any  # None when a resumed run had finished already
     config: ModelConfig
 
 
@@ -175,19 +177,27 @@ def _progress_callback(keras, steps: int, epochs: int, quiet: bool):
 SAVE_EVERY_SECONDS = 10.0
 
 
-def _checkpoint_callback(keras, out: Path, history: list[dict[str, float]]):
+def _checkpoint_callback(keras, out: Path, history: list[dict[str, float]], clock):
     """Save model.keras and history.csv together, whole, at most every 10 s and at the end.
 
     Saving after every epoch cost more than training on the toy (100 short
     epochs); a kill loses at most the last 10 seconds, and ``--resume``
     restarts from the last saved epoch, since both files are written together.
+    An epoch whose loss is not finite ends training with an error, and the last
+    finite model stays saved.
     """
 
     class SavePeriodically(keras.callbacks.Callback):
         last_save = float("-inf")
 
         def on_epoch_end(self, epoch, logs=None):
-            history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            if not all(math.isfinite(v) for v in logs.values()):
+                raise DcnError(
+                    f"training diverged: the loss is {logs.get('loss')} after epoch {epoch + 1}; "
+                    "try a lower --lr"
+                )
+            history.append({"epoch": epoch + 1, **logs, "seconds": round(clock(), 3)})
             now = time.monotonic()
             if now - self.last_save >= SAVE_EVERY_SECONDS:
                 self.save()
@@ -208,7 +218,7 @@ def train(
     data: DataSpec,
     settings: TrainSettings,
     out: str | Path = "ckpt",
-    resume: bool = False,
+    force: bool = False,
     quiet: bool = False,
     tensorboard: bool = True,
     warn=None,
@@ -216,12 +226,12 @@ def train(
     """Train one model and write its checkpoint directory ``out``.
 
     ``model_config`` holds the architecture settings of :class:`ModelConfig`
-    except ``features``, which come from the data.
+    except ``features``, which come from the data. ``out`` must not hold a
+    run already, unless ``force`` (the old run is then replaced).
     """
     settings.validate()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DcnError(f"{out}: exists and is not a directory")
+    checkpoint.claim(out, force)
     if settings.patience and not data.validation:
         data = dataclasses.replace(data, validation=0.1)
     prepared = data.prepare()
@@ -229,24 +239,6 @@ def train(
     for note in config.warnings():
         if warn is not None:
             warn(note)
-
-    keras = backend.load()
-    from dcn_cli.model import build_model
-
-    history: list[dict[str, float]] = []
-    if resume:
-        model = checkpoint.load_model(out)
-        history = checkpoint.read_history(out)
-    else:
-        keras.utils.set_random_seed(settings.seed)
-        model = build_model(config)
-        compile_model(
-            keras,
-            model,
-            prepared.task,
-            make_optimizer(settings),
-        )
-    out.mkdir(parents=True, exist_ok=True)
     record = {
         "model": config.to_dict(),
         "training": dataclasses.asdict(settings),
@@ -260,16 +252,146 @@ def train(
         "vocabulary_sizes": prepared.vocabulary_sizes(),
         "versions": checkpoint.versions(),
     }
+    if force:
+        checkpoint.clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.remove_temporary(out)
     checkpoint.save_config(out, record)
+    return _fit(config, prepared, settings, out, quiet, tensorboard)
 
-    train_ds = prepared.dataset("train", settings.batch_size, shuffle_seed=settings.seed)
+
+def resume(
+    out: str | Path,
+    given: dict[str, Any] | None = None,
+    quiet: bool = False,
+    tensorboard: bool = True,
+    warn=None,
+) -> TrainResult:
+    """Continue the run in ``out`` with the settings saved in its config.json.
+
+    ``given`` holds the settings the user named again (by their config.json
+    keys, ``epochs`` to train for longer included). One that differs from the
+    saved run's is an error, raised before anything is written. A run killed
+    before its first save starts afresh with its saved settings.
+    """
+    out = Path(out)
+    record = checkpoint.load_record(out)
+    where = out / checkpoint.CONFIG
+    saved_config = checkpoint.model_config(record, out)
+    data = DataSpec.from_record(record)
+    settings = from_json(TrainSettings, record["training"], f"{where}: training")
+    _check_given(given or {}, record, where)
+    if given and "epochs" in given:
+        settings.epochs = given["epochs"]
+    settings.validate()
+    history = checkpoint.read_history(out)
+    if (out / checkpoint.METRICS).exists() and settings.epochs <= record["training"]["epochs"]:
+        if warn is not None:
+            warn(
+                f"{out}: the run finished already ({len(history)} epochs); nothing to do "
+                "(--epochs N continues it to N epochs)"
+            )
+        metrics = read_json(out / checkpoint.METRICS)
+        return TrainResult(metrics, history, None, saved_config)
+    prepared = data.prepare()
+    config = ModelConfig(features=prepared.features, task=prepared.task, **_architecture(record))
+    if config.to_dict() != saved_config.to_dict():
+        raise DcnError(
+            f"{data.data or 'the built-in mixer'}: the data changed since this run started "
+            "(its features no longer match config.json); start a new run"
+        )
+    checkpoint.remove_temporary(out)
+    (out / checkpoint.METRICS).unlink(missing_ok=True)  # describes an end this run moves past
+    if settings.epochs != record["training"]["epochs"]:
+        checkpoint.save_config(out, {**record, "training": dataclasses.asdict(settings)})
+    if not (out / checkpoint.MODEL).exists():
+        if warn is not None:
+            warn(f"{out}: no model was saved yet; starting the run afresh with its settings")
+        return _fit(config, prepared, settings, out, quiet, tensorboard)
+    model = checkpoint.load_model(out, config)
+    return _fit(config, prepared, settings, out, quiet, tensorboard, model, history)
+
+
+def _architecture(record: dict[str, Any]) -> dict[str, Any]:
+    """A saved model config less what the data decides (features, task, format)."""
+    return {k: v for k, v in record["model"].items() if k not in ("features", "task", "format")}
+
+
+def _check_given(given: dict[str, Any], record: dict[str, Any], where: Path) -> None:
+    """Settings named on a ``--resume`` command line must be the saved run's."""
+    sections = {f.name: "training" for f in dataclasses.fields(TrainSettings)}
+    sections.update({f.name: "data" for f in dataclasses.fields(DataSpec)})
+    conflicts = []
+    for key, value in given.items():
+        saved = record[sections.get(key, "model")].get(key)
+        if key == "epochs":
+            done = len(checkpoint.read_history(where.parent))
+            if value < done:
+                conflicts.append(f"--epochs {value} (the run has {done} epochs already)")
+        elif value != saved and not _same_path(key, value, saved):
+            flag = "--" + key.replace("_", "-")
+            conflicts.append(f"{flag} {_show(value)} (the run has {_show(saved)})")
+    if conflicts:
+        raise DcnError(
+            f"{where}: --resume takes every setting from the saved run, and "
+            f"{'; '.join(conflicts)}; drop the flag, or start a new run"
+        )
+
+
+def _same_path(key: str, a: Any, b: Any) -> bool:
+    return (
+        key == "data"
+        and isinstance(a, str)
+        and isinstance(b, str)
+        and (Path(a).resolve() == Path(b).resolve())
+    )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "''"
+    return "none" if value is None else str(value)
+
+
+def _fit(
+    config: ModelConfig,
+    prepared: Prepared,
+    settings: TrainSettings,
+    out: Path,
+    quiet: bool,
+    tensorboard: bool,
+    model=None,
+    history: list[dict[str, float]] | None = None,
+) -> TrainResult:
+    """Train ``model`` (a fresh one when ``None``) from epoch ``len(history)`` to the end."""
+    keras = backend.load()
+    from dcn_cli.model import build_model
+
+    history = list(history or [])
+    done = len(history)
+    before = history[-1].get("seconds", 0.0) if history else 0.0
+    if model is None:
+        keras.utils.set_random_seed(settings.seed)
+        model = build_model(config)
+        compile_model(keras, model, prepared.task, make_optimizer(settings))
+    else:
+        keras.utils.set_random_seed((settings.seed + done) % 2**32)  # dropout: a new stream
+
+    train_ds = prepared.dataset(
+        "train", settings.batch_size, shuffle_seed=settings.seed, first_epoch=done
+    )
     val_ds = (
         prepared.dataset("validation", settings.batch_size) if prepared.rows["validation"] else None
     )
     steps = math.ceil(prepared.rows["train"] / settings.batch_size)
+    start = time.perf_counter()
+
+    def clock() -> float:
+        return before + time.perf_counter() - start
+
     callbacks = [
         _progress_callback(keras, steps, settings.epochs, quiet),
-        _checkpoint_callback(keras, out, history),
+        _checkpoint_callback(keras, out, history, clock),
     ]
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / checkpoint.LOGS)))
@@ -279,18 +401,17 @@ def train(
                 monitor="val_loss", patience=settings.patience, restore_best_weights=True
             )
         )
-
-    start = time.perf_counter()
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=settings.epochs,
-        initial_epoch=len(history),
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=callbacks,
-        verbose=0,
-    )
-    seconds = time.perf_counter() - start
+    with source_errors():  # a streamed file that changed since it was prepared
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=settings.epochs,
+            initial_epoch=done,
+            shuffle=False,  # the tf.data pipeline shuffles, seeded
+            callbacks=callbacks,
+            verbose=0,
+        )
+    seconds = clock()
     if settings.patience:
         checkpoint.save_model(model, out)  # the restored best weights
 
@@ -308,15 +429,22 @@ def train(
 def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     """Metrics of a checkpoint on its own test split, or on every row of other data."""
     record = checkpoint.load_record(ckpt)
-    config = ModelConfig.from_dict(record["model"], source=str(Path(ckpt) / checkpoint.CONFIG))
+    config = checkpoint.model_config(record, ckpt)
     saved = DataSpec.from_record(record)
-    model = checkpoint.load_model(ckpt)
+    model = checkpoint.load_model(ckpt, config)
     if data is None:
         prepared = saved.prepare()
         metrics = evaluate_model(model, prepared, "test")
         metrics["rows"] = prepared.rows["test"]
         return metrics
-    table = dataclasses.replace(saved, data=data).open()
+
+    # A CSV's columns take the roles the checkpoint's features have, not inferred ones.
+    def named(kind: str) -> str:
+        return ",".join(f.name for f in config.features if f.kind == kind)
+
+    table = dataclasses.replace(
+        saved, data=data, categorical=named("categorical"), numerical=named("numerical")
+    ).open()
     _check_features(config, table, data)
     names = [f.name for f in config.features]
     rows = 0
@@ -331,7 +459,8 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     with warnings.catch_warnings():
         # A streamed dataset has no known length; Keras warns when it ends, as it must.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        results = model.evaluate(dataset, verbose=0, return_dict=True)
+        with source_errors():
+            results = model.evaluate(dataset, verbose=0, return_dict=True)
     metrics = {name: float(results[name]) for name in metric_names(config.task)}
     metrics["rows"] = rows
     return metrics
@@ -349,5 +478,12 @@ def _check_features(config: ModelConfig, table: Table, where: str) -> None:
         if extra:
             parts.append(f"extra column(s) {', '.join(extra)}")
         raise DcnError(f"{where}: does not match the checkpoint's features: {'; '.join(parts)}")
+    columns = {c.name: c for c in table.schema.features}
+    for feature in config.features:
+        if columns[feature.name].dtype != feature.dtype:
+            raise DcnError(
+                f"{where}: column {feature.name!r} holds {columns[feature.name].dtype} values; "
+                f"the checkpoint's feature takes {feature.dtype}"
+            )
     if table.schema.task != config.task:
         raise DcnError(f"{where}: task is {table.schema.task}, the checkpoint's is {config.task}")

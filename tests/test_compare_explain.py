@@ -208,9 +208,29 @@ def test_explain_vector_and_mix_layers(runner, mixer, tmp_path, cross_type):
     result = invoke(runner, "explain", ckpt, "--json")
     assert result.exit_code == 0, result.output
     matrix = np.array(json.loads(result.stdout)["matrix"])
-    assert matrix.shape == (3, 3) and np.all(matrix >= 0)
+    from dcn_cli import backend
+    from dcn_cli.checkpoint import load_model, load_record
+    from dcn_cli.training import DataSpec
+
+    keras = backend.load()
+    model = load_model(ckpt)
+    layer = model.get_layer("cross_network").cross_layers[0]
+    weights = {w.name: keras.ops.convert_to_numpy(w).astype("float64") for w in layer.weights}
     if cross_type == "vector":
-        np.testing.assert_allclose(matrix, np.tile(matrix[:, :1], (1, 3)))
+        # DCN-V1: x0 (w^T x): input i feeds every output by w_i, so row i is |w_i|.
+        expected = np.abs(np.tile(weights["kernel"], (1, 3)))
+    else:
+        # The experts' linear parts V C U, weighted by the mean softmax gate over the
+        # checkpoint's test rows (the first 4096), computed here in NumPy.
+        rows = DataSpec.from_record(load_record(ckpt)).prepare().arrays("test")
+        features = {k: rows[k][:4096] for k in ("country", "bananas", "cookbooks")}
+        x0 = keras.Model(model.inputs, model.get_layer("cross_input").output)(features)
+        logits = keras.ops.convert_to_numpy(x0).astype("float64") @ weights["gate_kernel"]
+        gate = np.exp(logits - logits.max(axis=1, keepdims=True))
+        gate = (gate / gate.sum(axis=1, keepdims=True)).mean(axis=0)
+        experts = weights["v_kernel"] @ weights["c_kernel"] @ weights["u_kernel"]
+        expected = np.abs(np.tensordot(gate, experts, axes=1))
+    np.testing.assert_allclose(matrix, expected, rtol=1e-4, atol=1e-7)
 
 
 def test_explain_bad_input(runner, mixer, tmp_path):

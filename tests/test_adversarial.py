@@ -1,0 +1,361 @@
+"""Strange files, bad options, damaged checkpoints: one `Error:` line, or a documented handling.
+
+Each case of the table below sets up what a user might have (files in the
+working directory) and runs one command through the CLI. It must end with exit
+code 1 and exactly one line on stderr, ``Error: ...`` with the given words, no
+traceback, and nothing written. The cases are grouped as in the issue that
+asked for them: NaN and infinity, ordinary CSVs, tracebacks that were, and
+checkpoints.
+"""
+
+import errno
+import gzip
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcn_cli import sources
+from dcn_cli.cli import app
+
+FAST = ["--epochs", "1", "--batch-size", "64", "--deep-layers", "8"]
+CSV = "a,b,y\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 4}\n" for i in range(40))
+
+
+def write(name: str, text: str | bytes) -> list[str]:
+    path = Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return []
+
+
+def csv_with(line: str) -> list[str]:
+    """CSV with ``line`` as its row 3 (file line 4)."""
+    rows = CSV.splitlines()
+    write("t.csv", "\n".join([*rows[:3], line, *rows[3:]]) + "\n")
+    return ["train", "--data", "t.csv", "--label", "y", *FAST]
+
+
+def gz(text: str) -> bytes:
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as handle:
+        handle.write(text.encode())
+    return buffer.getvalue()
+
+
+def schema_dir(**changes) -> list[str]:
+    schema = {
+        "columns": [{"name": "a", "role": "numerical"}, {"name": "y", "role": "label"}],
+        "files": ["data.csv"],
+        **changes,
+    }
+    write("d/schema.json", json.dumps(schema))
+    write("d/data.csv", "a,y\n" + "".join(f"{i},{i % 3}\n" for i in range(30)))
+    return ["train", "--data", "d", *FAST]
+
+
+def model_file(settings: str) -> list[str]:
+    write("m.json", settings)
+    write("t.csv", CSV)
+    return ["compare", "m.json", "--runs", "1", "--data", "t.csv", "--label", "y", *FAST[:4]]
+
+
+def damaged_zip() -> list[str]:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("ml-100k/u.user", "1|24|M|technician|85711\n")
+        archive.writestr("ml-100k/u.data", "1\t10\t4\t881250949\n" * 50)
+    data = bytearray(buffer.getvalue())
+    at = data.index(b"881250949")
+    data[at] = ord("9")  # one changed byte: the member's CRC no longer matches
+    write("ml-100k.zip", bytes(data))
+    return ["train", "--data", "ml-100k.zip", *FAST]
+
+
+BAD = [
+    # -- NaN and infinity: in cells, labels and options; never a silent NaN
+    ("nan-cell", lambda: csv_with("nan,1,2"), "t.csv:4: column 'a': 'nan' is not a finite"),
+    ("inf-cell", lambda: csv_with("1,-inf,2"), "t.csv:4: column 'b': '-inf' is not a finite"),
+    ("float32-overflow", lambda: csv_with("1e39,1,2"), "t.csv:4: column 'a': '1e39' is not a"),
+    ("nan-label", lambda: csv_with("1,1,NaN"), "t.csv:4: column 'y': 'NaN' is not a finite"),
+    ("inf-label", lambda: csv_with("1,1,inf"), "t.csv:4: column 'y': 'inf' is not a finite"),
+    ("lr-inf", lambda: ["train", *FAST, "--lr", "inf"], "--lr must be a finite positive"),
+    ("lr-nan", lambda: ["train", *FAST, "--lr", "nan"], "--lr must be a finite positive"),
+    ("wd-nan", lambda: ["train", *FAST, "--weight-decay", "nan"], "--weight-decay must be a"),
+    ("diag-nan", lambda: ["train", *FAST, "--diag-scale", "nan"], "diag_scale must be a finite"),
+    ("l2-nan", lambda: ["train", *FAST, "--embedding-l2", "nan"], "embedding_l2 must be a finite"),
+    ("dropout-nan", lambda: ["train", *FAST, "--dropout", "nan"], "dropout must be a finite"),
+    ("validation-nan", lambda: ["train", *FAST, "--validation", "nan"], "validation fraction"),
+    (
+        "compare-dropout-inf",
+        lambda: ["compare", "dnn", "--runs", "1", *FAST[:4], "--dropout", "inf"],
+        "dropout must be a finite",
+    ),
+    (
+        "noise-nan",
+        lambda: ["generate", "poly", "--out", "p", "--noise", "nan"],
+        "--noise must be a finite number",
+    ),
+    ("model-file-nan", lambda: model_file('{"diag_scale": NaN}'), "m.json: diag_scale must be a"),
+    # -- ordinary CSVs that were rejected or crashed
+    (
+        "latin-1",
+        lambda: (
+            write("t.csv", CSV.encode() + "4,café,1\n".encode("latin-1"))
+            or ["train", "--data", "t.csv", "--label", "y", *FAST]
+        ),
+        "t.csv:42:6: byte 0xe9 is not UTF-8",
+    ),
+    (
+        "duplicate-label",
+        lambda: write("t.csv", "y,a,y\n1,2,3\n") or ["train", "--data", "t.csv", "--label", "y"],
+        "t.csv:1: column 'y' appears twice (columns 1 and 3)",
+    ),
+    (
+        "nameless-column",
+        lambda: write("t.csv", "a,,y\n1,2,3\n") or ["train", "--data", "t.csv", "--label", "y"],
+        "t.csv:1: column 2 has no name",
+    ),
+    # -- tracebacks that were
+    (
+        "corrupt-gzip",
+        lambda: (
+            write("c.tsv.gz", b"\x1f\x8b\x08\x00garbage" * 20)
+            or ["train", "--data", "criteo:c.tsv.gz", *FAST]
+        ),
+        "c.tsv.gz: damaged or truncated gzip file",
+    ),
+    (
+        "truncated-gzip",
+        lambda: (
+            write("t.csv.gz", gz(CSV * 50)[:-40])
+            or ["train", "--data", "t.csv.gz", "--label", "y", *FAST]
+        ),
+        "t.csv.gz: damaged or truncated gzip file",
+    ),
+    ("zip-bad-crc", damaged_zip, "ml-100k.zip:ml-100k/u.data: damaged zip member"),
+    ("schema-columns-string", lambda: schema_dir(columns="a,y"), "columns must be a list"),
+    ("schema-column-number", lambda: schema_dir(columns=[5]), "columns[0] must be an object"),
+    ("schema-files-string", lambda: schema_dir(files="data.csv"), "files must be a list"),
+    ("schema-split-test", lambda: schema_dir(split={"test": "0.2"}), "split.test must be a"),
+    ("schema-header", lambda: schema_dir(header="yes"), "header must be true or false"),
+    ("schema-delimiter", lambda: schema_dir(delimiter=";;"), "delimiter must be one character"),
+    ("model-file-layers", lambda: model_file('{"deep_layers": 5}'), "m.json: deep_layers must be"),
+    ("model-file-dropout", lambda: model_file('{"dropout": "0.3"}'), "m.json: dropout must be a"),
+    ("model-file-float", lambda: model_file('{"cross_layers": 1.5}'), "m.json: cross_layers must"),
+    ("model-file-list", lambda: model_file("[1, 2]"), "m.json: expected a JSON object"),
+    ("seed-negative", lambda: ["train", *FAST, "--seed", "-1"], "--seed must be between 0 and"),
+    ("seed-2-32", lambda: ["train", *FAST, "--seed", str(2**32)], "--seed must be between 0 and"),
+    (
+        "generate-seed",
+        lambda: ["generate", "poly", "--out", "p", "--seed", "-1"],
+        "--seed must be between 0 and",
+    ),
+    (
+        "generate-rows-1e13",
+        lambda: ["generate", "mixer", "--out", "p", "--rows", str(10**13)],
+        "is too many for mixer",
+    ),
+    (
+        "compare-two-rows",
+        lambda: (
+            write("t.csv", "a,y\n1,2\n3,4\n")
+            or ["compare", "dcn", "--runs", "1", "--data", "t.csv", "--label", "y"]
+        ),
+        "t.csv: the test split is empty (2 rows in all)",
+    ),
+    (
+        "out-under-a-file",
+        lambda: write("f.txt", "x") or ["train", *FAST, "--out", "f.txt/ckpt"],
+        "f.txt",
+    ),
+    (
+        "tfds-offline",
+        lambda: ["train", "--data", "tfds:movielens/100k-ratings", *FAST],
+        "cannot be reached (offline?)",
+    ),
+]
+
+
+@pytest.mark.parametrize("setup, message", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_a_mistake_is_one_error_line(runner, tmp_path, monkeypatch, setup, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sources, "_online", lambda host, timeout=5.0: False)
+    args = setup()
+    before = _files(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and message in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    # Nothing written: no checkpoint, comparison or dataset appeared.
+    assert _files(tmp_path) == before
+
+
+def _files(root: Path) -> list[str]:
+    """What the user has under ``root`` (the test's isolated home aside)."""
+    return sorted(str(p) for p in root.rglob("*") if "home" not in p.relative_to(root).parts)
+
+
+def test_training_that_diverges_says_so(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--optimizer", "sgd", "--lr", "1e30", "--arch", "cross", *FAST[:4]]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: training diverged: the loss is ")
+    assert result.stderr.count("\n") == 1
+    assert not Path("ckpt/model.keras").exists()  # no model of NaN weights was saved
+
+
+# ------------------------------------------------------------ handled, not refused
+
+
+@pytest.mark.parametrize(
+    "text, label, feature",
+    [
+        ("\ufeffa,y\n", "y", "a"),  # a byte-order mark, as Excel writes
+        ("a b,y\n", "y", "a b"),  # column names are the user's
+        ("größe,y\n", "y", "größe"),
+        ("x/y,label\n", "label", "x/y"),
+        ("logit,y\n", "y", "logit"),  # the name of one of the model's own layers
+    ],
+    ids=["bom", "space", "non-ascii", "slash", "layer-name"],
+)
+def test_ordinary_csvs_train_explain_and_evaluate(
+    runner, tmp_path, monkeypatch, text, label, feature
+):
+    monkeypatch.chdir(tmp_path)
+    rows = "".join(f"{i % 5},{(i % 5) * 2}\n" for i in range(60))
+    Path("t.csv").write_text(text + rows, encoding="utf-8")
+    result = runner.invoke(app, ["train", "--data", "t.csv", "--label", label, "--json", *FAST])
+    assert result.exit_code == 0, result.output
+    record = json.loads(Path("ckpt/config.json").read_text(encoding="utf-8"))
+    assert [f["name"] for f in record["model"]["features"]] == [feature]
+    for command in (["evaluate", "ckpt", "--json"], ["explain", "ckpt", "--json"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["features"] == [feature]
+
+
+def test_long_fields_crlf_and_quoted_newlines_are_read(tmp_path):
+    long = "x" * 200_000  # the csv module's default limit is 128 KiB
+    notes = [long if i == 3 else "two\nlines" for i in range(9)]
+    lines = ["a,note,y"] + [f'{i},"{note}",{i % 2}' for i, note in enumerate(notes)]
+    path = tmp_path / "t.csv"
+    path.write_bytes("\r\n".join(lines).encode() + b"\r\n")
+    (chunk,) = sources.open_table(str(path), label="y", categorical="note").chunks()
+    assert len(chunk["y"]) == 9 and chunk["note"][3] == long and chunk["note"][0] == "two\nlines"
+
+
+def test_a_bad_row_found_while_evaluating_other_data(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("t.csv").write_text(CSV)
+    assert runner.invoke(app, ["train", "--data", "t.csv", "--label", "y", *FAST]).exit_code == 0
+    Path("other.csv").write_text("a,b,y\n1,2,3\n4,zz,1\n")
+    result = runner.invoke(app, ["evaluate", "ckpt", "--data", "other.csv"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == "Error: other.csv:3: column 'b': 'zz' is not a number\n"
+
+
+def test_a_full_disk_is_one_error_line(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    real = os.replace
+
+    def full(src, dst):
+        if str(dst).endswith("model.keras"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", full)
+    result = runner.invoke(app, ["train", *FAST])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == "Error: ckpt/model.keras: No space left on device\n"
+    assert not list(Path("ckpt").glob(".model.keras*"))  # the temporary file went too
+
+
+@pytest.fixture
+def trained(runner, tmp_path, monkeypatch):
+    """A small stacked DCN trained on a CSV in the working directory, as ``ckpt``."""
+    monkeypatch.chdir(tmp_path)
+    Path("t.csv").write_text(CSV)
+    result = runner.invoke(app, ["train", "--data", "t.csv", "--label", "y", *FAST])
+    assert result.exit_code == 0, result.output
+    return Path("ckpt")
+
+
+def _damage_config(ckpt: Path, change) -> None:
+    record = json.loads((ckpt / "config.json").read_text())
+    change(record)
+    (ckpt / "config.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    "damage, command, message",
+    [
+        (
+            lambda r: r.pop("data"),
+            "evaluate",
+            "config.json: not a dcn checkpoint config (no 'data'",
+        ),
+        (lambda r: r.pop("feature_map"), "explain", None),  # derived from the model config
+        (lambda r: r["data"].update(data=5), "evaluate", "data: data must be str or None, got 5"),
+        (lambda r: r["training"].update(epochs="2"), "train", "training: epochs must be int"),
+        (lambda r: r["model"].update(deep_layers=[4]), "evaluate", "is not the model config.json"),
+    ],
+    ids=["no-data", "no-feature-map", "data-type", "training-type", "other-model"],
+)
+def test_a_damaged_checkpoint_is_one_error_line(runner, trained, damage, command, message):
+    _damage_config(trained, damage)
+    args = [command, "ckpt"] if command != "train" else ["train", "--resume", "--out", "ckpt"]
+    result = runner.invoke(app, args)
+    if message is None:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and message in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_another_checkpoints_model_is_refused(runner, trained):
+    other = ["train", "--data", "t.csv", "--label", "y", "--out", "other", *FAST]
+    assert runner.invoke(app, [*other, "--arch", "cross"]).exit_code == 0
+    (trained / "model.keras").write_bytes(Path("other/model.keras").read_bytes())
+    for command in (["evaluate", "ckpt"], ["explain", "ckpt"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, result.output
+        assert "ckpt/model.keras: is not the model config.json describes" in result.stderr
+
+
+def test_explain_out_naming_a_directory(runner, trained):
+    Path("figs").mkdir()
+    result = runner.invoke(app, ["explain", "ckpt", "--out", "figs"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: figs: is a directory; name a file to write\n"
+    assert list(Path("figs").iterdir()) == []
+
+
+def test_tfds_fails_at_once_offline(monkeypatch, tmp_path):
+    """No minutes of download retries: an unreachable host is an error straight away."""
+    import time
+
+    monkeypatch.setattr(sources, "_online", lambda host, timeout=5.0: False)
+    start = time.perf_counter()
+    with pytest.raises(sources.DcnError, match="files.grouplens.org cannot be reached"):
+        list(sources.open_table("tfds:movielens/100k-ratings").chunks())
+    assert time.perf_counter() - start < 10
+
+
+def test_matrix_of_odd_names_stays_distinct():
+    from dcn_cli.model import input_name, layer_name
+
+    names = ["a b", "a_b", "a/b", "größe", "logit", "embed_x", "deep_0", "plain", "x.1"]
+    assert len({layer_name(n) for n in names}) == len(names)
+    assert layer_name("plain") == "plain" and input_name("a b") == "a b"
+    assert "/" not in "".join(input_name(n) for n in names)
+    assert np.all([layer_name(n).isascii() for n in names])

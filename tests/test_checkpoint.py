@@ -1,0 +1,236 @@
+"""Checkpoint truth: config.json and model.keras always describe one model, and --resume
+continues a run exactly, from any moment it was stopped at."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dcn_cli import backend
+from dcn_cli.checkpoint import load_model
+from dcn_cli.cli import app
+from dcn_cli.generate import generate
+
+keras = backend.load()
+
+# Stacked DCN with Adam and no dropout: a resumed run can then match an unbroken one.
+RUN = ["--deep-layers", "8", "--dropout", "0", "--batch-size", "128", "--embedding-dim", "4"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "ctr"
+    generate("ctr", path, rows=600, max_vocab=30)
+    return path
+
+
+@pytest.fixture(scope="module")
+def whole(data, tmp_path_factory):
+    """Four epochs in one go: what every resumed run must end at."""
+    out = tmp_path_factory.mktemp("runs") / "whole"
+    train(CliRunner(), data, out, "--epochs", "4")
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_epoch(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "one"
+    train(CliRunner(), data, out, "--epochs", "1")
+    return out
+
+
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "ckpt"))
+
+
+def train(runner, data, out, *extra):
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), *RUN, *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def weights(out: Path) -> list[np.ndarray]:
+    return load_model(out).get_weights()
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    for x, y in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+def test_a_new_run_never_replaces_an_old_one_unasked(runner, data, tmp_path):
+    out = tmp_path / "ckpt"
+    train(runner, data, out, "--epochs", "1")
+    assert runner.invoke(app, ["explain", str(out)]).exit_code == 0
+    before = snapshot(out)
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(out), "--arch", "deep"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {out}: holds a training run already; continue it with --resume, "
+        "replace it with --force, or choose another --out\n"
+    )
+    assert snapshot(out) == before
+    # --force replaces it: the new model, its own config, and no stale figure.
+    train(runner, data, out, "--epochs", "1", "--arch", "deep", "--force")
+    record = json.loads((out / "config.json").read_text())
+    assert record["model"]["arch"] == "deep"
+    assert not (out / "explain.png").exists()
+    assert load_model(out).name == "dcn_deep"
+
+
+def test_files_land_with_normal_permissions(runner, data, tmp_path):
+    old = os.umask(0o022)
+    try:
+        train(runner, data, tmp_path / "ckpt", "--epochs", "1")
+    finally:
+        os.umask(old)
+    for name in ("model.keras", "config.json", "metrics.json", "history.csv"):
+        assert (tmp_path / "ckpt" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_resume_continues_exactly(runner, data, whole, tmp_path):
+    """Two epochs, then two more with --resume, end where four epochs in one go do."""
+    part = tmp_path / "part"
+    train(runner, data, part, "--epochs", "2")
+    # Bare --resume takes every setting, the data included, from the run; --epochs extends it.
+    result = runner.invoke(app, ["train", "--resume", "--out", str(part), "--epochs", "4"])
+    assert result.exit_code == 0, result.output
+    assert_same_weights(part, whole)
+    history = (part / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3", "4"]
+    record = json.loads((part / "config.json").read_text())
+    assert record["training"]["epochs"] == 4 and record["data"]["data"] == str(data)
+    metrics = json.loads((part / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 4
+    seconds = [float(line.split(",")[-1]) for line in history[1:]]
+    assert metrics["train_seconds"] >= seconds[-1] >= seconds[1] > 0  # time adds up
+
+
+def test_resume_of_a_finished_run_changes_nothing(runner, one_epoch, tmp_path):
+    out = copy_of(one_epoch, tmp_path)
+    before = snapshot(out)
+    result = runner.invoke(app, ["train", "--resume", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "the run finished already (1 epochs); nothing to do" in result.stderr
+    assert json.loads(result.stdout) == json.loads(before["metrics.json"])
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--arch", "deep"], "--arch deep (the run has stacked)"),
+        (["--embedding-dim", "16"], "--embedding-dim 16 (the run has 4)"),
+        (["--data", "other.csv"], "--data other.csv (the run has "),
+        (["--deep-layers", "8,8"], "--deep-layers 8,8 (the run has 8)"),
+        (["--lr", "0.5"], "--lr 0.5 (the run has 0.001)"),
+        (["--epochs", "0"], "--epochs 0 (the run has 1 epochs already)"),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else None,
+)
+def test_resume_refuses_other_settings(runner, data, one_epoch, tmp_path, flags, message):
+    out = copy_of(one_epoch, tmp_path)
+    (out / "metrics.json").unlink()  # as if interrupted: resumable
+    before = snapshot(out)
+    result = runner.invoke(app, ["train", "--resume", "--out", str(out), *flags])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: {out}/config.json: --resume takes every setting")
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert snapshot(out) == before
+
+
+def test_resume_accepts_the_runs_own_settings(runner, data, one_epoch, tmp_path):
+    out = copy_of(one_epoch, tmp_path)
+    same = ["--embedding-dim", "4", "--data", str(data), "--deep-layers", "8", "--epochs", "2"]
+    result = runner.invoke(app, ["train", "--resume", "--out", str(out), *same])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
+
+
+def test_resume_needs_a_run(runner, tmp_path):
+    result = runner.invoke(app, ["train", "--resume", "--out", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "no such checkpoint directory" in result.stderr
+
+
+def test_a_damaged_history_is_one_error_line(runner, one_epoch, tmp_path):
+    out = copy_of(one_epoch, tmp_path)
+    (out / "metrics.json").unlink()
+    lines = (out / "history.csv").read_text().splitlines()
+    (out / "history.csv").write_text("\n".join([lines[0], lines[1], "2,oops"]) + "\n")
+    result = runner.invoke(app, ["train", "--resume", "--out", str(out), "--epochs", "3"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {out}/history.csv:3: damaged history")
+
+
+KILLER = """
+import os, signal, sys
+from dcn_cli import training
+
+training.SAVE_EVERY_SECONDS = 0  # a save after every epoch
+name, nth, when = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+real, seen = os.replace, []
+
+def replace(src, dst):
+    if os.path.basename(dst) == name:
+        seen.append(dst)
+        if len(seen) == nth and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)  # the temporary file is whole, not yet renamed
+    real(src, dst)
+    if os.path.basename(dst) == name and len(seen) == nth and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace
+sys.argv = ["dcn", *sys.argv[4:]]
+from dcn_cli.cli import app
+app()
+"""
+
+
+@pytest.mark.parametrize(
+    "name, nth, when, saved_epochs",
+    [
+        ("config.json", 1, "after", None),  # the run is recorded, no model yet
+        ("model.keras", 1, "before", None),  # killed inside the first save
+        ("model.keras", 3, "before", 2),  # inside the third save: two epochs are saved
+    ],
+    ids=["after-config", "first-save", "third-save"],
+)
+def test_kill_9_at_any_moment_then_resume_finishes_the_run(
+    runner, data, whole, tmp_path, name, nth, when, saved_epochs
+):
+    out = tmp_path / "ckpt"
+    command = ["train", "--data", str(data), "--out", str(out), "--epochs", "4", *RUN]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, name, str(nth), when, *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (out / "config.json").exists()
+    if saved_epochs is None:
+        assert not (out / "model.keras").exists()
+    else:
+        # What was saved loads, and describes the config; the interrupted save left a
+        # temporary file behind.
+        assert len(weights(out)) > 0
+        assert len((out / "history.csv").read_text().splitlines()) == 1 + saved_epochs
+        assert list(out.glob(".model.keras.*"))
+
+    result = runner.invoke(app, ["train", "--resume", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    if saved_epochs is None:
+        assert "no model was saved yet; starting the run afresh" in result.stderr
+    assert not list(out.glob(".*"))  # no temporary file outlives the run
+    assert_same_weights(out, whole)
