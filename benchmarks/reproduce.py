@@ -9,7 +9,7 @@ are this script's output on the machine named there. Sections:
 
 - toy: the mixer, one cross layer (16 parameters), Adagrad 0.4, batch 1000,
   100 epochs, seeds 0..runs-1; and the tutorial's 512-256-128 DNN, seed 0.
-- ml: ``dcn compare dcn dcn-lr dnn`` under the tutorial's protocol (Adam
+- ml: ``dcn compare dcn dcn-lr dcn-mix dnn`` under the tutorial's protocol (Adam
   0.01, batch 8192, 8 epochs, embedding 32), with wall time and the fraction
   of the machine's matmul roofline, measured in the same run.
 - defaults: ``dcn compare dcn dnn`` with the tool's own default settings.
@@ -274,7 +274,7 @@ def main() -> None:
             tutorial = TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
             comparison(
                 "MovieLens 100K, the tutorial's protocol",
-                ["dcn", "dcn-lr", "dnn"],
+                ["dcn", "dcn-lr", "dcn-mix", "dnn"],
                 args.ml100k,
                 args.runs,
                 tutorial,

@@ -277,7 +277,7 @@ def resume(
     out = Path(out)
     record = checkpoint.load_record(out)
     where = out / checkpoint.CONFIG
-    saved_config = checkpoint.model_config(record, out)
+    config = checkpoint.model_config(record, out)
     data = DataSpec.from_record(record)
     settings = from_json(TrainSettings, record["training"], f"{where}: training")
     _check_given(given or {}, record, where)
@@ -292,10 +292,9 @@ def resume(
                 "(--epochs N continues it to N epochs)"
             )
         metrics = read_json(out / checkpoint.METRICS)
-        return TrainResult(metrics, history, None, saved_config)
+        return TrainResult(metrics, history, None, config)
     prepared = data.prepare()
-    config = ModelConfig(features=prepared.features, task=prepared.task, **_architecture(record))
-    if config.to_dict() != saved_config.to_dict():
+    if prepared.features != config.features or prepared.task != config.task:
         raise DcnError(
             f"{data.data or 'the built-in mixer'}: the data changed since this run started "
             "(its features no longer match config.json); start a new run"
@@ -310,11 +309,6 @@ def resume(
         return _fit(config, prepared, settings, out, quiet, tensorboard)
     model = checkpoint.load_model(out, config)
     return _fit(config, prepared, settings, out, quiet, tensorboard, model, history)
-
-
-def _architecture(record: dict[str, Any]) -> dict[str, Any]:
-    """A saved model config less what the data decides (features, task, format)."""
-    return {k: v for k, v in record["model"].items() if k not in ("features", "task", "format")}
 
 
 def _check_given(given: dict[str, Any], record: dict[str, Any], where: Path) -> None:

@@ -359,3 +359,23 @@ def test_matrix_of_odd_names_stays_distinct():
     assert layer_name("plain") == "plain" and input_name("a b") == "a b"
     assert "/" not in "".join(input_name(n) for n in names)
     assert np.all([layer_name(n).isascii() for n in names])
+
+
+def test_a_truncated_model_is_one_error_line(runner, trained):
+    model = trained / "model.keras"
+    model.write_bytes(model.read_bytes()[:1000])
+    result = runner.invoke(app, ["evaluate", "ckpt"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ckpt/model.keras: cannot load the model (")
+    assert result.stderr.count("\n") == 1
+
+
+def test_resume_on_data_that_changed_since(runner, trained):
+    (trained / "metrics.json").unlink()  # interrupted, so resumable
+    Path("t.csv").write_text(CSV + "99,1,2\n")  # a new value: the vocabulary would differ
+    result = runner.invoke(app, ["train", "--resume", "--out", "ckpt", "--epochs", "2"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: t.csv: the data changed since this run started (its features no longer "
+        "match config.json); start a new run\n"
+    )
