@@ -74,7 +74,7 @@ def toy(runs: int) -> None:
             m = result.metrics
             rmses.append(m["rmse"])
             print(
-                f"| cross, 1 layer | {seed} | {m['rmse']:.6f} | {m['params']} | "
+                f"| cross, 1 layer | {seed} | {m['rmse']:.3g} | {m['params']} | "
                 f"{m['train_seconds']:.1f} | {' x '.join(top)} |"
             )
         settings = TrainSettings(epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=0)
@@ -88,10 +88,10 @@ def toy(runs: int) -> None:
         )
         m = result.metrics
         print(
-            f"| DNN 512-256-128 | 0 | {m['rmse']:.6f} | {m['params']:,} | "
+            f"| DNN 512-256-128 | 0 | {m['rmse']:.3g} | {m['params']:,} | "
             f"{m['train_seconds']:.1f} | - |"
         )
-    print(f"\nCross network median RMSE over {runs} seeds: {np.median(rmses):.6f}")
+    print(f"\nCross network median RMSE over {runs} seeds: {np.median(rmses):.3g}")
 
 
 TUTORIAL_FLAGS = "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --dropout 0"

@@ -379,3 +379,20 @@ def test_resume_on_data_that_changed_since(runner, trained):
         "Error: t.csv: the data changed since this run started (its features no longer "
         "match config.json); start a new run\n"
     )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--epochs", "two"], "Error: Invalid value for '--epochs'"),
+        (["train", "--epoch", "3"], "Error: No such option: --epoch"),
+        (["compare"], "Error: Missing argument"),
+    ],
+)
+def test_usage_errors_end_with_what_was_wrong(runner, args, message):
+    """The option parser's convention (usage, then the error, exit code 2), not a box."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(message), result.stderr
+    assert result.stderr.startswith("Usage: dcn ")
