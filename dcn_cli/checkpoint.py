@@ -38,7 +38,9 @@ LOGS = "logs"
 
 
 def versions() -> dict[str, str]:
-    import keras
+    from dcn_cli import backend
+
+    keras = backend.load()  # quietly: TensorFlow logs several lines when it loads
     import numpy
     import tensorflow
 
@@ -75,9 +77,17 @@ def save_history(directory: Path, history: list[dict[str, float]]) -> None:
 
 
 def read_history(directory: Path) -> list[dict[str, float]]:
-    """history.csv's rows; a damaged file is an error naming the line."""
+    """history.csv's rows; a damaged file is an error naming the line.
+
+    The two are saved together, so a model without its history is damaged: how
+    many epochs it has trained is unknown.
+    """
     path = directory / HISTORY
     if not path.exists():
+        if (directory / MODEL).exists():
+            raise DcnError(
+                f"{path}: missing, so the run's epochs are unknown; train afresh with --force"
+            )
         return []
     rows: list[dict[str, float]] = []
     with open(path, newline="", encoding="utf-8") as handle:
@@ -187,12 +197,14 @@ def load_model(directory: str | Path, config: ModelConfig | None = None):
         raise DcnError(f"{path}: cannot load the model ({type(err).__name__})") from None
     if _layout(model) != _layout(build_model(config)):
         raise DcnError(
-            f"{path}: is not the model {CONFIG} describes (its layers or weight shapes "
-            "differ); was it copied from another checkpoint?"
+            f"{path}: is not the model {CONFIG} describes (its inputs, layers or weight "
+            "shapes differ); was it copied from another checkpoint?"
         )
     return model
 
 
-def _layout(model) -> list[tuple[str, tuple[int, ...]]]:
-    """Every weight's path and shape: what must agree between a model and its config."""
-    return [(w.path, tuple(w.shape)) for w in model.weights]
+def _layout(model) -> list[tuple[str, ...]]:
+    """What must agree between a model and its config: every input's name and type,
+    every weight's path and shape."""
+    inputs = sorted(("input", t.name, str(t.dtype)) for t in model.inputs)
+    return inputs + [("weight", w.path, str(tuple(w.shape))) for w in model.weights]

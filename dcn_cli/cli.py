@@ -27,6 +27,9 @@ app = typer.Typer(
 )
 
 
+OUT_OF_MEMORY = "out of memory; try less data, a smaller model or a smaller --batch-size"
+
+
 def _user_errors(command):
     """Turn a :class:`DcnError` into one line on stderr and exit code 1.
 
@@ -49,7 +52,12 @@ def _user_errors(command):
             typer.echo(f"Error: {where}{err.strerror or err}", err=True)
             raise typer.Exit(1) from None
         except MemoryError:
-            typer.echo("Error: out of memory; try less data, a smaller model or batch", err=True)
+            typer.echo(f"Error: {OUT_OF_MEMORY}", err=True)
+            raise typer.Exit(1) from None
+        except Exception as err:
+            if type(err).__name__ != "ResourceExhaustedError":  # TensorFlow's out of memory
+                raise
+            typer.echo(f"Error: {OUT_OF_MEMORY}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)

@@ -281,7 +281,7 @@ class ModelConfig:
                 raise DcnError(f"{source}: unknown feature setting(s): {', '.join(extra)}")
         try:
             return cls(**data)
-        except TypeError as err:
+        except (TypeError, DcnError) as err:
             raise DcnError(f"{source}: {err}") from None
 
     def save(self, path: str | Path) -> None:

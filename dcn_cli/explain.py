@@ -120,6 +120,8 @@ def explain(
             f"--layer {layer} is out of range: the model has {count} cross "
             f"layer(s), numbered 0..{count - 1}"
         )
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise DcnError(f"{out}: explain draws a PNG; give --out a name ending in .png")
     chosen = range(count) if layer is None else [layer]
     gates = _mean_gates(model, record, cross_network)
 

@@ -28,7 +28,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
+        os.chmod(tmp_path, normal_mode(tmp_path))  # mkstemp's 0600 would hide it from others
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -39,10 +39,11 @@ def temporary_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def _umask() -> int:
+def normal_mode(path: Path) -> int:
+    """The mode a plain ``open`` or ``mkdir`` would give ``path``: 0644 or 0755 under umask 022."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return (0o777 if path.is_dir() else 0o666) & ~mask
 
 
 def read_json(path: str | os.PathLike):

@@ -19,6 +19,7 @@ import numpy as np
 from dcn_cli import synthetic
 from dcn_cli.config import check_seed
 from dcn_cli.errors import DcnError
+from dcn_cli.fileio import normal_mode
 from dcn_cli.schema import Column, Schema, Split
 
 KINDS = ("mixer", "poly", "ctr")
@@ -67,11 +68,23 @@ def _slices(columns: dict[str, np.ndarray], rows: int = 100_000) -> Iterator[dic
         yield {name: values[start : start + rows] for name, values in columns.items()}
 
 
+def _only_a_dataset(directory: Path) -> bool:
+    """Whether ``directory`` holds nothing but a schema.json and the files it lists."""
+    try:
+        files = Schema.load(directory / "schema.json").files
+    except DcnError:
+        return False
+    return all(p.name in {"schema.json", *files} for p in directory.iterdir())
+
+
 def _place(tmp: Path, out: Path) -> None:
     """Move the finished directory ``tmp`` to ``out``, replacing an older dataset there."""
     if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / "schema.json").exists()):
-            raise DcnError(f"{out}: exists and is not a dataset directory; choose another --out")
+        if not out.is_dir() or (any(out.iterdir()) and not _only_a_dataset(out)):
+            raise DcnError(
+                f"{out}: exists and holds more than a dataset dcn generate wrote; "
+                "choose another --out"
+            )
         old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
         os.replace(out, old / "data")
         os.replace(tmp, out)
@@ -143,6 +156,10 @@ def build(
             raise DcnError(f"--noise must be a finite number >= 0, got {noise}")
         made.update(seed=seed, function=function, features=features, noise=noise)
         x, y = synthetic.poly(poly_terms, features, rows, seed, noise)
+        with np.errstate(over="ignore"):
+            in_range = np.isfinite(y.astype(np.float32)).all()
+        if not in_range:
+            raise DcnError(f"--noise {noise:g} puts labels beyond float32's range")
         columns = [Column(n, "numerical", normalize=False) for n in x] + [Column("y", "label")]
         chunks = _slices({**x, "y": y})
         split = Split(kind="random", test=0.2, seed=seed)
@@ -185,6 +202,7 @@ def generate(kind: str, out: str | Path, shard_rows: int = SHARD_ROWS, **options
     try:
         schema.files = _write_shards(tmp, [c.name for c in schema.columns], chunks, shard_rows)
         schema.save(tmp / "schema.json")
+        os.chmod(tmp, normal_mode(tmp))  # mkdtemp's 0700 would hide the data from others
         _place(tmp, out)
     finally:
         if tmp.exists():

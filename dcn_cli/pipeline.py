@@ -346,6 +346,7 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
     in_memory = table.nbytes <= options.memory_budget
     kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
     rows = [0, 0, 0]
+    positives = 0  # binary: training rows labelled 1
     for chunk, codes in _coded_chunks(table, options.validation, total):
         train = codes == TRAIN
         for code in (TRAIN, VALIDATION, TEST):
@@ -354,6 +355,7 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
                 kept[code].append({k: v[codes == code] for k, v in chunk.items()})
         for column in features:
             _update(stats[column.name], chunk[column.name][train], column.name, options)
+        positives += int(np.count_nonzero(chunk[schema.label][train] == 1))
     if sum(rows) == 0:
         raise DcnError(f"{table.name}: no data rows")
     for code, name in ((TRAIN, "training"), (TEST, "test"), (VALIDATION, "validation")):
@@ -363,6 +365,11 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
                 "dcn needs rows to train, validate and test on"
             )
 
+    if schema.task == "binary" and positives in (0, rows[TRAIN]):
+        raise DcnError(
+            f"{table.name}: every training label is {0 if positives == 0 else 1}; "
+            "a binary model needs rows of both classes"
+        )
     specs = [_feature_spec(c, stats[c.name], options) for c in features]
     memory = (
         {SPLITS[code]: _concat(parts, schema) for code, parts in kept.items()}

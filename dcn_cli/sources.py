@@ -246,6 +246,14 @@ def csv_table(
     for name in forced_cat + forced_num:
         if name not in header:
             raise DcnError(f"{path}: no column {name!r} (columns: {', '.join(header)})")
+        if name == label:
+            raise DcnError(f"{path}: {name!r} is the label; it cannot also be a feature")
+        if name in forced_cat and name in forced_num:
+            raise DcnError(
+                f"{path}: column {name!r} is named by both --categorical and --numerical"
+            )
+    if len(header) < 2:
+        raise DcnError(f"{path}: no feature columns besides the label {label!r}")
     columns = []
     for i, name in enumerate(header):
         values = [row[i] for row in sample if len(row) == len(header)]

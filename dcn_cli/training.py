@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dcn_cli import backend, checkpoint, defaults
 from dcn_cli.config import ModelConfig, check_seed, from_json
 from dcn_cli.errors import DcnError
@@ -207,6 +209,11 @@ def _checkpoint_callback(keras, out: Path, history: list[dict[str, float]], cloc
             self.save()  # the final state, whenever training ends
 
         def save(self):
+            if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+                raise DcnError(
+                    f"training diverged: the weights hold NaN or infinity after epoch "
+                    f"{len(history)}; try a lower --lr"
+                )
             checkpoint.save_model(self.model, out)
             checkpoint.save_history(out, history)
 
@@ -252,12 +259,34 @@ def train(
         "vocabulary_sizes": prepared.vocabulary_sizes(),
         "versions": checkpoint.versions(),
     }
+    model = _new_model(config, settings)  # before anything is written: it may not fit
     if force:
         checkpoint.clear_run(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     checkpoint.remove_temporary(out)
     checkpoint.save_config(out, record)
-    return _fit(config, prepared, settings, out, quiet, tensorboard)
+    try:
+        return _fit(config, prepared, settings, out, quiet, tensorboard, model)
+    except BaseException:
+        if not (out / checkpoint.MODEL).exists():
+            # Failed (or stopped) before its first save: leave no run behind. Only
+            # kill -9 leaves config.json alone, which --resume then starts afresh.
+            checkpoint.clear_run(out)
+            if created and not any(out.iterdir()):
+                out.rmdir()
+        raise
+
+
+def _new_model(config: ModelConfig, settings: TrainSettings):
+    """The model ``config`` describes, with ``settings.seed``'s initial weights, compiled."""
+    keras = backend.load()
+    from dcn_cli.model import build_model
+
+    keras.utils.set_random_seed(settings.seed)
+    model = build_model(config)
+    compile_model(keras, model, config.task, make_optimizer(settings))
+    return model
 
 
 def resume(
@@ -283,7 +312,10 @@ def resume(
     _check_given(given or {}, record, where)
     if given and "epochs" in given:
         settings.epochs = given["epochs"]
-    settings.validate()
+    try:
+        settings.validate()
+    except DcnError as err:
+        raise DcnError(f"{where}: training: {err}") from None
     history = checkpoint.read_history(out)
     if (out / checkpoint.METRICS).exists() and settings.epochs <= record["training"]["epochs"]:
         if warn is not None:
@@ -306,8 +338,9 @@ def resume(
     if not (out / checkpoint.MODEL).exists():
         if warn is not None:
             warn(f"{out}: no model was saved yet; starting the run afresh with its settings")
-        return _fit(config, prepared, settings, out, quiet, tensorboard)
-    model = checkpoint.load_model(out, config)
+        model = _new_model(config, settings)
+    else:
+        model = checkpoint.load_model(out, config)
     return _fit(config, prepared, settings, out, quiet, tensorboard, model, history)
 
 
@@ -354,21 +387,15 @@ def _fit(
     out: Path,
     quiet: bool,
     tensorboard: bool,
-    model=None,
+    model,
     history: list[dict[str, float]] | None = None,
 ) -> TrainResult:
-    """Train ``model`` (a fresh one when ``None``) from epoch ``len(history)`` to the end."""
+    """Train ``model`` from epoch ``len(history)`` to the end, then test and save it."""
     keras = backend.load()
-    from dcn_cli.model import build_model
-
     history = list(history or [])
     done = len(history)
     before = history[-1].get("seconds", 0.0) if history else 0.0
-    if model is None:
-        keras.utils.set_random_seed(settings.seed)
-        model = build_model(config)
-        compile_model(keras, model, prepared.task, make_optimizer(settings))
-    else:
+    if done:
         keras.utils.set_random_seed((settings.seed + done) % 2**32)  # dropout: a new stream
 
     train_ds = prepared.dataset(
@@ -410,6 +437,8 @@ def _fit(
         checkpoint.save_model(model, out)  # the restored best weights
 
     metrics = evaluate_model(model, prepared, "test")
+    if not all(math.isfinite(v) for v in metrics.values()):
+        raise DcnError(f"training diverged: the test metrics are {metrics}; try a lower --lr")
     metrics.update(
         params=count_params(model),
         train_seconds=round(seconds, 3),
@@ -436,8 +465,13 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     def named(kind: str) -> str:
         return ",".join(f.name for f in config.features if f.kind == kind)
 
+    label = next(c["name"] for c in record["data"]["schema"]["columns"] if c["role"] == "label")
     table = dataclasses.replace(
-        saved, data=data, categorical=named("categorical"), numerical=named("numerical")
+        saved,
+        data=data,
+        label=label,
+        categorical=named("categorical"),
+        numerical=named("numerical"),
     ).open()
     _check_features(config, table, data)
     names = [f.name for f in config.features]

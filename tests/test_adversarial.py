@@ -21,6 +21,7 @@ import pytest
 
 from dcn_cli import sources
 from dcn_cli.cli import app
+from dcn_cli.generate import generate
 
 FAST = ["--epochs", "1", "--batch-size", "64", "--deep-layers", "8"]
 CSV = "a,b,y\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 4}\n" for i in range(40))
@@ -123,6 +124,50 @@ BAD = [
         lambda: write("t.csv", "a,,y\n1,2,3\n") or ["train", "--data", "t.csv", "--label", "y"],
         "t.csv:1: column 2 has no name",
     ),
+    (
+        "label-also-categorical",
+        lambda: (
+            write("t.csv", CSV)
+            or ["train", "--data", "t.csv", "--label", "y", "--categorical", "y"]
+        ),
+        "t.csv: 'y' is the label; it cannot also be a feature",
+    ),
+    (
+        "categorical-and-numerical",
+        lambda: (
+            write("t.csv", CSV)
+            or [
+                "train",
+                "--data",
+                "t.csv",
+                "--label",
+                "y",
+                "--categorical",
+                "a",
+                "--numerical",
+                "a",
+            ]
+        ),
+        "t.csv: column 'a' is named by both --categorical and --numerical",
+    ),
+    (
+        "label-only",
+        lambda: write("t.csv", "y\n1\n2\n") or ["train", "--data", "t.csv", "--label", "y"],
+        "t.csv: no feature columns besides the label 'y'",
+    ),
+    (
+        "one-class",
+        lambda: (
+            write("t.csv", "a,y\n" + "1,1\n" * 50)
+            or ["train", "--data", "t.csv", "--label", "y", "--task", "binary"]
+        ),
+        "t.csv: every training label is 1; a binary model needs rows of both classes",
+    ),
+    (
+        "noise-overflow",
+        lambda: ["generate", "poly", "--out", "p", "--noise", "1e39"],
+        "--noise 1e+39 puts labels beyond float32's range",
+    ),
     # -- tracebacks that were
     (
         "corrupt-gzip",
@@ -210,7 +255,7 @@ def test_training_that_diverges_says_so(runner, tmp_path, monkeypatch):
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: training diverged: the loss is ")
     assert result.stderr.count("\n") == 1
-    assert not Path("ckpt/model.keras").exists()  # no model of NaN weights was saved
+    assert not Path("ckpt").exists()  # it failed before its first save: no run is left
 
 
 # ------------------------------------------------------------ handled, not refused
@@ -336,8 +381,12 @@ def test_explain_out_naming_a_directory(runner, trained):
     Path("figs").mkdir()
     result = runner.invoke(app, ["explain", "ckpt", "--out", "figs"])
     assert result.exit_code == 1
-    assert result.stderr == "Error: figs: is a directory; name a file to write\n"
-    assert list(Path("figs").iterdir()) == []
+    assert result.stderr == "Error: figs: explain draws a PNG; give --out a name ending in .png\n"
+    Path("figs.png").mkdir()
+    result = runner.invoke(app, ["explain", "ckpt", "--out", "figs.png"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: figs.png: is a directory; name a file to write\n"
+    assert list(Path("figs").iterdir()) == list(Path("figs.png").iterdir()) == []
 
 
 def test_tfds_fails_at_once_offline(monkeypatch, tmp_path):
@@ -396,3 +445,90 @@ def test_usage_errors_end_with_what_was_wrong(runner, args, message):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(message), result.stderr
     assert result.stderr.startswith("Usage: dcn ")
+
+
+def test_another_checkpoints_model_with_the_same_shapes_is_refused(runner, trained):
+    """Same architecture and weight shapes, other feature names: the inputs tell them apart."""
+    Path("o.csv").write_text(CSV.replace("a,b,y", "p,q,y", 1))
+    args = ["train", "--data", "o.csv", "--label", "y", "--out", "other", *FAST]
+    assert runner.invoke(app, args).exit_code == 0
+    (trained / "model.keras").write_bytes(Path("other/model.keras").read_bytes())
+    for command in (["evaluate", "ckpt"], ["explain", "ckpt"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, result.output
+        assert "ckpt/model.keras: is not the model config.json describes" in result.stderr
+
+
+def test_a_model_without_its_history_is_refused(runner, trained):
+    (trained / "metrics.json").unlink()
+    (trained / "history.csv").unlink()
+    result = runner.invoke(app, ["train", "--resume", "--out", "ckpt", "--epochs", "3"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: ckpt/history.csv: missing, so the run's epochs are unknown; "
+        "train afresh with --force\n"
+    )
+
+
+def test_out_of_memory_is_one_error_line(runner, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from dcn_cli import training
+
+    def too_big(config, settings):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, "_new_model", too_big)
+    result = runner.invoke(app, ["train", *FAST])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: out of memory; try less data, a smaller model or a smaller --batch-size\n"
+    )
+    assert not Path("ckpt").exists()
+
+
+def test_the_real_process_writes_one_line(tmp_path):
+    """Through a real `dcn` process, TensorFlow's start-up logging included."""
+    import subprocess
+    import sys
+
+    Path(tmp_path / "t.csv").write_text(CSV)
+    command = [sys.executable, "-m", "dcn_cli", "train", "--data", "t.csv", "--label", "y"]
+    command += ["--optimizer", "sgd", "--lr", "1e30", "--arch", "cross", "--json", *FAST[:4]]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: training diverged"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_generate_lands_readable_and_replaces_only_a_dataset(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        assert (
+            runner.invoke(app, ["generate", "poly", "--out", "d", "--rows", "300"]).exit_code == 0
+        )
+    finally:
+        os.umask(old)
+    assert Path("d").stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in Path("d").iterdir()} == {0o644}
+    # A dataset directory is replaced; one that also holds other files is not.
+    assert runner.invoke(app, ["generate", "poly", "--out", "d", "--rows", "200"]).exit_code == 0
+    Path("d/notes.txt").write_text("mine")
+    result = runner.invoke(app, ["generate", "poly", "--out", "d", "--rows", "100"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: d: exists and holds more than a dataset dcn generate wrote; choose another --out\n"
+    )
+    assert Path("d/notes.txt").read_text() == "mine"
+
+
+def test_evaluate_a_shard_of_a_dataset_directory(runner, tmp_path, monkeypatch):
+    """The label comes from the checkpoint: a CSV needs no --label here."""
+    monkeypatch.chdir(tmp_path)
+    generate("poly", tmp_path / "d", rows=400, function="f2")
+    assert runner.invoke(app, ["train", "--data", "d", *FAST]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", "ckpt", "--data", "d/data-00000.csv", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 400

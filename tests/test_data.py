@@ -442,7 +442,7 @@ def test_generate_refuses_to_replace_a_non_dataset_directory(runner, tmp_path):
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     result = runner.invoke(app, ["generate", "mixer", "--out", str(tmp_path / "mine")])
     assert result.exit_code == 1
-    assert "is not a dataset directory" in result.output
+    assert "holds more than a dataset dcn generate wrote" in result.output
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
