@@ -29,12 +29,14 @@ from dcn_cli import __version__
 from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path, read_json, temporary_prefix, write_json, write_text
+from dcn_cli.schema import Schema
 
 MODEL = "model.keras"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
 LOGS = "logs"
+FIGURES = ("explain.png", "explain-block-norm.png")  # what dcn explain draws by default
 
 
 def versions() -> dict[str, str]:
@@ -90,19 +92,24 @@ def read_history(directory: Path) -> list[dict[str, float]]:
             )
         return []
     rows: list[dict[str, float]] = []
-    with open(path, newline="", encoding="utf-8") as handle:
+    damaged = "damaged history; train afresh with --force"
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.DictReader(handle)
-        for row in reader:
-            try:
-                parsed = {k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
-            except (TypeError, ValueError):
-                parsed = {}
-            if not parsed or "epoch" not in parsed or parsed["epoch"] != len(rows) + 1:
-                raise DcnError(
-                    f"{path}:{reader.line_num}: damaged history (expected epoch {len(rows) + 1}); "
-                    "train afresh with --force"
-                )
-            rows.append(parsed)
+        try:
+            for row in reader:
+                try:
+                    parsed = {k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+                except (TypeError, ValueError):
+                    parsed = {}
+                if parsed.get("epoch") != len(rows) + 1:
+                    raise DcnError(
+                        f"{path}:{reader.line_num}: {damaged} (expected epoch {len(rows) + 1})"
+                    )
+                rows.append(parsed)
+        except csv.Error as err:
+            raise DcnError(f"{path}:{reader.line_num}: {damaged} ({err})") from None
+    if not rows and (directory / MODEL).exists():
+        raise DcnError(f"{path}: {damaged} (no epochs, beside a saved model)")
     return rows
 
 
@@ -119,18 +126,30 @@ def remove_temporary(directory: Path) -> None:
     """Delete what an interrupted save left: the temporary files of :func:`atomic_path`."""
     if not directory.is_dir():
         return
-    for name in (*RUN_FILES, "explain.png", "explain-block-norm.png"):
+    for name in (*RUN_FILES, *FIGURES):
         for stray in directory.glob(glob.escape(temporary_prefix(directory / name)) + "*"):
             stray.unlink(missing_ok=True)
 
 
-def clear_run(directory: Path) -> None:
-    """Remove a run's files for ``--force``: the model first, so no moment pairs a new
-    config.json with the old model. Files dcn did not write are left alone."""
+def clear_run(directory: Path, logs_before: set[str] | None = None) -> None:
+    """Remove a run's files: the model first, so no moment pairs a new config.json with
+    the old model. Files dcn did not write are left alone: with ``logs_before``
+    (what logs/ held before this run) only the newer entries of logs/ go."""
     remove_temporary(directory)
-    for name in RUN_FILES + ("explain.png", "explain-block-norm.png"):
+    for name in RUN_FILES + FIGURES:
         (directory / name).unlink(missing_ok=True)
-    shutil.rmtree(directory / LOGS, ignore_errors=True)
+    logs = directory / LOGS
+    if logs_before is None:
+        shutil.rmtree(logs, ignore_errors=True)
+    elif logs.is_dir():
+        for entry in logs.iterdir():
+            if entry.name not in logs_before:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+
+
+def entries(directory: Path) -> set[str] | None:
+    """The names in ``directory``, or ``None`` when it does not exist."""
+    return {p.name for p in directory.iterdir()} if directory.is_dir() else None
 
 
 def claim(directory: Path, force: bool) -> None:
@@ -164,6 +183,7 @@ def load_record(directory: str | Path) -> dict[str, Any]:
         if not isinstance(record.get(section), dict):
             raise DcnError(f"{path}: not a dcn checkpoint config (no {section!r} section)")
     ModelConfig.from_dict(record["model"], source=str(path))  # validates
+    Schema.from_dict(record["data"].get("schema"), f"{path}: data.schema")
     return record
 
 
@@ -198,7 +218,8 @@ def load_model(directory: str | Path, config: ModelConfig | None = None):
     if _layout(model) != _layout(build_model(config)):
         raise DcnError(
             f"{path}: is not the model {CONFIG} describes (its inputs, layers or weight "
-            "shapes differ); was it copied from another checkpoint?"
+            "shapes differ); was it copied from another checkpoint, or written by an "
+            "older dcn?"
         )
     return model
 

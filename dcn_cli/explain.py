@@ -71,6 +71,7 @@ def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tup
 def _mean_gates(model, record, cross_network) -> list[np.ndarray | None]:
     """Mean softmax gate of each mix layer over up to 4096 of the checkpoint's test rows."""
     from dcn_cli.layers import MixCross
+    from dcn_cli.model import cross_input_model
     from dcn_cli.training import DataSpec
 
     if not any(isinstance(layer, MixCross) for layer in cross_network.cross_layers):
@@ -79,7 +80,7 @@ def _mean_gates(model, record, cross_network) -> list[np.ndarray | None]:
     keras = backend.load()
     prepared = DataSpec.from_record(record).prepare()
     features, _ = next(iter(prepared.dataset("test", 4096)))
-    x0 = keras.Model(model.inputs, model.get_layer("cross_input").output)(features)
+    x0 = cross_input_model(model)(features)
     gates: list[np.ndarray | None] = []
     x = x0
     for layer in cross_network.cross_layers:
@@ -143,11 +144,7 @@ def explain(
                         "top": top_crosses(blocks, names, top),
                     }
                 )
-    out = (
-        Path(out)
-        if out
-        else Path(ckpt) / ("explain-block-norm.png" if block_norm else "explain.png")
-    )
+    out = Path(out) if out else Path(ckpt) / checkpoint.FIGURES[1 if block_norm else 0]
     from dcn_cli.plots import heatmaps
 
     with atomic_path(out) as tmp:

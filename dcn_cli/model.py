@@ -170,6 +170,11 @@ def split_model(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, k
     return encoder, core
 
 
+def cross_input_model(model: keras.Model) -> keras.Model:
+    """``model`` up to its cross input ``x0``: raw values (keyed by feature) in, ``x0`` out."""
+    return _functional(model.input, model.get_layer("cross_input").output, "cross_input")
+
+
 def forward_flops(config: ModelConfig) -> int:
     """Multiply-add FLOPs (2 per multiply-add) of one example's forward pass.
 

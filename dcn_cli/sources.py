@@ -504,7 +504,13 @@ def tfds_table(name: str) -> Table:
         backend.load()
         import tensorflow_datasets as tfds
 
-        if not tfds.builder(name).is_prepared() and not _online(MOVIELENS_HOST):
+        try:
+            prepared = tfds.builder(name).is_prepared()
+        except Exception as err:  # an unknown name or version: tfds raises several kinds
+            raise DcnError(
+                f"tfds:{name}: tensorflow-datasets does not know it ({_first_line(err)})"
+            ) from None
+        if not prepared and not _online(MOVIELENS_HOST):
             raise DcnError(
                 f"tfds:{name}: not downloaded yet, and {MOVIELENS_HOST} cannot be reached "
                 "(offline?); pass the ml-100k directory or zip instead"
@@ -512,9 +518,9 @@ def tfds_table(name: str) -> Table:
         try:
             ds = tfds.load(name, split="train")
         except Exception as err:  # tfds raises many kinds; all mean "could not load"
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DcnError(
-                f"tfds:{name}: could not load it through tensorflow-datasets ({first}); "
+                f"tfds:{name}: could not load it through tensorflow-datasets "
+                f"({_first_line(err)}); "
                 "offline, pass the ml-100k directory or zip instead"
             ) from None
         wanted = [c.name for c in MOVIELENS_COLUMNS]  # other fields vary in length
@@ -547,6 +553,11 @@ def _online(host: str, timeout: float = 5.0) -> bool:
     except OSError:
         return False
     return True
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _decode(values: np.ndarray) -> np.ndarray:

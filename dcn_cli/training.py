@@ -214,8 +214,10 @@ def _checkpoint_callback(keras, out: Path, history: list[dict[str, float]], cloc
                     f"training diverged: the weights hold NaN or infinity after epoch "
                     f"{len(history)}; try a lower --lr"
                 )
-            checkpoint.save_model(self.model, out)
+            # History first: a kill between the two leaves it ahead of the model,
+            # and --resume trusts the model's own step count.
             checkpoint.save_history(out, history)
+            checkpoint.save_model(self.model, out)
 
     return SavePeriodically()
 
@@ -260,9 +262,9 @@ def train(
         "versions": checkpoint.versions(),
     }
     model = _new_model(config, settings)  # before anything is written: it may not fit
-    if force:
+    if force and checkpoint.holds_run(out):
         checkpoint.clear_run(out)
-    created = not out.exists()
+    created, logs_before = not out.exists(), checkpoint.entries(out / checkpoint.LOGS)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint.remove_temporary(out)
     checkpoint.save_config(out, record)
@@ -272,7 +274,7 @@ def train(
         if not (out / checkpoint.MODEL).exists():
             # Failed (or stopped) before its first save: leave no run behind. Only
             # kill -9 leaves config.json alone, which --resume then starts afresh.
-            checkpoint.clear_run(out)
+            checkpoint.clear_run(out, logs_before)
             if created and not any(out.iterdir()):
                 out.rmdir()
         raise
@@ -331,17 +333,39 @@ def resume(
             f"{data.data or 'the built-in mixer'}: the data changed since this run started "
             "(its features no longer match config.json); start a new run"
         )
+    if not (out / checkpoint.MODEL).exists():
+        if warn is not None:
+            warn(f"{out}: no model was saved yet; starting the run afresh with its settings")
+        model, history = _new_model(config, settings), []
+    else:
+        # Dropout layers draw their seeds as the model loads: a stream of their own
+        # per resumed epoch, so a resume is reproducible (though with dropout it
+        # does not repeat the masks an unbroken run would have drawn).
+        backend.load().utils.set_random_seed((settings.seed + len(history)) % 2**32)
+        model = checkpoint.load_model(out, config)
+        history = history[: _epochs_trained(model, prepared, settings, history, out)]
+    # Only now, with the model in hand, does the directory change.
     checkpoint.remove_temporary(out)
     (out / checkpoint.METRICS).unlink(missing_ok=True)  # describes an end this run moves past
     if settings.epochs != record["training"]["epochs"]:
         checkpoint.save_config(out, {**record, "training": dataclasses.asdict(settings)})
-    if not (out / checkpoint.MODEL).exists():
-        if warn is not None:
-            warn(f"{out}: no model was saved yet; starting the run afresh with its settings")
-        model = _new_model(config, settings)
-    else:
-        model = checkpoint.load_model(out, config)
     return _fit(config, prepared, settings, out, quiet, tensorboard, model, history)
+
+
+def _epochs_trained(model, prepared: Prepared, settings: TrainSettings, history, out) -> int:
+    """Whole epochs in a saved model, from its optimizer's step count.
+
+    history.csv is saved just before model.keras, so a kill between the two
+    leaves history one epoch ahead; the model's own count decides.
+    """
+    steps = math.ceil(prepared.rows["train"] / settings.batch_size)
+    done = int(model.optimizer.iterations.numpy()) // steps
+    if done > len(history):
+        raise DcnError(
+            f"{out / checkpoint.HISTORY}: lists {len(history)} epochs but the model has "
+            f"trained {done}; train afresh with --force"
+        )
+    return done
 
 
 def _check_given(given: dict[str, Any], record: dict[str, Any], where: Path) -> None:
@@ -395,8 +419,6 @@ def _fit(
     history = list(history or [])
     done = len(history)
     before = history[-1].get("seconds", 0.0) if history else 0.0
-    if done:
-        keras.utils.set_random_seed((settings.seed + done) % 2**32)  # dropout: a new stream
 
     train_ds = prepared.dataset(
         "train", settings.batch_size, shuffle_seed=settings.seed, first_epoch=done

@@ -222,6 +222,11 @@ BAD = [
         "f.txt",
     ),
     (
+        "tfds-unknown",
+        lambda: ["train", "--data", "tfds:movielens/foo-ratings", *FAST],
+        "tfds:movielens/foo-ratings: tensorflow-datasets does not know it",
+    ),
+    (
         "tfds-offline",
         lambda: ["train", "--data", "tfds:movielens/100k-ratings", *FAST],
         "cannot be reached (offline?)",
@@ -349,11 +354,12 @@ def _damage_config(ckpt: Path, change) -> None:
             "config.json: not a dcn checkpoint config (no 'data'",
         ),
         (lambda r: r.pop("feature_map"), "explain", None),  # derived from the model config
+        (lambda r: r["data"].pop("schema"), "evaluate", "data.schema: expected a JSON object"),
         (lambda r: r["data"].update(data=5), "evaluate", "data: data must be str or None, got 5"),
         (lambda r: r["training"].update(epochs="2"), "train", "training: epochs must be int"),
         (lambda r: r["model"].update(deep_layers=[4]), "evaluate", "is not the model config.json"),
     ],
-    ids=["no-data", "no-feature-map", "data-type", "training-type", "other-model"],
+    ids=["no-data", "no-feature-map", "no-schema", "data-type", "training-type", "other-model"],
 )
 def test_a_damaged_checkpoint_is_one_error_line(runner, trained, damage, command, message):
     _damage_config(trained, damage)
@@ -532,3 +538,15 @@ def test_evaluate_a_shard_of_a_dataset_directory(runner, tmp_path, monkeypatch):
     result = runner.invoke(app, ["evaluate", "ckpt", "--data", "d/data-00000.csv", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == 400
+
+
+def test_explain_a_mixture_over_renamed_inputs(runner, tmp_path, monkeypatch):
+    """Explaining DCN-Mix runs the model's front on test rows keyed by column name."""
+    monkeypatch.chdir(tmp_path)
+    rows = "".join(f"{i % 5},{i % 3},{(i % 5) * 2}\n" for i in range(80))
+    Path("t.csv").write_text("x/y,logit,label\n" + rows)
+    args = ["train", "--data", "t.csv", "--label", "label", "--cross-type", "mix", *FAST]
+    assert runner.invoke(app, [*args, "--projection-dim", "2"]).exit_code == 0
+    result = runner.invoke(app, ["explain", "ckpt", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["features"] == ["x/y", "logit"]

@@ -163,14 +163,45 @@ def test_resume_needs_a_run(runner, tmp_path):
     assert result.exit_code == 1 and "no such checkpoint directory" in result.stderr
 
 
-def test_a_damaged_history_is_one_error_line(runner, one_epoch, tmp_path):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda lines: [lines[0], lines[1], "2,oops"], "history.csv:3: damaged history"),
+        (lambda lines: [lines[0]], "history.csv: damaged history; train afresh with --force"),
+        (lambda lines: [lines[0], "1,\0"], "history.csv:2: damaged history"),
+    ],
+    ids=["bad-number", "header-only", "nul-byte"],
+)
+def test_a_damaged_history_is_one_error_line(runner, one_epoch, tmp_path, damage, message):
     out = copy_of(one_epoch, tmp_path)
     (out / "metrics.json").unlink()
     lines = (out / "history.csv").read_text().splitlines()
-    (out / "history.csv").write_text("\n".join([lines[0], lines[1], "2,oops"]) + "\n")
+    (out / "history.csv").write_text("\n".join(damage(lines)) + "\n")
+    before = snapshot(out)
     result = runner.invoke(app, ["train", "--resume", "--out", str(out), "--epochs", "3"])
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {out}/history.csv:3: damaged history")
+    assert result.stderr.startswith(f"Error: {out}/{message}"), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert snapshot(out) == before
+
+
+def test_resume_changes_nothing_until_the_model_loads(runner, one_epoch, tmp_path):
+    out = copy_of(one_epoch, tmp_path)
+    (out / "model.keras").write_bytes((out / "model.keras").read_bytes()[:500])
+    before = snapshot(out)
+    result = runner.invoke(app, ["train", "--resume", "--out", str(out), "--epochs", "3"])
+    assert result.exit_code == 1 and "cannot load the model" in result.stderr
+    assert snapshot(out) == before  # metrics.json and config.json untouched
+
+
+def test_a_failed_run_removes_only_what_it_wrote(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("mine/logs").mkdir(parents=True)
+    Path("mine/logs/notes.txt").write_text("mine")
+    args = ["train", "--optimizer", "sgd", "--lr", "1e30", "--arch", "cross", "--out", "mine"]
+    result = runner.invoke(app, [*args, "--epochs", "1", "--force"])
+    assert result.exit_code == 1 and "training diverged" in result.stderr
+    assert sorted(str(p) for p in Path("mine").rglob("*")) == ["mine/logs", "mine/logs/notes.txt"]
 
 
 KILLER = """
@@ -223,9 +254,10 @@ def test_kill_9_at_any_moment_then_resume_finishes_the_run(
         assert not (out / "model.keras").exists()
     else:
         # What was saved loads, and describes the config; the interrupted save left a
-        # temporary file behind.
+        # temporary file behind. history.csv, saved just before the model, is one
+        # epoch ahead of it: --resume goes by the model's own step count.
         assert len(weights(out)) > 0
-        assert len((out / "history.csv").read_text().splitlines()) == 1 + saved_epochs
+        assert len((out / "history.csv").read_text().splitlines()) == 1 + saved_epochs + 1
         assert list(out.glob(".model.keras.*"))
 
     result = runner.invoke(app, ["train", "--resume", "--out", str(out)])
