@@ -134,22 +134,30 @@ def remove_temporary(directory: Path) -> None:
 def clear_run(directory: Path, logs_before: set[str] | None = None) -> None:
     """Remove a run's files: the model first, so no moment pairs a new config.json with
     the old model. Files dcn did not write are left alone: with ``logs_before``
-    (what logs/ held before this run) only the newer entries of logs/ go."""
+    (what logs/ held before this run, from :func:`entries`) only newer ones go."""
     remove_temporary(directory)
     for name in RUN_FILES + FIGURES:
         (directory / name).unlink(missing_ok=True)
     logs = directory / LOGS
     if logs_before is None:
         shutil.rmtree(logs, ignore_errors=True)
-    elif logs.is_dir():
-        for entry in logs.iterdir():
-            if entry.name not in logs_before:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+        return
+    # Deepest first, so that a folder this run made is empty when its turn comes.
+    for path in sorted(logs.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if str(path.relative_to(logs)) in logs_before:
+            continue
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            path.unlink()
 
 
 def entries(directory: Path) -> set[str] | None:
-    """The names in ``directory``, or ``None`` when it does not exist."""
-    return {p.name for p in directory.iterdir()} if directory.is_dir() else None
+    """Every path under ``directory``, relative to it; ``None`` when it does not exist."""
+    if not directory.is_dir():
+        return None
+    return {str(p.relative_to(directory)) for p in directory.rglob("*")}
 
 
 def claim(directory: Path, force: bool) -> None:

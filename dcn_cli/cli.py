@@ -8,6 +8,8 @@ answers at once.
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -36,12 +38,16 @@ def _user_errors(command):
     So do the errors of the machine rather than of dcn: a failed read or write
     (disk full, permission denied) and running out of memory.
 
-    Ctrl-C ends with one line and exit code 130, not a traceback; files being
-    written are left whole (a checkpoint keeps its last saved state).
+    Ctrl-C ends with one line and exit code 130, not a traceback, and SIGTERM
+    (what a scheduler or ``kill`` sends) the same way with 143; either way the
+    command's own clean-up runs, files being written are left whole and a
+    checkpoint keeps its last saved state.
     """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminate)
         try:
             return command(*args, **kwargs)
         except DcnError as err:
@@ -59,11 +65,19 @@ def _user_errors(command):
                 raise
             typer.echo(f"Error: {OUT_OF_MEMORY}", err=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             typer.echo("Interrupted.", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(143 if isinstance(err, _Terminated) else 130) from None
 
     return wrapper
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that clean-up runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
 
 
 def _from_command_line(ctx: typer.Context, name: str) -> bool:

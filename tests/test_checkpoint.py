@@ -266,3 +266,34 @@ def test_kill_9_at_any_moment_then_resume_finishes_the_run(
         assert "no model was saved yet; starting the run afresh" in result.stderr
     assert not list(out.glob(".*"))  # no temporary file outlives the run
     assert_same_weights(out, whole)
+
+
+TERMINATOR = """
+import os, signal, sys
+from dcn_cli import checkpoint
+
+def save_model(model, directory):  # SIGTERM arrives just as the first save would start
+    os.kill(os.getpid(), signal.SIGTERM)
+
+checkpoint.save_model = save_model
+sys.argv = ["dcn", *sys.argv[1:]]
+from dcn_cli.cli import app
+app()
+"""
+
+
+def test_sigterm_before_the_first_save_leaves_only_what_was_there(data, tmp_path):
+    out = tmp_path / "mine"
+    (out / "logs" / "train").mkdir(parents=True)
+    (out / "logs" / "train" / "notes.txt").write_text("mine")
+    command = ["train", "--data", str(data), "--out", str(out), "--epochs", "2", *RUN]
+    result = subprocess.run(
+        [sys.executable, "-c", TERMINATOR, *command], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 143, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == "Interrupted."
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "logs",
+        "logs/train",
+        "logs/train/notes.txt",
+    ]
