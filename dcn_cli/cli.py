@@ -61,6 +61,10 @@ def _user_errors(command):
             typer.echo(f"Error: {OUT_OF_MEMORY}", err=True)
             raise typer.Exit(1) from None
         except Exception as err:
+            interrupt = _interrupt_inside(err)
+            if interrupt is not None:  # Keras re-raised a Ctrl-C as its own error
+                typer.echo("Interrupted.", err=True)
+                raise typer.Exit(143 if isinstance(interrupt, _Terminated) else 130) from None
             if type(err).__name__ != "ResourceExhaustedError":  # TensorFlow's out of memory
                 raise
             typer.echo(f"Error: {OUT_OF_MEMORY}", err=True)
@@ -70,6 +74,18 @@ def _user_errors(command):
             raise typer.Exit(143 if isinstance(err, _Terminated) else 130) from None
 
     return wrapper
+
+
+def _interrupt_inside(err: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM) an exception was raised while handling, if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class _Terminated(KeyboardInterrupt):

@@ -550,3 +550,19 @@ def test_explain_a_mixture_over_renamed_inputs(runner, tmp_path, monkeypatch):
     result = runner.invoke(app, ["explain", "ckpt", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["features"] == ["x/y", "logit"]
+
+
+def test_a_ctrl_c_that_keras_rewraps_is_still_an_interrupt(runner, tmp_path, monkeypatch):
+    from dcn_cli import training
+
+    def interrupted(config, settings):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise TypeError("Exception encountered when calling Reshape.call()") from None
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, "_new_model", interrupted)
+    result = runner.invoke(app, ["train", *FAST])
+    assert result.exit_code == 130
+    assert result.stderr == "Interrupted.\n"
