@@ -39,7 +39,7 @@ def _positive_int(what: str, value: Any, allow_none: bool = False) -> None:
         raise DcnError(f"{what} must be a positive integer, got {value!r}")
 
 
-def _finite(what: str, value: Any, minimum: float | None = None) -> None:
+def check_finite(what: str, value: Any, minimum: float | None = None) -> None:
     """A real, finite number (not a bool), at least ``minimum`` when given."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or (minimum is not None and value < minimum):
@@ -123,8 +123,8 @@ class FeatureSpec:
             if (self.mean is None) != (self.variance is None):
                 raise DcnError(f"{where}: set both mean and variance, or neither")
             if self.mean is not None:
-                _finite(f"mean of {where}", self.mean)
-                _finite(f"variance of {where}", self.variance, minimum=0)
+                check_finite(f"mean of {where}", self.mean)
+                check_finite(f"variance of {where}", self.variance, minimum=0)
             return
         if self.dtype == "float32":
             raise DcnError(f"{where} is categorical; its dtype must be 'string' or 'int64'")
@@ -220,9 +220,9 @@ class ModelConfig:
         _positive_int("projection_dim", self.projection_dim, allow_none=True)
         _positive_int("num_experts", self.num_experts)
         _positive_int("embedding_dim", self.embedding_dim)
-        _finite("diag_scale", self.diag_scale, minimum=0)
-        _finite("embedding_l2", self.embedding_l2, minimum=0)
-        _finite("dropout", self.dropout, minimum=0)
+        check_finite("diag_scale", self.diag_scale, minimum=0)
+        check_finite("embedding_l2", self.embedding_l2, minimum=0)
+        check_finite("dropout", self.dropout, minimum=0)
         if not self.dropout < 1.0:
             raise DcnError(f"dropout must be in [0, 1), got {self.dropout}")
         for size in self.deep_layers:

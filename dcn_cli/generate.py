@@ -7,7 +7,6 @@ dataset where a finished one is expected.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dcn_cli import synthetic
-from dcn_cli.config import check_seed
+from dcn_cli.config import check_finite, check_seed
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import normal_mode
 from dcn_cli.schema import Column, Schema, Split
@@ -152,8 +151,7 @@ def build(
             poly_terms = synthetic.random_polynomial(features, order, terms, seed)
         else:
             raise DcnError(f"unknown polynomial {function!r}; expected f1, f2, f3 or random")
-        if not (math.isfinite(noise) and noise >= 0):
-            raise DcnError(f"--noise must be a finite number >= 0, got {noise}")
+        check_finite("--noise", noise, minimum=0)
         made.update(seed=seed, function=function, features=features, noise=noise)
         x, y = synthetic.poly(poly_terms, features, rows, seed, noise)
         with np.errstate(over="ignore"):

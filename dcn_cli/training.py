@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dcn_cli import backend, checkpoint, defaults
-from dcn_cli.config import ModelConfig, check_seed, from_json
+from dcn_cli.config import ModelConfig, check_finite, check_seed, from_json
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
 from dcn_cli.pipeline import (
@@ -31,6 +31,7 @@ from dcn_cli.pipeline import (
     source_errors,
     streamed_dataset,
 )
+from dcn_cli.schema import Schema
 from dcn_cli.sources import Table, builtin_mixer_table, open_table
 
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
@@ -88,8 +89,7 @@ class TrainSettings:
                 raise DcnError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise DcnError(f"--lr must be a finite positive number, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise DcnError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay}")
+        check_finite("--weight-decay", self.weight_decay, minimum=0)
         if self.patience is not None and self.patience <= 0:
             raise DcnError(f"--patience must be positive, got {self.patience}")
         check_seed(self.seed)
@@ -311,14 +311,14 @@ def resume(
     config = checkpoint.model_config(record, out)
     data = DataSpec.from_record(record)
     settings = from_json(TrainSettings, record["training"], f"{where}: training")
-    _check_given(given or {}, record, where)
+    history = checkpoint.read_history(out)
+    _check_given(given or {}, record, where, epochs_done=len(history))
     if given and "epochs" in given:
         settings.epochs = given["epochs"]
     try:
         settings.validate()
     except DcnError as err:
         raise DcnError(f"{where}: training: {err}") from None
-    history = checkpoint.read_history(out)
     if (out / checkpoint.METRICS).exists() and settings.epochs <= record["training"]["epochs"]:
         if warn is not None:
             warn(
@@ -358,8 +358,7 @@ def _epochs_trained(model, prepared: Prepared, settings: TrainSettings, history,
     history.csv is saved just before model.keras, so a kill between the two
     leaves history one epoch ahead; the model's own count decides.
     """
-    steps = math.ceil(prepared.rows["train"] / settings.batch_size)
-    done = int(model.optimizer.iterations.numpy()) // steps
+    done = int(model.optimizer.iterations.numpy()) // _steps_per_epoch(prepared, settings)
     if done > len(history):
         raise DcnError(
             f"{out / checkpoint.HISTORY}: lists {len(history)} epochs but the model has "
@@ -368,7 +367,13 @@ def _epochs_trained(model, prepared: Prepared, settings: TrainSettings, history,
     return done
 
 
-def _check_given(given: dict[str, Any], record: dict[str, Any], where: Path) -> None:
+def _steps_per_epoch(prepared: Prepared, settings: TrainSettings) -> int:
+    return math.ceil(prepared.rows["train"] / settings.batch_size)
+
+
+def _check_given(
+    given: dict[str, Any], record: dict[str, Any], where: Path, epochs_done: int
+) -> None:
     """Settings named on a ``--resume`` command line must be the saved run's."""
     sections = {f.name: "training" for f in dataclasses.fields(TrainSettings)}
     sections.update({f.name: "data" for f in dataclasses.fields(DataSpec)})
@@ -376,9 +381,8 @@ def _check_given(given: dict[str, Any], record: dict[str, Any], where: Path) -> 
     for key, value in given.items():
         saved = record[sections.get(key, "model")].get(key)
         if key == "epochs":
-            done = len(checkpoint.read_history(where.parent))
-            if value < done:
-                conflicts.append(f"--epochs {value} (the run has {done} epochs already)")
+            if value < epochs_done:
+                conflicts.append(f"--epochs {value} (the run has {epochs_done} epochs already)")
         elif value != saved and not _same_path(key, value, saved):
             flag = "--" + key.replace("_", "-")
             conflicts.append(f"{flag} {_show(value)} (the run has {_show(saved)})")
@@ -426,7 +430,7 @@ def _fit(
     val_ds = (
         prepared.dataset("validation", settings.batch_size) if prepared.rows["validation"] else None
     )
-    steps = math.ceil(prepared.rows["train"] / settings.batch_size)
+    steps = _steps_per_epoch(prepared, settings)
     start = time.perf_counter()
 
     def clock() -> float:
@@ -487,7 +491,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     def named(kind: str) -> str:
         return ",".join(f.name for f in config.features if f.kind == kind)
 
-    label = next(c["name"] for c in record["data"]["schema"]["columns"] if c["role"] == "label")
+    label = Schema.from_dict(record["data"]["schema"], f"{ckpt}: data.schema").label
     table = dataclasses.replace(
         saved,
         data=data,
