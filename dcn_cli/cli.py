@@ -279,6 +279,21 @@ def train(
     force: Annotated[
         bool, typer.Option(help="Replace the run --out holds (its files are deleted).")
     ] = False,
+    distribute: Annotated[
+        str,
+        typer.Option(
+            help="auto: the cluster TF_CONFIG names, else every local GPU, else one device; "
+            "off: one device; mirrored: every local GPU (or CPU device); multi-worker: "
+            "the TF_CONFIG cluster."
+        ),
+    ] = "auto",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Start N worker processes on this machine as one cluster (--batch-size stays "
+            "the global batch); worker 0 writes --out."
+        ),
+    ] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Train a model and write a checkpoint directory."""
@@ -290,16 +305,20 @@ def train(
     def warn(note: str) -> None:
         typer.echo(f"Warning: {note}", err=True)
 
+    if workers != 1:
+        raise typer.Exit(_launch(workers, distribute))
     if resume:
         if force:
             raise DcnError("--resume continues a run and --force replaces it; choose one")
         given = {
             name: parse_int_list(value, "--deep-layers") if name == "deep_layers" else value
             for name, value in ctx.params.items()
-            if name not in ("out", "resume", "force", "json_out") and _from_command_line(ctx, name)
+            if name not in ("out", "resume", "force", "json_out", "distribute", "workers")
+            and _from_command_line(ctx, name)
         }
-        result = resume_run(out, given, quiet=json_out, warn=warn)
-        _print_metrics(f"test metrics ({out})", result.metrics, json_out)
+        result = resume_run(out, given, quiet=json_out, warn=warn, distribute=distribute)
+        if result.metrics:  # a cluster's other workers print nothing
+            _print_metrics(f"test metrics ({out})", result.metrics, json_out)
         return
     model = dict(
         arch=arch,
@@ -316,8 +335,34 @@ def train(
     )
     spec = DataSpec(data, label, categorical, numerical, task, hash_buckets, validation)
     settings = TrainSettings(epochs, batch_size, lr, optimizer, seed, patience, weight_decay)
-    result = run(model, spec, settings, out=out, force=force, quiet=json_out, warn=warn)
-    _print_metrics(f"test metrics ({out})", result.metrics, json_out)
+    result = run(
+        model,
+        spec,
+        settings,
+        out=out,
+        force=force,
+        quiet=json_out,
+        warn=warn,
+        distribute=distribute,
+    )
+    if result.metrics:  # a cluster's other workers print nothing
+        _print_metrics(f"test metrics ({out})", result.metrics, json_out)
+
+
+def _launch(workers: int, distribute: str) -> int:
+    """``dcn train --workers N``: this same command line, as N local workers of one cluster."""
+    import sys
+
+    from dcn_cli.distribute import launch, without_workers_option
+
+    if workers < 1:
+        raise DcnError(f"--workers must be at least 1, got {workers}")
+    if distribute not in ("auto", "multi-worker"):
+        raise DcnError(f"--workers {workers} runs a cluster; --distribute {distribute} cannot")
+    argv = sys.argv[1:]
+    if "--workers" not in " ".join(argv).replace("=", " ").split():
+        raise DcnError("--workers starts processes from the dcn command line only")
+    return launch(workers, without_workers_option(argv))
 
 
 @app.command()

@@ -125,7 +125,7 @@ def compare(
     prepared = data.prepare()
     metric = "auc" if prepared.task == "binary" else "rmse"
     keras = backend.load()
-    from dcn_cli.loop import make_loop
+    from dcn_cli.engine import Engine, compile_model
     from dcn_cli.model import build_model, count_trainable_params
 
     results: list[dict[str, Any]] = []
@@ -143,13 +143,13 @@ def compare(
         scores, seconds = [], []
         keras.utils.set_random_seed(0)
         model = build_model(config)
-        loop = make_loop(model, config, prepared, settings.batch_size)
         optimizer = make_optimizer(settings)
-        loop.compile(optimizer)
+        compile_model(model, config.task, optimizer)
+        engine = Engine(model, config, prepared, settings.batch_size)
         initial_optimizer = [v.numpy() for v in optimizer.variables]
         for seed in range(runs):
             if seed:
-                # Reuse the first run's model, whose training step is already traced:
+                # Reuse the first run's engine, whose training step is already traced:
                 # take this seed's initial weights and a new optimizer state. The run
                 # is the same as with a freshly built model, minus seconds of tracing.
                 keras.utils.set_random_seed(seed)
@@ -159,9 +159,12 @@ def compare(
                 for variable, value in zip(optimizer.variables, initial_optimizer, strict=True):
                     variable.assign(value)
             start = time.perf_counter()
-            loop.fit(settings.epochs, seed)
+            try:
+                engine.fit(settings.epochs, seed)
+            except DcnError as err:
+                raise DcnError(f"{name} seed {seed}: {err}") from None
             seconds.append(time.perf_counter() - start)
-            value = loop.evaluate()[metric]
+            value = engine.evaluate("test")[metric]
             if not math.isfinite(value):
                 raise DcnError(
                     f"{name} seed {seed}: training diverged (test {metric} is {value}); "

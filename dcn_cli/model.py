@@ -153,18 +153,19 @@ def split_model(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, k
     """``model`` as two models that share its layers: encoder, then core.
 
     The encoder maps raw values to what the embeddings and the numerical
-    layers take (vocabulary ids, hashed buckets, numbers unchanged); the core
+    layers take (vocabulary ids, hashed buckets, numbers as a column); the core
     maps those, as a list in feature order, to the output. Encoding the data
     once and training the core trains ``model`` itself, since the weights are
     shared.
     """
     encoded = []
     for feature in config.features:
-        if feature.kind == "numerical":
-            encoded.append(model.input[feature.name])
-        else:
-            prefix = "lookup" if feature.hash_buckets is None else "hash"
-            encoded.append(model.get_layer(f"{prefix}_{layer_name(feature.name)}").output)
+        # Not the model's own inputs: a core built on them would rewire them, and the
+        # model would no longer save (Keras re-points an Input's history).
+        prefix = "column" if feature.kind == "numerical" else "lookup"
+        if feature.hash_buckets is not None:
+            prefix = "hash"
+        encoded.append(model.get_layer(f"{prefix}_{layer_name(feature.name)}").output)
     encoder = _functional(model.input, encoded, "encoder")
     core = _functional(encoded, model.output, "core")
     return encoder, core

@@ -18,6 +18,11 @@ the rows a batch touches, so its gradient stays sparse, duplicate rows summed
 (``tf.unique`` plus ``unsorted_segment_sum``). Either way one Keras 3 training
 step agrees with tf.keras 2 to float rounding. SGD is linear in the gradient,
 so it needs no fix.
+
+Both fixes happen in ``update_step``, per variable, *after* Keras has
+all-reduced the gradients across replicas (``TFOptimizer._backend_update_step``).
+So under tf.distribute an embedding gradient crosses the network as the
+sparse rows its batch touched, never as a whole dense table.
 """
 
 from __future__ import annotations
@@ -48,13 +53,13 @@ def densify(gradient):
 
 
 class _DeduplicatedSparseGradients:
-    def apply(self, grads, trainable_variables=None):
-        return super().apply([deduplicate(g) for g in grads], trainable_variables)
+    def update_step(self, gradient, variable, learning_rate):
+        return super().update_step(deduplicate(gradient), variable, learning_rate)
 
 
 class _DenseGradients:
-    def apply(self, grads, trainable_variables=None):
-        return super().apply([densify(g) for g in grads], trainable_variables)
+    def update_step(self, gradient, variable, learning_rate):
+        return super().update_step(densify(gradient), variable, learning_rate)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -293,6 +293,90 @@ def streamed_dataset(
     return ds.prefetch(2)
 
 
+def replica_batches(
+    prepared: Prepared,
+    split: str,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    pipeline: int = 0,
+    pipelines: int = 1,
+    batches: int | None = None,
+):
+    """One input pipeline's share of a streamed split, as ``(x, y, weight)`` batches.
+
+    The pipeline keeps every ``pipelines``-th row of the split (from row
+    ``pipeline``), shuffles each chunk in the order ``(seed, epoch)`` gives,
+    and cuts batches of exactly ``batch_size`` rows: the last one is padded
+    with rows of weight 0, and empty batches follow until there are
+    ``batches`` of them, so that every replica of a cluster runs the same
+    number of steps with the same shapes.
+    """
+    import tensorflow as tf
+
+    schema, label = prepared.schema, prepared.label
+    names = [f.name for f in prepared.features]
+    dtypes = {c.name: c.dtype for c in schema.columns}
+
+    def shard() -> Iterator[Chunk]:
+        seen = 0
+        for chunk in prepared._split_chunks(split):
+            n = len(chunk[label])
+            keep = (np.arange(seen, seen + n) % pipelines) == pipeline
+            seen += n
+            yield {k: v[keep] for k, v in chunk.items()}
+
+    def padded(rows: Chunk, n: int):
+        weight = np.zeros(batch_size, np.float32)
+        weight[:n] = 1.0
+        x = {}
+        for k in names:
+            pad = np.full(
+                batch_size - n, "" if dtypes[k] == "string" else 0, NUMPY_DTYPES[dtypes[k]]
+            )
+            x[k] = np.concatenate([rows[k][:n], pad])
+        y = np.concatenate([rows[label][:n], np.zeros(batch_size - n, np.float32)])
+        return x, y[:, None], weight
+
+    def generate():
+        rng = np.random.default_rng([seed, epoch])
+        made, carry = 0, []
+        try:
+            for chunk in shard():
+                order = rng.permutation(len(chunk[label]))
+                carry.append({k: v[order] for k, v in chunk.items()})
+                merged = _concat(carry, schema)
+                n = len(merged[label])
+                full = n - n % batch_size
+                for i in range(0, full, batch_size):
+                    rows = slice(i, i + batch_size)
+                    yield (
+                        {k: merged[k][rows] for k in names},
+                        merged[label][rows, None],
+                        np.ones(batch_size, np.float32),
+                    )
+                    made += 1
+                carry = [{k: v[full:] for k, v in merged.items()}]
+            rest = _concat(carry, schema)
+            while batches is not None and made < batches or len(rest[label]):
+                yield padded(rest, len(rest[label]))
+                rest = {k: v[:0] for k, v in rest.items()}
+                made += 1
+        except DcnError as err:
+            _raised.append(err)
+            raise
+        if batches is not None and made != batches:
+            raise RuntimeError(f"pipeline {pipeline} made {made} batches, expected {batches}")
+
+    signature = (
+        {n: tf.TensorSpec((batch_size,), _tf_dtype(tf, dtypes[n])) for n in names},
+        tf.TensorSpec((batch_size, 1), tf.float32),
+        tf.TensorSpec((batch_size,), tf.float32),
+    )
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return ds.prefetch(2)
+
+
 _raised: list[DcnError] = []  # what a streamed dataset's reader raised, for source_errors()
 
 

@@ -1,26 +1,24 @@
 """Training and evaluation: what ``dcn train`` and ``dcn evaluate`` run.
 
 :func:`train` opens the data, learns the feature encodings from the training
-split, builds the model through the one factory, fits it with a rich progress
-bar and writes the checkpoint directory (see :mod:`dcn_cli.checkpoint`),
-saving ``model.keras`` whole at most every 10 seconds and at the end, so an
-interrupted run leaves a loadable model and ``--resume`` can continue.
+split, builds the model through the one factory, trains it on the engine
+(:mod:`dcn_cli.engine`) with the hooks of :mod:`dcn_cli.hooks` (a rich
+progress bar; ``model.keras`` saved whole at most every 10 seconds and at the
+end, so an interrupted run leaves a loadable model and ``--resume`` can
+continue) and writes the checkpoint directory (see :mod:`dcn_cli.checkpoint`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dcn_cli import backend, checkpoint, defaults
 from dcn_cli.config import ModelConfig, check_finite, check_seed, from_json
+from dcn_cli.distribute import is_chief
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
 from dcn_cli.pipeline import (
@@ -35,8 +33,7 @@ from dcn_cli.schema import Schema
 from dcn_cli.sources import Table, builtin_mixer_table, open_table
 
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
-REGRESSION_METRICS = ("rmse", "mae")
-BINARY_METRICS = ("auc", "logloss", "accuracy")
+PROGRESS_UPDATES = 20  # progress-bar updates per epoch (calls of the engine's step function)
 
 
 @dataclass
@@ -96,41 +93,9 @@ class TrainSettings:
 
 
 def make_optimizer(settings: TrainSettings):
-    from dcn_cli import optimizers
+    from dcn_cli.engine import make_optimizer
 
-    return optimizers.make(settings.optimizer, settings.lr, settings.weight_decay)
-
-
-def compile_model(keras, model, task: str, optimizer) -> None:
-    if task == "binary":
-        loss = "binary_crossentropy"
-        metrics = [
-            keras.metrics.AUC(name="auc"),
-            keras.metrics.BinaryCrossentropy(name="logloss"),
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-        ]
-    else:
-        loss = "mse"
-        metrics = [
-            keras.metrics.RootMeanSquaredError(name="rmse"),
-            keras.metrics.MeanAbsoluteError(name="mae"),
-        ]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-
-
-def metric_names(task: str) -> tuple[str, ...]:
-    return BINARY_METRICS if task == "binary" else REGRESSION_METRICS
-
-
-def evaluate_model(model, prepared: Prepared, split: str, batch_size: int = 8192) -> dict:
-    results = model.evaluate(prepared.dataset(split, batch_size), verbose=0, return_dict=True)
-    return {name: float(results[name]) for name in metric_names(prepared.task)}
-
-
-def count_params(model) -> int:
-    from dcn_cli.model import count_trainable_params
-
-    return count_trainable_params(model)
+    return make_optimizer(settings.optimizer, settings.lr, settings.weight_decay)
 
 
 @dataclass
@@ -139,87 +104,6 @@ class TrainResult:
     history: list[dict[str, float]]
     model: Any  # None when a resumed run had finished already
     config: ModelConfig
-
-
-def _progress_callback(keras, steps: int, epochs: int, quiet: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    class RichProgress(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.progress = Progress(
-                TextColumn("epoch {task.fields[epoch]}/" + str(epochs)),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[metrics]}"),
-                console=Console(stderr=True),
-                disable=quiet,
-                transient=False,
-            )
-            self.progress.start()
-            self.task = None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.task = self.progress.add_task("", total=steps, epoch=epoch + 1, metrics="")
-
-        def on_train_batch_end(self, batch, logs=None):
-            text = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-            self.progress.update(self.task, completed=batch + 1, metrics=text)
-
-        def on_epoch_end(self, epoch, logs=None):
-            text = "  ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-            self.progress.update(self.task, completed=steps, metrics=text)
-
-        def on_train_end(self, logs=None):
-            self.progress.stop()
-
-    return RichProgress()
-
-
-SAVE_EVERY_SECONDS = 10.0
-
-
-def _checkpoint_callback(keras, out: Path, history: list[dict[str, float]], clock):
-    """Save model.keras and history.csv together, whole, at most every 10 s and at the end.
-
-    Saving after every epoch cost more than training on the toy (100 short
-    epochs); a kill loses at most the last 10 seconds, and ``--resume``
-    restarts from the last saved epoch, since both files are written together.
-    An epoch whose loss is not finite ends training with an error, and the last
-    finite model stays saved.
-    """
-
-    class SavePeriodically(keras.callbacks.Callback):
-        last_save = float("-inf")
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            if not all(math.isfinite(v) for v in logs.values()):
-                raise DcnError(
-                    f"training diverged: the loss is {logs.get('loss')} after epoch {epoch + 1}; "
-                    "try a lower --lr"
-                )
-            history.append({"epoch": epoch + 1, **logs, "seconds": round(clock(), 3)})
-            now = time.monotonic()
-            if now - self.last_save >= SAVE_EVERY_SECONDS:
-                self.save()
-                self.last_save = now
-
-        def on_train_end(self, logs=None):
-            self.save()  # the final state, whenever training ends
-
-        def save(self):
-            if not all(np.isfinite(w).all() for w in self.model.get_weights()):
-                raise DcnError(
-                    f"training diverged: the weights hold NaN or infinity after epoch "
-                    f"{len(history)}; try a lower --lr"
-                )
-            # History first: a kill between the two leaves it ahead of the model,
-            # and --resume trusts the model's own step count.
-            checkpoint.save_history(out, history)
-            checkpoint.save_model(self.model, out)
-
-    return SavePeriodically()
 
 
 def train(
@@ -231,23 +115,32 @@ def train(
     quiet: bool = False,
     tensorboard: bool = True,
     warn=None,
+    distribute: str = "auto",
 ) -> TrainResult:
     """Train one model and write its checkpoint directory ``out``.
 
     ``model_config`` holds the architecture settings of :class:`ModelConfig`
     except ``features``, which come from the data. ``out`` must not hold a
     run already, unless ``force`` (the old run is then replaced).
+    ``distribute`` names the strategy (:mod:`dcn_cli.distribute`); on a
+    cluster only the chief writes ``out``.
     """
     settings.validate()
     out = Path(out)
-    checkpoint.claim(out, force)
+    strategy = _strategy(distribute)
+    chief = is_chief(strategy)
+    if chief:
+        checkpoint.claim(out, force)
     if settings.patience and not data.validation:
         data = dataclasses.replace(data, validation=0.1)
     prepared = data.prepare()
     config = ModelConfig(features=prepared.features, task=prepared.task, **model_config)
     for note in config.warnings():
-        if warn is not None:
+        if warn is not None and chief:
             warn(note)
+    model = _new_model(config, settings, strategy)  # before anything is written: it may not fit
+    if not chief:
+        return _fit(config, prepared, settings, None, quiet, tensorboard, model, strategy)
     record = {
         "model": config.to_dict(),
         "training": dataclasses.asdict(settings),
@@ -261,7 +154,6 @@ def train(
         "vocabulary_sizes": prepared.vocabulary_sizes(),
         "versions": checkpoint.versions(),
     }
-    model = _new_model(config, settings)  # before anything is written: it may not fit
     if force and checkpoint.holds_run(out):
         checkpoint.clear_run(out)
     created, logs_before = not out.exists(), checkpoint.entries(out / checkpoint.LOGS)
@@ -269,7 +161,7 @@ def train(
     checkpoint.remove_temporary(out)
     checkpoint.save_config(out, record)
     try:
-        return _fit(config, prepared, settings, out, quiet, tensorboard, model)
+        return _fit(config, prepared, settings, out, quiet, tensorboard, model, strategy)
     except BaseException:
         if not (out / checkpoint.MODEL).exists():
             # Failed (or stopped) before its first save: leave no run behind. Only
@@ -280,14 +172,26 @@ def train(
         raise
 
 
-def _new_model(config: ModelConfig, settings: TrainSettings):
+def _strategy(name: str):
+    """The tf.distribute strategy, created before any model or dataset, as it must be."""
+    backend.load()
+    from dcn_cli.distribute import make_strategy
+
+    return make_strategy(name)
+
+
+def _new_model(config: ModelConfig, settings: TrainSettings, strategy=None):
     """The model ``config`` describes, with ``settings.seed``'s initial weights, compiled."""
     keras = backend.load()
+    import tensorflow as tf
+
+    from dcn_cli.engine import compile_model
     from dcn_cli.model import build_model
 
-    keras.utils.set_random_seed(settings.seed)
-    model = build_model(config)
-    compile_model(keras, model, config.task, make_optimizer(settings))
+    with (strategy or tf.distribute.get_strategy()).scope():
+        keras.utils.set_random_seed(settings.seed)
+        model = build_model(config)
+        compile_model(model, config.task, make_optimizer(settings))
     return model
 
 
@@ -297,13 +201,16 @@ def resume(
     quiet: bool = False,
     tensorboard: bool = True,
     warn=None,
+    distribute: str = "auto",
 ) -> TrainResult:
     """Continue the run in ``out`` with the settings saved in its config.json.
 
     ``given`` holds the settings the user named again (by their config.json
     keys, ``epochs`` to train for longer included). One that differs from the
     saved run's is an error, raised before anything is written. A run killed
-    before its first save starts afresh with its saved settings.
+    before its first save starts afresh with its saved settings. On a
+    cluster every worker reads ``out`` (it must be on a shared file system)
+    and only the chief writes it.
     """
     out = Path(out)
     record = checkpoint.load_record(out)
@@ -327,6 +234,8 @@ def resume(
             )
         metrics = read_json(out / checkpoint.METRICS)
         return TrainResult(metrics, history, None, config)
+    strategy = _strategy(distribute)
+    chief = is_chief(strategy)
     prepared = data.prepare()
     if prepared.features != config.features or prepared.task != config.task:
         raise DcnError(
@@ -334,41 +243,24 @@ def resume(
             "(its features no longer match config.json); start a new run"
         )
     if not (out / checkpoint.MODEL).exists():
-        if warn is not None:
+        if warn is not None and chief:
             warn(f"{out}: no model was saved yet; starting the run afresh with its settings")
-        model, history = _new_model(config, settings), []
+        model, history = _new_model(config, settings, strategy), []
     else:
         # Dropout layers draw their seeds as the model loads: a stream of their own
         # per resumed epoch, so a resume is reproducible (though with dropout it
         # does not repeat the masks an unbroken run would have drawn).
         backend.load().utils.set_random_seed((settings.seed + len(history)) % 2**32)
-        model = checkpoint.load_model(out, config)
-        history = history[: _epochs_trained(model, prepared, settings, history, out)]
+        with strategy.scope():
+            model = checkpoint.load_model(out, config)
+    if not chief:
+        return _fit(config, prepared, settings, None, quiet, tensorboard, model, strategy, history)
     # Only now, with the model in hand, does the directory change.
     checkpoint.remove_temporary(out)
     (out / checkpoint.METRICS).unlink(missing_ok=True)  # describes an end this run moves past
     if settings.epochs != record["training"]["epochs"]:
         checkpoint.save_config(out, {**record, "training": dataclasses.asdict(settings)})
-    return _fit(config, prepared, settings, out, quiet, tensorboard, model, history)
-
-
-def _epochs_trained(model, prepared: Prepared, settings: TrainSettings, history, out) -> int:
-    """Whole epochs in a saved model, from its optimizer's step count.
-
-    history.csv is saved just before model.keras, so a kill between the two
-    leaves history one epoch ahead; the model's own count decides.
-    """
-    done = int(model.optimizer.iterations.numpy()) // _steps_per_epoch(prepared, settings)
-    if done > len(history):
-        raise DcnError(
-            f"{out / checkpoint.HISTORY}: lists {len(history)} epochs but the model has "
-            f"trained {done}; train afresh with --force"
-        )
-    return done
-
-
-def _steps_per_epoch(prepared: Prepared, settings: TrainSettings) -> int:
-    return math.ceil(prepared.rows["train"] / settings.batch_size)
+    return _fit(config, prepared, settings, out, quiet, tensorboard, model, strategy, history)
 
 
 def _check_given(
@@ -412,62 +304,53 @@ def _fit(
     config: ModelConfig,
     prepared: Prepared,
     settings: TrainSettings,
-    out: Path,
+    out: Path | None,
     quiet: bool,
     tensorboard: bool,
     model,
+    strategy,
     history: list[dict[str, float]] | None = None,
 ) -> TrainResult:
-    """Train ``model`` from epoch ``len(history)`` to the end, then test and save it."""
-    keras = backend.load()
+    """Train ``model`` from the epoch its history has reached to the end, then test and save it.
+
+    ``out`` is None on a cluster's other workers: they train and write nothing.
+    """
+    from dcn_cli import hooks
+    from dcn_cli.distribute import lost_workers
+    from dcn_cli.engine import Engine, summary
+    from dcn_cli.model import count_trainable_params
+
+    engine = Engine(model, config, prepared, settings.batch_size, strategy)
     history = list(history or [])
+    if history:
+        history = history[: _epochs_trained(model, engine.steps_per_epoch(), history, out)]
     done = len(history)
-    before = history[-1].get("seconds", 0.0) if history else 0.0
-
-    train_ds = prepared.dataset(
-        "train", settings.batch_size, shuffle_seed=settings.seed, first_epoch=done
-    )
-    val_ds = (
-        prepared.dataset("validation", settings.batch_size) if prepared.rows["validation"] else None
-    )
-    steps = _steps_per_epoch(prepared, settings)
-    start = time.perf_counter()
-
-    def clock() -> float:
-        return before + time.perf_counter() - start
-
-    callbacks = [
-        _progress_callback(keras, steps, settings.epochs, quiet),
-        _checkpoint_callback(keras, out, history, clock),
-    ]
-    if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / checkpoint.LOGS)))
+    hook_list: list[hooks.Hook] = []
     if settings.patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=settings.patience, restore_best_weights=True
-            )
+        hook_list.append(hooks.EarlyStopping(settings.patience))  # first: restores before saving
+    saver = None
+    if out is not None:
+        saver = hooks.Saver(out, history, history[-1]["seconds"] if history else 0.0)
+        hook_list += [saver, hooks.Progress(quiet)]  # an epoch is reported once it is saved
+        if tensorboard:
+            hook_list.append(hooks.TensorBoard(out / checkpoint.LOGS))
+    with source_errors(), lost_workers(strategy):  # a streamed file changed; a worker died
+        engine.fit(
+            settings.epochs,
+            settings.seed,
+            first_epoch=done,
+            hooks=hook_list,
+            validate=prepared.rows["validation"] > 0,
+            calls_per_epoch=PROGRESS_UPDATES,
         )
-    with source_errors():  # a streamed file that changed since it was prepared
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=settings.epochs,
-            initial_epoch=done,
-            shuffle=False,  # the tf.data pipeline shuffles, seeded
-            callbacks=callbacks,
-            verbose=0,
-        )
-    seconds = clock()
-    if settings.patience:
-        checkpoint.save_model(model, out)  # the restored best weights
-
-    metrics = evaluate_model(model, prepared, "test")
+    if out is None or saver is None:
+        return TrainResult({}, history, model, config)
+    metrics: dict[str, Any] = summary(engine.evaluate("test"), config.task)
     if not all(math.isfinite(v) for v in metrics.values()):
         raise DcnError(f"training diverged: the test metrics are {metrics}; try a lower --lr")
     metrics.update(
-        params=count_params(model),
-        train_seconds=round(seconds, 3),
+        params=count_trainable_params(model),
+        train_seconds=round(saver.seconds(), 3),
         test_rows=prepared.rows["test"],
         epochs_run=len(history),
     )
@@ -475,15 +358,38 @@ def _fit(
     return TrainResult(metrics, history, model, config)
 
 
+def _epochs_trained(model, steps_per_epoch: int, history, out) -> int:
+    """Whole epochs in a saved model, from its optimizer's step count.
+
+    history.csv is saved just before model.keras, so a kill between the two
+    leaves history one epoch ahead; the model's own count decides.
+    """
+    done = int(model.optimizer.iterations.numpy()) // steps_per_epoch
+    if done > len(history):
+        raise DcnError(
+            f"{out / checkpoint.HISTORY}: lists {len(history)} epochs but the model has "
+            f"trained {done}; train afresh with --force"
+        )
+    return done
+
+
 def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     """Metrics of a checkpoint on its own test split, or on every row of other data."""
+    import tensorflow as tf
+
+    from dcn_cli.engine import EVAL_BATCH, evaluate_batches, summary
+
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
     saved = DataSpec.from_record(record)
     model = checkpoint.load_model(ckpt, config)
+    predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     if data is None:
         prepared = saved.prepare()
-        metrics = evaluate_model(model, prepared, "test")
+        metrics = summary(
+            evaluate_batches(predict, config.task, prepared.dataset("test", EVAL_BATCH)),
+            config.task,
+        )
         metrics["rows"] = prepared.rows["test"]
         return metrics
 
@@ -501,23 +407,10 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     ).open()
     _check_features(config, table, data)
     names = [f.name for f in config.features]
-    rows = 0
-
-    def counted():
-        nonlocal rows
-        for chunk in table.chunks():
-            rows += len(chunk[table.schema.label])
-            yield chunk
-
-    dataset = streamed_dataset(counted, table.schema, names, batch_size=8192)
-    with warnings.catch_warnings():
-        # A streamed dataset has no known length; Keras warns when it ends, as it must.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        with source_errors():
-            results = model.evaluate(dataset, verbose=0, return_dict=True)
-    metrics = {name: float(results[name]) for name in metric_names(config.task)}
-    metrics["rows"] = rows
-    return metrics
+    dataset = streamed_dataset(table.chunks, table.schema, names, batch_size=EVAL_BATCH)
+    with source_errors():
+        results = evaluate_batches(predict, config.task, dataset)
+    return {**summary(results, config.task), "rows": results["rows"]}
 
 
 def _check_features(config: ModelConfig, table: Table, where: str) -> None:

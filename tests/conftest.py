@@ -14,3 +14,20 @@ def isolated_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+
+
+def pytest_configure(config):
+    """Two logical CPU devices, so that MirroredStrategy can be tested without two GPUs.
+
+    This must happen before TensorFlow starts its runtime; one device stays the
+    default, so other tests run as they would on one CPU.
+    """
+    from dcn_cli import backend
+
+    backend.load()
+    import tensorflow as tf
+
+    (cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )

@@ -479,7 +479,7 @@ def test_out_of_memory_is_one_error_line(runner, tmp_path, monkeypatch):
 
     from dcn_cli import training
 
-    def too_big(config, settings):
+    def too_big(*args):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
     monkeypatch.chdir(tmp_path)
@@ -553,7 +553,7 @@ def test_explain_a_mixture_over_renamed_inputs(runner, tmp_path, monkeypatch):
 def test_a_ctrl_c_that_keras_rewraps_is_still_an_interrupt(runner, tmp_path, monkeypatch):
     from dcn_cli import training
 
-    def interrupted(config, settings):
+    def interrupted(*args):
         try:
             raise KeyboardInterrupt
         except KeyboardInterrupt:

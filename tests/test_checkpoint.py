@@ -206,9 +206,9 @@ def test_a_failed_run_removes_only_what_it_wrote(runner, tmp_path, monkeypatch):
 
 KILLER = """
 import os, signal, sys
-from dcn_cli import training
+from dcn_cli import hooks
 
-training.SAVE_EVERY_SECONDS = 0  # a save after every epoch
+hooks.SAVE_EVERY_SECONDS = 0  # a save after every epoch
 name, nth, when = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 real, seen = os.replace, []
 

@@ -252,8 +252,9 @@ def test_reused_model_runs_match_freshly_built_ones(mixer):
     from dcn_cli import backend
     from dcn_cli.compare import compare
     from dcn_cli.config import ModelConfig
+    from dcn_cli.engine import compile_model, evaluate_batches
     from dcn_cli.model import build_model
-    from dcn_cli.training import DataSpec, TrainSettings, compile_model, make_optimizer
+    from dcn_cli.training import DataSpec, TrainSettings, make_optimizer
 
     keras = backend.load()
     spec, settings = DataSpec(str(mixer)), TrainSettings(epochs=2, batch_size=256)
@@ -263,7 +264,8 @@ def test_reused_model_runs_match_freshly_built_ones(mixer):
     keras.utils.set_random_seed(1)
     config = ModelConfig(features=prepared.features, task="regression", **PRESETS["dcn"])
     model = build_model(config)
-    compile_model(keras, model, "regression", make_optimizer(settings))
+    compile_model(model, "regression", make_optimizer(settings))
     model.fit(prepared.dataset("train", 256, shuffle_seed=1), epochs=2, verbose=0, shuffle=False)
-    fresh = model.evaluate(prepared.dataset("test", 8192), verbose=0, return_dict=True)["rmse"]
+    test = prepared.dataset("test", 8192)
+    fresh = evaluate_batches(lambda x: model(x, training=False), "regression", test)["rmse"]
     assert runs[1] == pytest.approx(fresh, rel=1e-5)

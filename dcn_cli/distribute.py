@@ -1,0 +1,263 @@
+"""Which ``tf.distribute`` strategy a run trains under, and the local cluster launcher.
+
+``--distribute auto`` (the default) picks:
+
+- ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names a cluster of more
+  than one task. That is how Kubeflow's TFJob, Vertex AI and SageMaker start
+  workers: every worker runs the same ``dcn train ...`` command, and the
+  first worker (task 0, or the ``chief`` task) writes the checkpoint.
+- ``MirroredStrategy`` over the local GPUs when there are several;
+- one device otherwise.
+
+``off`` trains on one device whatever the machine has; ``mirrored`` and
+``multi-worker`` force those strategies (``mirrored`` uses every local GPU, or
+every logical CPU device when there is no GPU). dcn writes no networking of
+its own: TensorFlow's collective ops carry the all-reduce.
+
+:func:`launch` starts N workers on this machine with ``TF_CONFIG`` set
+(``dcn train --workers N``), which is how a laptop tries the cluster path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+from dcn_cli.errors import DcnError
+
+STRATEGIES = ("auto", "off", "mirrored", "multi-worker")
+STOP_SECONDS = 10.0  # how long a worker gets to stop after SIGTERM before SIGKILL
+
+
+def _cluster() -> dict | None:
+    """TF_CONFIG's contents, when it names a cluster of more than one task."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        tasks = sum(len(addresses) for addresses in config["cluster"].values())
+        config["task"]["type"], config["task"]["index"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DcnError(
+            'TF_CONFIG is not a cluster description like {"cluster": {"worker": [...]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        ) from None
+    return config if tasks > 1 else None
+
+
+def make_strategy(name: str = "auto"):
+    """The strategy ``--distribute name`` asks for; create it before any model."""
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise DcnError(f"unknown --distribute {name!r}; expected one of: {', '.join(STRATEGIES)}")
+    cluster = _cluster()
+    if name == "multi-worker" or (name == "auto" and cluster):
+        if cluster is None:
+            raise DcnError(
+                "--distribute multi-worker needs TF_CONFIG to describe the cluster "
+                "(or use --workers N to start N local workers)"
+            )
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except tf.errors.OpError as err:
+            task = cluster["task"]
+            address = cluster["cluster"][task["type"]][task["index"]]
+            raise DcnError(
+                f"{task['type']} {task['index']}: could not start its TensorFlow server on "
+                f"{address} ({err.message.splitlines()[0]}; is the port taken?)"
+            ) from None
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's files: always, except on a cluster's other workers."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def worker_name(strategy) -> str:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return "this process"
+    return f"{resolver.task_type} {resolver.task_id}"
+
+
+def describe(strategy) -> str:
+    """``"2 replicas over 2 workers"``: for the first line of a run."""
+    replicas = strategy.num_replicas_in_sync
+    workers = int(getattr(strategy.extended, "_num_workers", 1) or 1)
+    where = f"{workers} workers" if workers > 1 else "1 process"
+    return f"{type(strategy).__name__}: {replicas} replica(s) over {where}"
+
+
+@contextlib.contextmanager
+def lost_workers(strategy):
+    """Turn a collective op aborted by a dead or unreachable peer into one clear error.
+
+    TensorFlow checks a cluster's workers every 30 s or so and aborts the
+    collectives when one stops answering, so a worker never waits forever.
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.InternalError) as err:
+        if is_chief(strategy) and _cluster() is None:
+            raise
+        first = err.message.strip().splitlines()[0] if err.message else type(err).__name__
+        raise DcnError(
+            f"{worker_name(strategy)}: lost another worker of the cluster ({first}); "
+            "the checkpoint keeps its last save: run the same command with --resume"
+        ) from None
+
+
+# ------------------------------------------------------------------- launcher
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports free on localhost now (another program may take one later)."""
+    sockets, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("localhost", 0))
+            sockets.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in sockets:
+            s.close()
+    return ports
+
+
+def without_workers_option(argv: list[str]) -> list[str]:
+    """The command line ``argv`` minus its ``--workers N`` (or ``--workers=N``)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            kept.append(arg)
+    return kept
+
+
+def launch(n: int, argv: list[str], ports: list[int] | None = None) -> int:
+    """Run ``dcn`` with ``argv`` as ``n`` local workers of one cluster; return one exit code.
+
+    Worker 0 (the chief) prints as it would alone: its stdout is this
+    process's, its progress bar reaches this stderr. When any worker fails,
+    the others are stopped (SIGTERM, then SIGKILL after 10 s) and one line
+    names it, with the error it printed. Ctrl-C stops them all.
+    """
+    if n < 1:
+        raise DcnError(f"--workers must be at least 1, got {n}")
+    ports = ports or free_ports(n)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    workers: list[subprocess.Popen] = []
+    tails: list[deque[str]] = []
+    relay = threading.Event()
+    relay.set()
+    threads = []
+    try:
+        for index in range(n):
+            task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            env = {**os.environ, "TF_CONFIG": json.dumps(task)}
+            if index == 0 and sys.stderr.isatty():
+                env.setdefault("TTY_COMPATIBLE", "1")  # rich: draw the bar through the pipe
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "dcn_cli", *argv],
+                env=env,
+                stdout=None if index == 0 else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            workers.append(worker)
+            tails.append(deque(maxlen=20))
+            thread = threading.Thread(
+                target=_read_stderr, args=(worker, tails[-1], relay if index == 0 else None)
+            )
+            thread.daemon = True
+            thread.start()
+            threads.append(thread)
+        failed = _wait(workers)
+        if failed is None:
+            for thread in threads:
+                thread.join(timeout=5)
+            return 0
+        relay.clear()  # what the stopped chief prints now is noise
+        index, code = failed
+        _stop(workers)
+        for thread in threads:
+            thread.join(timeout=5)
+        if code == 130 or code == 143:  # interrupted, and said so
+            return code
+        said = [line for line in tails[index] if line.startswith("Error: ")]
+        if said:
+            reason = said[-1].removeprefix("Error: ").removeprefix(f"worker {index}: ")
+        elif code < 0:
+            reason = f"killed by {signal.Signals(-code).name}"
+        else:
+            reason = f"exited with code {code}" + (f": {tails[index][-1]}" if tails[index] else "")
+        print(f"Error: worker {index}: {reason}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        relay.clear()
+        _stop(workers)
+        print("Interrupted.", file=sys.stderr, flush=True)
+        return 130
+
+
+def _read_stderr(worker: subprocess.Popen, tail: deque, relay: threading.Event | None) -> None:
+    """Keep the last lines of a worker's stderr; the chief's also go on to ours."""
+    assert worker.stderr is not None
+    for raw in iter(worker.stderr.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        tail.append(line.rstrip("\n").split("\r")[-1])
+        if relay is not None and relay.is_set() and not line.startswith("Error: "):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
+    """Wait until all workers succeed (None) or one fails: (its index, its exit code)."""
+    while True:
+        codes = [w.poll() for w in workers]
+        for index, code in enumerate(codes):
+            if code is not None and code != 0:
+                return index, code
+        if all(code == 0 for code in codes):
+            return None
+        time.sleep(0.1)
+
+
+def _stop(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()

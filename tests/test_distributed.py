@@ -1,0 +1,142 @@
+"""``dcn train`` on a cluster: ``--workers N`` on localhost, as a user runs it.
+
+Each test starts real worker processes (``python -m dcn_cli``), which talk
+through TensorFlow's collective ops over localhost ports.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from test_engine import assert_same_weights
+
+from dcn_cli import checkpoint, distribute
+
+# A stacked DCN on categorical and numerical features. No dropout: each replica
+# would draw its own masks.
+FAST = ["--data", "sample_data/ctr", "--deep-layers", "16,16", "--dropout", "0"]
+FAST += ["--embedding-l2", "0.001", "--batch-size", "256", "--lr", "0.01"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dcn(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dcn_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def _weights(ckpt: Path) -> list[np.ndarray]:
+    return [w.numpy() for w in checkpoint.load_model(ckpt).weights]
+
+
+@pytest.mark.parametrize(
+    "task, optimizer", [("binary", "adagrad"), ("regression", "adam")], ids=["binary", "regr"]
+)
+def test_two_workers_train_as_one_process(tmp_path, task, optimizer):
+    args = [*FAST, "--task", task, "--optimizer", optimizer, "--epochs", "2", "--json"]
+    two = dcn("train", *args, "--workers", "2", "--out", str(tmp_path / "two"))
+    assert two.returncode == 0, two.stderr
+    one = dcn("train", *args, "--distribute", "off", "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+
+    assert_same_weights(_weights(tmp_path / "two"), _weights(tmp_path / "one"))
+    assert '"test_rows"' in two.stdout  # the chief's metrics, once
+    assert two.stdout.count('"test_rows"') == 1
+    # Only the chief wrote, and nothing beyond a run's files.
+    written = sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert written == ["config.json", "history.csv", "logs", "metrics.json", "model.keras"]
+
+
+def test_a_killed_worker_ends_the_job_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "dcn_cli", "train", *FAST, "--epochs", "40"]
+        + ["--workers", "2", "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / checkpoint.MODEL).exists():  # the chief saved once
+            assert launcher.poll() is None, launcher.stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint was saved"
+            time.sleep(0.2)
+        worker = next(
+            p
+            for p in psutil.Process(launcher.pid).children()
+            if '"index": 1' in p.environ().get("TF_CONFIG", "")
+        )
+        killed = time.monotonic()
+        os.kill(worker.pid, signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 1
+    assert stderr.strip().splitlines()[-1] == "Error: worker 1: killed by SIGKILL"
+    assert took < distribute.STOP_SECONDS + 15
+    # Every worker is gone, and the checkpoint still loads.
+    assert not any(p.is_running() for p in psutil.Process().children(recursive=True))
+    assert checkpoint.load_model(out) is not None
+    done = len(checkpoint.read_history(out))
+    assert done < 40
+
+    resumed = dcn("train", "--resume", "--out", str(out), "--workers", "2", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    history = checkpoint.read_history(out)
+    assert [row["epoch"] for row in history] == list(range(1, 41))
+
+
+def test_a_taken_port_ends_the_job_naming_the_worker(tmp_path, capfd):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("localhost", 0))
+        taken.listen()
+        ports = [distribute.free_ports(1)[0], taken.getsockname()[1]]
+        argv = ["train", *FAST, "--epochs", "1", "--out", str(tmp_path / "run")]
+        start = time.monotonic()
+        code = distribute.launch(2, argv, ports=ports)
+    assert code == 1
+    assert time.monotonic() - start < 120
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith(
+        f"Error: worker 1: could not start its TensorFlow server on localhost:{ports[1]}"
+    )
+    assert not (tmp_path / "run" / checkpoint.MODEL).exists()
+
+
+@pytest.mark.parametrize(
+    "argv, kept",
+    [
+        (["train", "--workers", "2", "--epochs", "1"], ["train", "--epochs", "1"]),
+        (["train", "--workers=3", "--out", "x"], ["train", "--out", "x"]),
+    ],
+)
+def test_the_launcher_passes_the_command_line_on(argv, kept):
+    assert distribute.without_workers_option(argv) == kept
+
+
+def test_multi_worker_without_a_cluster_is_an_error(runner, tmp_path, monkeypatch):
+    from dcn_cli.cli import app
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    result = runner.invoke(
+        app, ["train", "--distribute", "multi-worker", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: --distribute multi-worker needs TF_CONFIG")
+    assert not (tmp_path / "x").exists()

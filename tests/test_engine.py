@@ -1,0 +1,122 @@
+"""The training engine: it trains as model.fit does, on one device or several."""
+
+import numpy as np
+import pytest
+
+from dcn_cli import backend
+from dcn_cli.config import ModelConfig
+from dcn_cli.engine import Engine, compile_model, evaluate_batches, make_optimizer
+from dcn_cli.model import build_model, split_model
+from dcn_cli.pipeline import DataOptions, prepare
+from dcn_cli.sources import open_table
+
+SAMPLES = {"ctr": "sample_data/ctr", "mixer": "sample_data/mixer"}
+# No dropout: the engine pads the last batch of an epoch, so its masks would differ.
+MODEL = {"arch": "stacked", "cross_layers": 1, "deep_layers": [16, 16], "dropout": 0.0}
+
+
+def _setup(sample, memory_budget=None, seed=0, hash_buckets=None, strategy=None, optimizer="adam"):
+    import tensorflow as tf
+
+    keras = backend.load()
+    options = DataOptions(hash_buckets=hash_buckets or {})
+    if memory_budget is not None:
+        options.memory_budget = memory_budget
+    prepared = prepare(open_table(SAMPLES[sample]), options)
+    config = ModelConfig(features=prepared.features, task=prepared.task, embedding_l2=1e-3, **MODEL)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        keras.utils.set_random_seed(seed)
+        model = build_model(config)
+        compile_model(model, config.task, make_optimizer(optimizer, 0.01))
+    return keras, prepared, config, model
+
+
+def _weights(model):
+    return [w.numpy() for w in model.weights]
+
+
+def assert_same_weights(got, want, rtol=1e-5):
+    """Each weight tensor equal to ``rtol`` relative to its norm.
+
+    Not element by element: summing gradients in another order changes them
+    by float rounding, and Adam divides by the root of the squared gradient,
+    so an element whose gradient is nearly 0 may move by 1e-4 of itself
+    while the tensor agrees to 1e-7.
+    """
+    for a, b in zip(got, want, strict=True):
+        assert np.linalg.norm(a - b) <= rtol * np.linalg.norm(b) + 1e-12, np.abs(a - b).max()
+
+
+def _fit_with_keras(sample, memory_budget=None, optimizer="adam"):
+    """Today's model.fit path on Prepared.dataset's batches: the reference."""
+    keras, prepared, config, fitted = _setup(sample, memory_budget, optimizer=optimizer)
+    batches = prepared.dataset("train", 256, shuffle_seed=3)
+    fitted.fit(batches, epochs=2, verbose=0, shuffle=False)
+    return fitted
+
+
+@pytest.mark.parametrize(
+    "sample, memory_budget, optimizer",
+    [("ctr", None, "adam"), ("mixer", None, "adagrad"), ("ctr", 0, "adagrad")],
+)
+def test_engine_trains_as_model_fit_does(sample, memory_budget, optimizer):
+    fitted = _fit_with_keras(sample, memory_budget, optimizer)
+    keras, prepared, config, model = _setup(sample, memory_budget, optimizer=optimizer)
+    assert prepared.in_memory == (memory_budget is None)
+    before = _weights(model)
+    engine = Engine(model, config, prepared, 256)
+    engine.fit(2, seed=3)
+
+    after = _weights(model)  # the full model learnt, whether the core or itself trained
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    for got, want in zip(after, _weights(fitted), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert int(model.optimizer.iterations.numpy()) == 2 * engine.steps_per_epoch()
+    metrics = engine.evaluate("test")
+    expected = evaluate_batches(
+        lambda x: fitted(x, training=False), config.task, prepared.dataset("test", 8192)
+    )
+    for name in ("auc", "logloss") if sample == "ctr" else ("rmse", "mae"):
+        assert metrics[name] == pytest.approx(expected[name], rel=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
+def test_mirrored_over_two_devices_trains_as_one_device(optimizer):
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) == 2  # conftest splits the CPU
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    results = []
+    for chosen in (None, strategy):
+        keras, prepared, config, model = _setup("ctr", strategy=chosen, optimizer=optimizer)
+        engine = Engine(model, config, prepared, 256, strategy=chosen)
+        assert engine.replicas == (2 if chosen else 1)
+        engine.fit(2, seed=3)
+        results.append(_weights(model))
+    assert_same_weights(results[1], results[0])
+
+
+def test_a_diverging_run_stops_with_an_error():
+    from dcn_cli.errors import DcnError
+
+    keras, prepared, config, model = _setup("mixer")
+    model.optimizer.learning_rate.assign(1e30)
+    engine = Engine(model, config, prepared, 256)
+    with pytest.raises(DcnError, match="training diverged"):
+        engine.fit(3, seed=0)
+
+
+def test_split_model_shares_weights_and_reproduces_outputs():
+    import tensorflow as tf
+
+    keras, prepared, config, model = _setup("ctr", hash_buckets={"C1": 50})
+    assert config.features[13].name == "C1" and config.features[13].hash_buckets == 50
+    encoder, core = split_model(model, config)
+    test = prepared.arrays("test")
+    raw = {f.name: tf.constant(test[f.name][:64]) for f in config.features}
+    encoded = encoder(raw)
+    kinds = {f.kind: t.dtype for f, t in zip(config.features, encoded, strict=True)}
+    assert kinds == {"categorical": tf.int64, "numerical": tf.float32}
+    np.testing.assert_array_equal(core(encoded).numpy(), model(raw).numpy())
+    assert {id(w) for w in core.weights} <= {id(w) for w in model.weights}
