@@ -22,8 +22,8 @@ How a step runs, and why:
   into per-replica batches.
 - **Every replica batch has the same shape**: the last, short batch is padded
   with rows of weight 0. Collective ops inside a loop require it (TF 2.21
-  refuses a gather whose shape changes between iterations), and on one device
-  it costs one short batch's padding per epoch.
+  refuses a gather whose shape changes between iterations). One replica of
+  data in memory needs no padding, and gets none.
 - **The loss** of a step is the weighted sum of the per-example losses over
   the global batch, divided by the global row count (all-reduced), plus the
   regularisation losses divided by the replica count: summed over replicas,
@@ -197,8 +197,11 @@ class Engine:
 
         Global step ``s`` takes rows ``order[s*B : (s+1)*B]``; replica ``r`` the
         ``r``-th slice of ``per_replica`` of them. Slots past the end of a batch
-        hold row 0 with weight 0.
+        hold row 0 with weight 0, except on one replica, whose last batch is
+        just shorter.
         """
+        if self.replicas == 1:  # no collectives: the last batch may simply be short
+            return tf.constant(order), tf.ones(len(order), tf.float32)
         steps, b, replicas = self.steps_per_epoch(), self.per_replica, self.replicas
         slot = np.arange(replicas)[:, None] * b + np.arange(b)[None, :]
         position = np.arange(steps)[:, None, None] * self.batch_size + slot[None]

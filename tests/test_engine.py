@@ -80,8 +80,10 @@ def test_engine_trains_as_model_fit_does(sample, memory_budget, optimizer):
         assert metrics[name] == pytest.approx(expected[name], rel=1e-4)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
-def test_mirrored_over_two_devices_trains_as_one_device(optimizer):
+@pytest.mark.parametrize(
+    "optimizer, memory_budget", [("adam", None), ("adagrad", None), ("adam", 0)]
+)
+def test_mirrored_over_two_devices_trains_as_one_device(optimizer, memory_budget):
     import tensorflow as tf
 
     devices = tf.config.list_logical_devices("CPU")
@@ -89,7 +91,9 @@ def test_mirrored_over_two_devices_trains_as_one_device(optimizer):
     strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
     results = []
     for chosen in (None, strategy):
-        keras, prepared, config, model = _setup("ctr", strategy=chosen, optimizer=optimizer)
+        keras, prepared, config, model = _setup(
+            "ctr", memory_budget, strategy=chosen, optimizer=optimizer
+        )
         engine = Engine(model, config, prepared, 256, strategy=chosen)
         assert engine.replicas == (2 if chosen else 1)
         engine.fit(2, seed=3)
@@ -120,3 +124,27 @@ def test_split_model_shares_weights_and_reproduces_outputs():
     assert kinds == {"categorical": tf.int64, "numerical": tf.float32}
     np.testing.assert_array_equal(core(encoded).numpy(), model(raw).numpy())
     assert {id(w) for w in core.weights} <= {id(w) for w in model.weights}
+
+
+def test_each_input_pipeline_reads_its_own_rows_in_equal_steps():
+    """Streamed data on a cluster: every worker reads every N-th row, in as many batches."""
+    from dcn_cli.pipeline import replica_batches
+
+    keras, prepared, config, model = _setup("ctr", memory_budget=0)
+    label = prepared.label
+    everything = prepared.arrays("train")
+    seen = []
+    for pipeline in range(3):
+        batches = list(
+            replica_batches(
+                prepared, "train", 100, seed=1, epoch=0, pipeline=pipeline, pipelines=3, batches=20
+            )
+        )
+        assert len(batches) == 20 and all(x["C1"].shape == (100,) for x, y, w in batches)
+        weights = np.concatenate([w.numpy() for x, y, w in batches])
+        assert set(np.unique(weights)) <= {0.0, 1.0}
+        rows = np.concatenate([x["I1"].numpy() for x, y, w in batches])[weights == 1]
+        assert len(rows) in (len(everything[label]) // 3, len(everything[label]) // 3 + 1)
+        seen.append(rows)
+    # Together the pipelines hold every training row once (I1 values as a multiset).
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.sort(everything["I1"]))
