@@ -53,8 +53,9 @@ def _engine(
     import tensorflow as tf
 
     from dcn_cli.config import ModelConfig
-    from dcn_cli.engine import Engine, compile_model, make_optimizer
+    from dcn_cli.engine import Engine, compile_model
     from dcn_cli.model import build_model
+    from dcn_cli.optimizers import make as make_optimizer
     from dcn_cli.pipeline import DataOptions, prepare
     from dcn_cli.sources import open_table
 
@@ -77,42 +78,45 @@ def measure_bytes(
 ) -> dict:
     """Bytes one replica hands to the all-reduce per step, read from the traced step."""
     import tensorflow as tf
-    from keras.src.backend.tensorflow.optimizer import TFOptimizer
 
-    seen: list[tuple[str, int, int]] = []  # (kind, bytes sent, bytes if dense)
-    original = TFOptimizer._all_reduce_sum_gradients
+    # (kind, bytes sent, or per row of the batch when sparse, bytes if dense)
+    seen: list[tuple[str, int, int]] = []
+    original = tf.distribute.ReplicaContext.all_reduce
 
-    def counting(self, grads_and_vars):
-        grads_and_vars = list(grads_and_vars)
-        if not seen:  # the first replica's trace; every replica sends the same shapes
-            for grad, var in grads_and_vars:
-                dense = int(np.prod(var.shape)) * 4
+    def counting(self, reduce_op, value, options=None):
+        if isinstance(value, list) and not seen:  # the gradients, first replica's trace
+            for grad in value:
                 if isinstance(grad, tf.IndexedSlices):
-                    rows = int(grad.values.shape[0])
-                    sent = int(np.prod(grad.values.shape)) * 4 + rows * 8
-                    seen.append(("sparse", sent, dense))
+                    # One row per example of the batch (not static in the trace):
+                    # the row's values and its int64 index.
+                    per_row = int(np.prod(grad.values.shape[1:])) * 4 + 8
+                    seen.append(("sparse", per_row, 0))
                 else:
-                    seen.append(("dense", dense, dense))
-        return original(self, grads_and_vars)
+                    seen.append(("dense", int(np.prod(grad.shape)) * 4, 0))
+        return original(self, reduce_op, value, options)
 
     devices = tf.config.list_logical_devices("CPU")
     strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
-    TFOptimizer._all_reduce_sum_gradients = counting
+    tf.distribute.ReplicaContext.all_reduce = counting
     try:
         engine, config = _engine(data, model, batch, strategy, hash_all, optimizer)
         engine.fit(1, seed=0)
     finally:
-        TFOptimizer._all_reduce_sum_gradients = original
+        tf.distribute.ReplicaContext.all_reduce = original
+    tables = [
+        int(np.prod(v.shape)) * 4 for v in engine.trainee.trainable_variables if "embed" in v.path
+    ]
     sparse = [s for s in seen if s[0] == "sparse"]
     dense = [s for s in seen if s[0] == "dense"]
+    assert len(sparse) == len(tables), (len(sparse), len(tables))  # every table went sparse
     return {
         "replicas": engine.replicas,
         "per_replica_batch": engine.per_replica,
         "dense_tensors": len(dense),
         "dense_bytes": sum(s[1] for s in dense),
         "sparse_tensors": len(sparse),
-        "sparse_bytes": sum(s[1] for s in sparse),
-        "tables_if_dense_bytes": sum(s[2] for s in sparse),
+        "sparse_bytes": sum(s[1] for s in sparse) * engine.per_replica,
+        "tables_if_dense_bytes": sum(tables),
         "flops_per_example": _flops(config),
     }
 
@@ -141,8 +145,14 @@ MOVIELENS_MODEL = {
     "dropout": 0.0,
     "embedding_l2": 0.0,
 }
-CTR_NAME = "ctr, DCN emb 16 (Adagrad), 1M buckets per feature"
-CTR_MODEL = {"arch": "stacked", "deep_layers": [192, 192], "dropout": 0.0, "embedding_dim": 16}
+CTR_NAME = "ctr, DCN emb 16, L2 3e-3 (Adagrad), 1M buckets per feature"
+CTR_MODEL = {
+    "arch": "stacked",
+    "deep_layers": [192, 192],
+    "dropout": 0.0,
+    "embedding_dim": 16,
+    "embedding_l2": 0.003,  # dcn's default: an L2 term over whole tables, still sent sparse
+}
 
 
 def bytes_section(ml100k: str, ctr: str) -> dict:

@@ -38,11 +38,18 @@ def main() -> None:
     args = parser.parse_args()
     keras = backend.load()
     from dcn_cli.config import ModelConfig
+    from dcn_cli.engine import Engine, Hook, compile_model
     from dcn_cli.model import build_model
-    from dcn_cli.training import DataSpec, TrainSettings, compile_model, make_optimizer
+    from dcn_cli.training import DataSpec, TrainSettings, make_optimizer
+
+    class Curve(Hook):
+        def __init__(self):
+            self.values = []
+
+        def on_epoch_end(self, engine, epoch, logs):
+            self.values.append(logs["val_rmse"])
 
     prepared = DataSpec(args.data, validation=0.1).prepare()
-    validation = prepared.dataset("validation", 8192)
     for name, s in SETTINGS.items():
         config = ModelConfig(
             features=prepared.features,
@@ -57,15 +64,11 @@ def main() -> None:
         for seed in range(args.seeds):
             keras.utils.set_random_seed(seed)
             model = build_model(config)
-            compile_model(keras, model, "regression", make_optimizer(settings))
-            history = model.fit(
-                prepared.dataset("train", settings.batch_size, shuffle_seed=seed),
-                validation_data=validation,
-                epochs=settings.epochs,
-                verbose=0,
-                shuffle=False,
-            )
-            curves.append(history.history["val_rmse"])
+            compile_model(model, "regression", make_optimizer(settings))
+            curve = Curve()
+            engine = Engine(model, config, prepared, settings.batch_size)
+            engine.fit(settings.epochs, seed, hooks=[curve], validate=True)
+            curves.append(curve.values)
         mean = np.mean(curves, axis=0)
         print(
             f"{name:18s} {s}: best validation RMSE {mean.min():.4f} at epoch "

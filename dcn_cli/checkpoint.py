@@ -72,7 +72,10 @@ def save_history(directory: Path, history: list[dict[str, float]]) -> None:
     if not history:
         return
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(history[0]), lineterminator="\n")
+    # The newest row's columns: a run resumed from an older dcn may log fewer of them.
+    writer = csv.DictWriter(
+        out, fieldnames=list(history[-1]), lineterminator="\n", extrasaction="ignore"
+    )
     writer.writeheader()
     writer.writerows(history)
     write_text(directory / HISTORY, out.getvalue())

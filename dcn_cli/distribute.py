@@ -20,6 +20,7 @@ its own: TensorFlow's collective ops carry the all-reduce.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -76,6 +77,11 @@ def make_strategy(name: str = "auto"):
                 f"{task['type']} {task['index']}: could not start its TensorFlow server on "
                 f"{address} ({err.message.splitlines()[0]}; is the port taken?)"
             ) from None
+    if cluster is not None and name in ("off", "mirrored"):
+        raise DcnError(
+            f"TF_CONFIG describes a cluster, and --distribute {name} would train every worker "
+            "alone, each writing --out; use --distribute auto (or unset TF_CONFIG)"
+        )
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
         devices = gpus or tf.config.list_logical_devices("CPU")
@@ -102,12 +108,17 @@ def worker_name(strategy) -> str:
     return f"{resolver.task_type} {resolver.task_id}"
 
 
-def describe(strategy) -> str:
-    """``"2 replicas over 2 workers"``: for the first line of a run."""
-    replicas = strategy.num_replicas_in_sync
-    workers = int(getattr(strategy.extended, "_num_workers", 1) or 1)
-    where = f"{workers} workers" if workers > 1 else "1 process"
-    return f"{type(strategy).__name__}: {replicas} replica(s) over {where}"
+def barrier(strategy) -> None:
+    """Wait until every worker of a cluster gets here (a no-op elsewhere).
+
+    A worker that exits while the chief still tests and saves the model can
+    make TensorFlow's coordination service report an error on the chief.
+    """
+    if _cluster() is None or not hasattr(strategy, "cluster_resolver"):
+        return
+    import tensorflow as tf
+
+    strategy.reduce("sum", strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
 @contextlib.contextmanager
@@ -121,7 +132,13 @@ def lost_workers(strategy):
 
     try:
         yield
-    except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.InternalError) as err:
+    except (
+        tf.errors.UnavailableError,
+        tf.errors.CancelledError,
+        tf.errors.AbortedError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.InternalError,
+    ) as err:
         if is_chief(strategy) and _cluster() is None:
             raise
         first = err.message.strip().splitlines()[0] if err.message else type(err).__name__
@@ -166,9 +183,10 @@ def launch(n: int, argv: list[str], ports: list[int] | None = None) -> int:
     """Run ``dcn`` with ``argv`` as ``n`` local workers of one cluster; return one exit code.
 
     Worker 0 (the chief) prints as it would alone: its stdout is this
-    process's, its progress bar reaches this stderr. When any worker fails,
-    the others are stopped (SIGTERM, then SIGKILL after 10 s) and one line
-    names it, with the error it printed. Ctrl-C stops them all.
+    process's, its progress reaches this stderr. When any worker fails, the
+    others are stopped (SIGTERM, then SIGKILL after 10 s: a worker blocked in
+    a collective never gets back to Python to handle SIGTERM) and one line
+    names it, with the error it printed. Ctrl-C or SIGTERM stops them all.
     """
     if n < 1:
         raise DcnError(f"--workers must be at least 1, got {n}")
@@ -176,13 +194,14 @@ def launch(n: int, argv: list[str], ports: list[int] | None = None) -> int:
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     workers: list[subprocess.Popen] = []
     tails: list[deque[str]] = []
+    threads: list[threading.Thread] = []
     relay = threading.Event()
     relay.set()
-    threads = []
     try:
         for index in range(n):
             task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
             env = {**os.environ, "TF_CONFIG": json.dumps(task)}
+            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's own log lines
             if index == 0 and sys.stderr.isatty():
                 env.setdefault("TTY_COMPATIBLE", "1")  # rich: draw the bar through the pipe
             worker = subprocess.Popen(
@@ -194,48 +213,63 @@ def launch(n: int, argv: list[str], ports: list[int] | None = None) -> int:
             workers.append(worker)
             tails.append(deque(maxlen=20))
             thread = threading.Thread(
-                target=_read_stderr, args=(worker, tails[-1], relay if index == 0 else None)
+                target=_read_stderr,
+                args=(worker, tails[-1], relay if index == 0 else None),
+                daemon=True,
             )
-            thread.daemon = True
             thread.start()
             threads.append(thread)
         failed = _wait(workers)
-        if failed is None:
-            for thread in threads:
-                thread.join(timeout=5)
-            return 0
-        relay.clear()  # what the stopped chief prints now is noise
-        index, code = failed
+        if failed is not None:
+            relay.clear()  # what the stopped chief prints now is noise
         _stop(workers)
         for thread in threads:
             thread.join(timeout=5)
-        if code == 130 or code == 143:  # interrupted, and said so
-            return code
-        said = [line for line in tails[index] if line.startswith("Error: ")]
-        if said:
-            reason = said[-1].removeprefix("Error: ").removeprefix(f"worker {index}: ")
-        elif code < 0:
-            reason = f"killed by {signal.Signals(-code).name}"
-        else:
-            reason = f"exited with code {code}" + (f": {tails[index][-1]}" if tails[index] else "")
-        print(f"Error: worker {index}: {reason}", file=sys.stderr, flush=True)
-        return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as the CLI raises it
         relay.clear()
         _stop(workers)
         print("Interrupted.", file=sys.stderr, flush=True)
-        return 130
+        return 143 if type(err).__name__ == "_Terminated" else 130
+    finally:
+        _stop(workers, grace=0)  # whatever went wrong above, no worker outlives this
+    if failed is None:
+        return 0
+    index, code = failed
+    print(f"Error: worker {index}: {_reason(index, code, tails[index])}", file=sys.stderr)
+    return 1
+
+
+def _reason(index: int, code: int, tail: deque) -> str:
+    said = [line for line in tail if line.startswith("Error: ")]
+    if said:
+        return said[-1].removeprefix("Error: ").removeprefix(f"worker {index}: ")
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    if code in (130, 143):
+        return "interrupted" + (" (SIGTERM)" if code == 143 else " (Ctrl-C)")
+    return f"exited with code {code}" + (f": {tail[-1]}" if tail else "")
 
 
 def _read_stderr(worker: subprocess.Popen, tail: deque, relay: threading.Event | None) -> None:
-    """Keep the last lines of a worker's stderr; the chief's also go on to ours."""
+    """Keep the last lines of a worker's stderr; pass the chief's on to ours as it comes.
+
+    Read in chunks, not lines: a progress bar redraws its line without ending
+    it. Lines starting with ``Error:`` are held back: the launcher says it once.
+    """
     assert worker.stderr is not None
-    for raw in iter(worker.stderr.readline, b""):
-        line = raw.decode("utf-8", "replace")
-        tail.append(line.rstrip("\n").split("\r")[-1])
-        if relay is not None and relay.is_set() and not line.startswith("Error: "):
-            sys.stderr.write(line)
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pending = ""
+    while chunk := os.read(worker.stderr.fileno(), 65536):
+        *lines, pending = (pending + decoder.decode(chunk)).split("\n")
+        tail.extend(line.split("\r")[-1] for line in lines)
+        if relay is not None and relay.is_set():
+            shown = "".join(f"{line}\n" for line in lines if not line.startswith("Error: "))
+            if not pending.startswith("Error: "):
+                shown, pending = shown + pending, ""
+            sys.stderr.write(shown)
             sys.stderr.flush()
+    if pending:
+        tail.append(pending.split("\r")[-1])
 
 
 def _wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
@@ -250,11 +284,11 @@ def _wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
         time.sleep(0.1)
 
 
-def _stop(workers: list[subprocess.Popen]) -> None:
+def _stop(workers: list[subprocess.Popen], grace: float = STOP_SECONDS) -> None:
     for worker in workers:
         if worker.poll() is None:
-            worker.terminate()
-    deadline = time.monotonic() + STOP_SECONDS
+            worker.terminate() if grace else worker.kill()
+    deadline = time.monotonic() + grace
     for worker in workers:
         try:
             worker.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -26,15 +26,16 @@ How a step runs, and why:
   data in memory needs no padding, and gets none.
 - **The loss** of a step is the weighted sum of the per-example losses over
   the global batch, divided by the global row count (all-reduced), plus the
-  regularisation losses divided by the replica count: summed over replicas,
-  the gradient is exactly the one-device gradient of Keras' mean loss.
+  regularisation losses: summed over replicas, the data gradients are
+  exactly the one-device gradient of Keras' mean loss, and the penalty's
+  gradient, the same on every replica, is added once after the all-reduce.
 - **One traced function runs many steps**: the Python loop calls it a few
   times an epoch (``calls_per_epoch``: ``train`` makes 20 for its progress
   bar, ``compare`` one), not once per step. The call sizes never depend on
   timing, since a cluster's workers must make the same calls.
-- Gradients are all-reduced by Keras' optimizer; ``dcn_cli.optimizers`` sums
-  duplicate embedding rows only after that, so embedding gradients travel
-  sparse.
+- Embedding gradients travel sparse: they are all-reduced as the rows a batch
+  touched, and ``dcn_cli.optimizers`` sums duplicate rows (or densifies, for
+  Adam) only after that.
 """
 
 from __future__ import annotations
@@ -94,12 +95,6 @@ def compile_model(model: keras.Model, task: str, optimizer) -> None:
     optimizer.build(model.trainable_variables)
 
 
-def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0):
-    from dcn_cli import optimizers
-
-    return optimizers.make(name, learning_rate, weight_decay)
-
-
 class Hook:
     """Something to run around training; every method is optional."""
 
@@ -151,6 +146,10 @@ class Engine:
         self.pipelines = _input_pipelines(self.strategy)
         self.names = [f.name for f in config.features]
         self.optimizer = model.optimizer
+        if self.replicas > 1:
+            if not hasattr(self.optimizer, "gradients_reduced"):
+                raise TypeError(f"{type(self.optimizer).__name__} is not one of dcn's optimizers")
+            self.optimizer.gradients_reduced = True
         self.stop_training = False
         if prepared.in_memory:
             encoder, self.trainee = split_model(model, config)
@@ -214,13 +213,28 @@ class Engine:
     def _replica_step(self, x, y, weight):
         context = tf.distribute.get_replica_context()
         rows = context.all_reduce("sum", tf.reduce_sum(weight))
-        with tf.GradientTape() as tape:
+        variables = self.trainee.trainable_variables
+        with tf.GradientTape(persistent=self.replicas > 1) as tape:
             y_pred = self.trainee(x, training=True)
             data_sum = tf.reduce_sum(example_losses(self.task, y, y_pred) * weight)
             penalty = tf.add_n(self.trainee.losses) if self.trainee.losses else 0.0
-            loss = data_sum / tf.maximum(rows, 1.0) + penalty / self.replicas
-        gradients = tape.gradient(loss, self.trainee.trainable_variables)
-        self.optimizer.apply(gradients, self.trainee.trainable_variables)
+            data_loss = data_sum / tf.maximum(rows, 1.0)
+            loss = data_loss + penalty
+        if self.replicas == 1:
+            gradients = tape.gradient(loss, variables)
+            self.optimizer.apply(gradients, variables)
+        else:
+            # The data gradients are all-reduced here, embedding ones as the rows the
+            # batch touched; the penalty's (an L2 term covers whole tables, and is the
+            # same on every replica) is added after, so no table crosses the network.
+            gradients = context.all_reduce("sum", tape.gradient(data_loss, variables))
+            if self.trainee.losses:
+                extra = tape.gradient(penalty, variables)
+                gradients = [
+                    g if p is None else tf.convert_to_tensor(g) + p
+                    for g, p in zip(gradients, extra, strict=True)
+                ]
+            self.optimizer.apply(gradients, variables)  # gradients_reduced: no second one
         # The global batch's loss, as Keras reports it, times its rows.
         return data_sum + penalty * tf.reduce_sum(weight)
 
@@ -268,7 +282,8 @@ class Engine:
                 batches=steps * context.num_replicas_in_sync // context.num_input_pipelines,
             )
 
-        options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+        # Raw strings stay on the host; the model's lookups run there.
+        options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
         return iter(self.strategy.distribute_datasets_from_function(dataset, options))
 
     # -------------------------------------------------------------- training
@@ -293,8 +308,8 @@ class Engine:
         self.stop_training = False
         rng = np.random.default_rng(seed)
         rows = self.prepared.rows["train"]
-        for _ in range(first_epoch):
-            if self.prepared.in_memory:
+        if self.prepared.in_memory:
+            for _ in range(first_epoch):
                 rng.permutation(rows)  # the orders of the epochs already trained
         for hook in hooks:
             hook.on_train_begin(self, epochs, first_epoch)
@@ -314,6 +329,7 @@ class Engine:
                 logs = {"loss": loss}
                 if validate:
                     logs.update({f"val_{k}": v for k, v in self.evaluate("validation").items()})
+                logs = self._agreed(logs)
                 if not all(math.isfinite(v) for v in logs.values()):
                     raise DcnError(
                         f"training diverged: the loss is {loss} after epoch {epoch + 1}; "
@@ -325,8 +341,21 @@ class Engine:
                     break
             finished = True
         finally:
-            for hook in hooks:
-                hook.on_train_end(self, finished)
+            _end(hooks, self, finished)
+
+    def _agreed(self, logs: dict[str, float]) -> dict[str, float]:
+        """``logs`` averaged over a cluster's workers, so that every worker decides alike.
+
+        Each worker computes them from the same weights, but a worker on other
+        hardware may round differently, and a stop decided on one worker alone
+        would leave the others waiting in a collective.
+        """
+        if self.pipelines == 1:
+            return logs
+        values = tf.constant(list(logs.values()), tf.float64)
+        per_replica = self.strategy.run(lambda: tf.identity(values))
+        mean = self.strategy.reduce("mean", per_replica, axis=None).numpy()
+        return dict(zip(logs, (float(v) for v in mean), strict=True))
 
     def _run_epoch(self, hooks, calls: int, memory=None, iterator=None) -> float:
         steps, done, total = self.steps_per_epoch(), 0, 0.0
@@ -367,6 +396,18 @@ class Engine:
         del results["rows"]
         penalty = sum(float(loss) for loss in self.trainee.losses)
         return {"loss": results.pop("loss") + penalty, **results}
+
+
+def _end(hooks, engine: Engine, finished: bool) -> None:
+    """Every hook's ``on_train_end``, even when one raises; the first error then goes on."""
+    error: BaseException | None = None
+    for hook in hooks:
+        try:
+            hook.on_train_end(engine, finished)
+        except BaseException as err:  # noqa: B902 - re-raised below
+            error = error or err
+    if error is not None:
+        raise error
 
 
 def evaluate_batches(predict, task: str, batches) -> dict[str, float]:

@@ -99,6 +99,7 @@ class Saver(Hook):
             self.last_save = now
 
     def on_train_end(self, engine: Engine, finished: bool) -> None:
+        self.train_seconds = self.seconds()
         if finished and self.history:
             self.save(engine)  # the final state; a failed or stopped run keeps its last save
 
@@ -155,7 +156,8 @@ class TensorBoard(Hook):
         for name, value in logs.items():
             part = "validation" if name.startswith("val_") else "train"
             with self.writers[part].as_default():
-                tf.summary.scalar(f"epoch_{name.removeprefix('val_')}", value, step=epoch)
+                # Keras numbers epochs from 0 in TensorBoard.
+                tf.summary.scalar(f"epoch_{name.removeprefix('val_')}", value, step=epoch - 1)
 
     def on_train_end(self, engine: Engine, finished: bool) -> None:
         for writer in self.writers.values():

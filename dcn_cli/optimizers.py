@@ -52,12 +52,28 @@ def densify(gradient):
     return tf.scatter_nd(gradient.indices[:, None], gradient.values, shape)
 
 
-class _DeduplicatedSparseGradients:
+class _Reducible:
+    """Skips Keras' own all-reduce of the gradients once the engine has done it.
+
+    Under tf.distribute the engine all-reduces the data gradients itself and
+    adds the regularisation gradient after (it covers whole embedding tables,
+    which should not cross the network), then sets ``gradients_reduced``.
+    """
+
+    gradients_reduced = False
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        if self.gradients_reduced:
+            return list(grads_and_vars)
+        return super()._all_reduce_sum_gradients(grads_and_vars)
+
+
+class _DeduplicatedSparseGradients(_Reducible):
     def update_step(self, gradient, variable, learning_rate):
         return super().update_step(deduplicate(gradient), variable, learning_rate)
 
 
-class _DenseGradients:
+class _DenseGradients(_Reducible):
     def update_step(self, gradient, variable, learning_rate):
         return super().update_step(densify(gradient), variable, learning_rate)
 
@@ -77,12 +93,17 @@ class Adagrad(_DeduplicatedSparseGradients, keras.optimizers.Adagrad):
     """``keras.optimizers.Adagrad`` with duplicate sparse-gradient rows summed first."""
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SGD(_Reducible, keras.optimizers.SGD):
+    """``keras.optimizers.SGD``, whose gradients the engine may all-reduce itself."""
+
+
 def make(name: str, learning_rate: float, weight_decay: float = 0.0):
     """The optimizer ``dcn`` trains with, by its command-line name.
 
     ``weight_decay`` is Keras' decoupled decay (``w -= lr * decay * w`` each
     step); 0 turns it off, except for AdamW, whose own default (0.004) then holds.
     """
-    classes = {"adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "sgd": keras.optimizers.SGD}
+    classes = {"adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "sgd": SGD}
     options = {"weight_decay": weight_decay} if weight_decay else {}
     return classes[name](learning_rate=learning_rate, **options)

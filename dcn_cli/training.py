@@ -93,9 +93,9 @@ class TrainSettings:
 
 
 def make_optimizer(settings: TrainSettings):
-    from dcn_cli.engine import make_optimizer
+    from dcn_cli import optimizers
 
-    return make_optimizer(settings.optimizer, settings.lr, settings.weight_decay)
+    return optimizers.make(settings.optimizer, settings.lr, settings.weight_decay)
 
 
 @dataclass
@@ -254,7 +254,9 @@ def resume(
         with strategy.scope():
             model = checkpoint.load_model(out, config)
     if not chief:
-        return _fit(config, prepared, settings, None, quiet, tensorboard, model, strategy, history)
+        return _fit(
+            config, prepared, settings, None, quiet, tensorboard, model, strategy, history, out
+        )
     # Only now, with the model in hand, does the directory change.
     checkpoint.remove_temporary(out)
     (out / checkpoint.METRICS).unlink(missing_ok=True)  # describes an end this run moves past
@@ -310,28 +312,31 @@ def _fit(
     model,
     strategy,
     history: list[dict[str, float]] | None = None,
+    where: Path | None = None,
 ) -> TrainResult:
     """Train ``model`` from the epoch its history has reached to the end, then test and save it.
 
-    ``out`` is None on a cluster's other workers: they train and write nothing.
+    ``out`` is None on a cluster's other workers: they train and write nothing
+    (``where`` is then the run's directory, which they read).
     """
+    where = out or where or Path(".")
     from dcn_cli import hooks
-    from dcn_cli.distribute import lost_workers
+    from dcn_cli.distribute import barrier, lost_workers
     from dcn_cli.engine import Engine, summary
     from dcn_cli.model import count_trainable_params
 
     engine = Engine(model, config, prepared, settings.batch_size, strategy)
     history = list(history or [])
     if history:
-        history = history[: _epochs_trained(model, engine.steps_per_epoch(), history, out)]
+        history = history[: _epochs_trained(model, engine.steps_per_epoch(), history, where)]
     done = len(history)
     hook_list: list[hooks.Hook] = []
     if settings.patience:
         hook_list.append(hooks.EarlyStopping(settings.patience))  # first: restores before saving
     saver = None
     if out is not None:
-        saver = hooks.Saver(out, history, history[-1]["seconds"] if history else 0.0)
-        hook_list += [saver, hooks.Progress(quiet)]  # an epoch is reported once it is saved
+        saver = hooks.Saver(out, history, history[-1].get("seconds", 0.0) if history else 0.0)
+        hook_list += [saver, hooks.Progress(quiet)]  # a failed save is an error, then no line
         if tensorboard:
             hook_list.append(hooks.TensorBoard(out / checkpoint.LOGS))
     with source_errors(), lost_workers(strategy):  # a streamed file changed; a worker died
@@ -344,21 +349,23 @@ def _fit(
             calls_per_epoch=PROGRESS_UPDATES,
         )
     if out is None or saver is None:
+        barrier(strategy)  # stay until the chief has tested and saved the model
         return TrainResult({}, history, model, config)
     metrics: dict[str, Any] = summary(engine.evaluate("test"), config.task)
     if not all(math.isfinite(v) for v in metrics.values()):
         raise DcnError(f"training diverged: the test metrics are {metrics}; try a lower --lr")
     metrics.update(
         params=count_trainable_params(model),
-        train_seconds=round(saver.seconds(), 3),
+        train_seconds=round(saver.train_seconds, 3),
         test_rows=prepared.rows["test"],
         epochs_run=len(history),
     )
     checkpoint.save_metrics(out, metrics)
+    barrier(strategy)
     return TrainResult(metrics, history, model, config)
 
 
-def _epochs_trained(model, steps_per_epoch: int, history, out) -> int:
+def _epochs_trained(model, steps_per_epoch: int, history, out: Path) -> int:
     """Whole epochs in a saved model, from its optimizer's step count.
 
     history.csv is saved just before model.keras, so a kill between the two

@@ -4,6 +4,7 @@ Each test starts real worker processes (``python -m dcn_cli``), which talk
 through TensorFlow's collective ops over localhost ports.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -98,6 +99,46 @@ def test_a_killed_worker_ends_the_job_and_resume_finishes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     history = checkpoint.read_history(out)
     assert [row["epoch"] for row in history] == list(range(1, 41))
+
+
+def test_without_the_launcher_a_dead_worker_ends_the_others(tmp_path):
+    """A real cluster: TF_CONFIG set by hand, no --workers to stop the survivors."""
+    ports = distribute.free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    out = tmp_path / "run"
+    workers = []
+    for index in range(2):
+        task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dcn_cli", "train", *FAST, "--epochs", "500"]
+                + ["--out", str(out)],
+                cwd=ROOT,
+                env={**os.environ, "TF_CONFIG": json.dumps(task)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / checkpoint.MODEL).exists():
+            assert all(w.poll() is None for w in workers), workers[0].stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint was saved"
+            time.sleep(0.2)
+        workers[1].kill()
+        killed = time.monotonic()
+        _, stderr = workers[0].communicate(timeout=180)
+        took = time.monotonic() - killed
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    assert workers[0].returncode == 1
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: worker 0: lost another worker of the cluster"), stderr[-3000:]
+    assert took < 120
+    assert checkpoint.load_model(out) is not None
 
 
 def test_a_taken_port_ends_the_job_naming_the_worker(tmp_path, capfd):

@@ -5,8 +5,9 @@ import pytest
 
 from dcn_cli import backend
 from dcn_cli.config import ModelConfig
-from dcn_cli.engine import Engine, compile_model, evaluate_batches, make_optimizer
+from dcn_cli.engine import Engine, compile_model, evaluate_batches
 from dcn_cli.model import build_model, split_model
+from dcn_cli.optimizers import make as make_optimizer
 from dcn_cli.pipeline import DataOptions, prepare
 from dcn_cli.sources import open_table
 
