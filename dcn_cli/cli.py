@@ -355,8 +355,6 @@ def _launch(workers: int, distribute: str) -> int:
 
     from dcn_cli.distribute import launch, without_workers_option
 
-    if workers < 1:
-        raise DcnError(f"--workers must be at least 1, got {workers}")
     if distribute not in ("auto", "multi-worker"):
         raise DcnError(f"--workers {workers} runs a cluster; --distribute {distribute} cannot")
     argv = sys.argv[1:]

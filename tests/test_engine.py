@@ -1,5 +1,7 @@
 """The training engine: it trains as model.fit does, on one device or several."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -30,6 +32,17 @@ def _setup(sample, memory_budget=None, seed=0, hash_buckets=None, strategy=None,
         model = build_model(config)
         compile_model(model, config.task, make_optimizer(optimizer, 0.01))
     return keras, prepared, config, model
+
+
+@functools.cache
+def _mirrored():
+    """One MirroredStrategy for the session: a second one in the same process reuses the
+    first one's collective keys, and TensorFlow then mixes up their shapes."""
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) == 2  # conftest splits the CPU
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
 def _weights(model):
@@ -85,11 +98,8 @@ def test_engine_trains_as_model_fit_does(sample, memory_budget, optimizer):
     "optimizer, memory_budget", [("adam", None), ("adagrad", None), ("adam", 0)]
 )
 def test_mirrored_over_two_devices_trains_as_one_device(optimizer, memory_budget):
-    import tensorflow as tf
 
-    devices = tf.config.list_logical_devices("CPU")
-    assert len(devices) == 2  # conftest splits the CPU
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    strategy = _mirrored()
     results = []
     for chosen in (None, strategy):
         keras, prepared, config, model = _setup(

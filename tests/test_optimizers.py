@@ -34,9 +34,9 @@ def test_densify_gives_the_dense_gradient():
 
 
 def _one_step(optimizer, dense_reference: bool):
-    """One update of a 3-row embedding whose batch repeats row 0 many times."""
+    """One update of a 4-row embedding whose batch repeats row 0 many times, misses row 3."""
     keras.utils.set_random_seed(0)
-    table = keras.layers.Embedding(3, 2)
+    table = keras.layers.Embedding(4, 2)
     ids = tf.constant([0] * 50 + [1, 2])
     table.build((None,))
     with tf.GradientTape() as tape:
