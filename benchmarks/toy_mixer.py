@@ -46,7 +46,11 @@ def main() -> None:
 
     def run(arch: str, deep: list[int], seed: int):
         keras.utils.set_random_seed(seed)
-        model = build_model(ModelConfig(features=features, arch=arch, deep_layers=deep))
+        model = build_model(
+            ModelConfig(
+                features=features, arch=arch, deep_layers=deep, dropout=0.0, embedding_l2=0.0
+            )
+        )
         model.compile(
             optimizer=keras.optimizers.Adagrad(0.4),
             loss="mse",

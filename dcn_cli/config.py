@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dcn_cli import defaults
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json, write_json
 
@@ -173,10 +174,14 @@ class ModelConfig:
     projection_dim: int | None = None
     num_experts: int = 4
     diag_scale: float = 0.0
-    deep_layers: list[int] = field(default_factory=lambda: [192, 192])
-    dropout: float = 0.0
-    embedding_dim: int = 32
-    embedding_l2: float = 0.0  # L2 penalty on every embedding table, added to the loss
+    # The defaults are dcn train's (dcn_cli/defaults.py), so that the Python API and
+    # the command line build the same model.
+    deep_layers: list[int] = field(
+        default_factory=lambda: [int(n) for n in defaults.DEEP_LAYERS.split(",")]
+    )
+    dropout: float = defaults.DROPOUT
+    embedding_dim: int = defaults.EMBEDDING_DIM
+    embedding_l2: float = defaults.EMBEDDING_L2  # L2 penalty on every embedding table
     # mixed_bfloat16: embeddings, cross and deep layers compute in bfloat16 (weights
     # stay float32); the output layer computes in float32 either way.
     precision: str = "float32"

@@ -258,11 +258,13 @@ def test_reused_model_runs_match_freshly_built_ones(mixer):
 
     keras = backend.load()
     spec, settings = DataSpec(str(mixer)), TrainSettings(epochs=2, batch_size=256)
-    runs = compare(["dcn"], 2, spec, settings)["models"][0]["runs"]
+    runs = compare(["dcn"], 2, spec, settings, dropout=0.0)["models"][0]["runs"]
 
     prepared = spec.prepare()
     keras.utils.set_random_seed(1)
-    config = ModelConfig(features=prepared.features, task="regression", **PRESETS["dcn"])
+    config = ModelConfig(
+        features=prepared.features, task="regression", dropout=0.0, **PRESETS["dcn"]
+    )
     model = build_model(config)
     compile_model(model, "regression", make_optimizer(settings))
     model.fit(prepared.dataset("train", 256, shuffle_seed=1), epochs=2, verbose=0, shuffle=False)
