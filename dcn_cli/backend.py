@@ -37,5 +37,6 @@ def load():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # probes CUDA now, while stderr is muted
+        tf.get_logger().setLevel("ERROR")  # its Python warnings are not the user's business
         import keras
     return keras

@@ -118,7 +118,11 @@ def barrier(strategy) -> None:
         return
     import tensorflow as tf
 
-    strategy.reduce("sum", strategy.run(lambda: tf.constant(1.0)), axis=None)
+    @tf.function
+    def meet():
+        return strategy.reduce("sum", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+    meet()
 
 
 @contextlib.contextmanager

@@ -369,10 +369,13 @@ class Engine:
         """
         if self.pipelines == 1:
             return logs
-        values = tf.constant(list(logs.values()), tf.float64)
-        per_replica = self.strategy.run(lambda: tf.identity(values))
-        mean = self.strategy.reduce("mean", per_replica, axis=None).numpy()
+        mean = self._mean(tf.constant(list(logs.values()), tf.float64)).numpy()
         return dict(zip(logs, (float(v) for v in mean), strict=True))
+
+    @tf.function
+    def _mean(self, values):
+        per_replica = self.strategy.run(tf.identity, args=(values,))
+        return self.strategy.reduce("mean", per_replica, axis=None)
 
     def _run_epoch(self, hooks, calls: int, memory=None, iterator=None) -> float:
         steps, done, total = self.steps_per_epoch(), 0, 0.0

@@ -134,6 +134,7 @@ def test_without_the_launcher_a_dead_worker_ends_the_others(tmp_path):
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
+    print(f"the surviving worker stopped {took:.1f} s after the kill")
     assert workers[0].returncode == 1
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("Error: worker 0: lost another worker of the cluster"), stderr[-3000:]
