@@ -79,7 +79,7 @@ def toy(runs: int) -> None:
             )
         settings = TrainSettings(epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=0)
         result = train(
-            {"arch": "deep", "deep_layers": [512, 256, 128]},
+            {"arch": "deep", "deep_layers": [512, 256, 128], "dropout": 0.0},
             DataSpec(),
             settings,
             out=Path(tmp) / "dnn",

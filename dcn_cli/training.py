@@ -382,6 +382,7 @@ def _epochs_trained(model, steps_per_epoch: int, history, out: Path) -> int:
 
 def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     """Metrics of a checkpoint on its own test split, or on every row of other data."""
+    backend.load()  # quietly, before anything imports TensorFlow
     import tensorflow as tf
 
     from dcn_cli.engine import EVAL_BATCH, evaluate_batches, summary
