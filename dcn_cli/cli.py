@@ -351,12 +351,15 @@ def train(
 
 def _launch(workers: int, distribute: str) -> int:
     """``dcn train --workers N``: this same command line, as N local workers of one cluster."""
+    import os
     import sys
 
     from dcn_cli.distribute import launch, without_workers_option
 
     if distribute not in ("auto", "multi-worker"):
         raise DcnError(f"--workers {workers} runs a cluster; --distribute {distribute} cannot")
+    if "TF_CONFIG" in os.environ:
+        typer.echo("Warning: --workers gives its workers their own TF_CONFIG", err=True)
     argv = sys.argv[1:]
     if "--workers" not in " ".join(argv).replace("=", " ").split():
         raise DcnError("--workers starts processes from the dcn command line only")

@@ -39,19 +39,34 @@ STOP_SECONDS = 10.0  # how long a worker gets to stop after SIGTERM before SIGKI
 
 
 def _cluster() -> dict | None:
-    """TF_CONFIG's contents, when it names a cluster of more than one task."""
+    """TF_CONFIG's contents, when it names a cluster of more than one task.
+
+    A TF_CONFIG that is not a cluster description, or whose own task is not in
+    its cluster, is an error, whatever the cluster's size.
+    """
     text = os.environ.get("TF_CONFIG")
     if not text:
         return None
+    shape = (
+        'a cluster description like {"cluster": {"worker": ["host:port", ...]}, '
+        '"task": {"type": "worker", "index": 0}}'
+    )
     try:
         config = json.loads(text)
-        tasks = sum(len(addresses) for addresses in config["cluster"].values())
-        config["task"]["type"], config["task"]["index"]
+        cluster, task = config["cluster"], config["task"]
+        tasks = sum(len(addresses) for addresses in cluster.values())
+        kind, index = task["type"], task["index"]
     except (ValueError, KeyError, TypeError, AttributeError):
+        raise DcnError(f"TF_CONFIG is not {shape}") from None
+    if kind not in cluster or not isinstance(cluster[kind], list):
+        raise DcnError(f"TF_CONFIG: its task type {kind!r} is not in its cluster")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise DcnError(f"TF_CONFIG: the task index must be an integer, got {index!r}")
+    if not 0 <= index < len(cluster[kind]):
         raise DcnError(
-            'TF_CONFIG is not a cluster description like {"cluster": {"worker": [...]}, '
-            '"task": {"type": "worker", "index": 0}}'
-        ) from None
+            f"TF_CONFIG: task index {index} is outside its cluster's "
+            f"{len(cluster[kind])} {kind} address(es)"
+        )
     return config if tasks > 1 else None
 
 
@@ -70,6 +85,8 @@ def make_strategy(name: str = "auto"):
             )
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
+        except ValueError as err:  # a cluster TensorFlow cannot use
+            raise DcnError(f"TF_CONFIG: {err}") from None
         except tf.errors.OpError as err:
             task = cluster["task"]
             address = cluster["cluster"][task["type"]][task["index"]]
@@ -230,8 +247,9 @@ def launch(n: int, argv: list[str], ports: list[int] | None = None) -> int:
         for thread in threads:
             thread.join(timeout=5)
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM as the CLI raises it
-        relay.clear()
-        _stop(workers)
+        _stop(workers)  # the chief's last epoch lines still come through
+        for thread in threads:
+            thread.join(timeout=5)
         print("Interrupted.", file=sys.stderr, flush=True)
         return 143 if type(err).__name__ == "_Terminated" else 130
     finally:
@@ -267,13 +285,18 @@ def _read_stderr(worker: subprocess.Popen, tail: deque, relay: threading.Event |
         *lines, pending = (pending + decoder.decode(chunk)).split("\n")
         tail.extend(line.split("\r")[-1] for line in lines)
         if relay is not None and relay.is_set():
-            shown = "".join(f"{line}\n" for line in lines if not line.startswith("Error: "))
-            if not pending.startswith("Error: "):
+            shown = "".join(f"{line}\n" for line in lines if not _held(line))
+            if not _held(pending) and not "Interrupted.".startswith(pending):
                 shown, pending = shown + pending, ""
             sys.stderr.write(shown)
             sys.stderr.flush()
     if pending:
         tail.append(pending.split("\r")[-1])
+
+
+def _held(line: str) -> bool:
+    """The chief's lines the launcher says itself, once: its error, its interruption."""
+    return line.startswith("Error: ") or line.strip() == "Interrupted."
 
 
 def _wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:

@@ -182,3 +182,36 @@ def test_multi_worker_without_a_cluster_is_an_error(runner, tmp_path, monkeypatc
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: --distribute multi-worker needs TF_CONFIG")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("not json", "TF_CONFIG is not a cluster description"),
+        (
+            '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}}',
+            "TF_CONFIG: task index 5 is outside its cluster's 2 worker address(es)",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}',
+            "TF_CONFIG: task index 3 is outside its cluster's 1 worker address(es)",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "ps", "index": 0}}',
+            "TF_CONFIG: its task type 'ps' is not in its cluster",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": "x"}}',
+            "TF_CONFIG: the task index must be an integer, got 'x'",
+        ),
+    ],
+)
+def test_a_wrong_tf_config_is_one_error_line(runner, tmp_path, monkeypatch, tf_config, message):
+    from dcn_cli.cli import app
+
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "x"), "--epochs", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {message}")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
