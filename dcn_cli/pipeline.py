@@ -253,7 +253,6 @@ def streamed_dataset(
     """
     import tensorflow as tf
 
-    label = schema.label
     dtypes = {c.name: c.dtype for c in schema.columns}
     epochs = itertools.count(first_epoch)
 
@@ -266,22 +265,9 @@ def streamed_dataset(
 
     def cut():
         rng = np.random.default_rng([shuffle_seed or 0, next(epochs)])
-        carry: list[Chunk] = []
-        for chunk in chunks():
-            if shuffle_seed is not None:
-                order = rng.permutation(len(chunk[label]))
-                chunk = {k: v[order] for k, v in chunk.items()}
-            carry.append(chunk)
-            merged = _concat(carry, schema)
-            n = len(merged[label])
-            full = n - n % batch_size
-            for i in range(0, full, batch_size):
-                rows = slice(i, i + batch_size)
-                yield {k: merged[k][rows] for k in names}, merged[label][rows, None]
-            carry = [{k: v[full:] for k, v in merged.items()}]
-        rest = _concat(carry, schema)
-        if len(rest[label]):
-            yield {k: rest[k] for k in names}, rest[label][:, None]
+        yield from _cut(
+            chunks(), schema, names, batch_size, rng if shuffle_seed is not None else None
+        )
 
     signature = (
         {n: tf.TensorSpec((None,), _tf_dtype(tf, dtypes[n])) for n in names},
@@ -326,41 +312,25 @@ def replica_batches(
             seen += n
             yield {k: v[keep] for k, v in chunk.items()}
 
-    def padded(rows: Chunk, n: int):
-        weight = np.zeros(batch_size, np.float32)
-        weight[:n] = 1.0
-        x = {}
-        for k in names:
-            pad = np.full(
-                batch_size - n, "" if dtypes[k] == "string" else 0, NUMPY_DTYPES[dtypes[k]]
-            )
-            x[k] = np.concatenate([rows[k][:n], pad])
-        y = np.concatenate([rows[label][:n], np.zeros(batch_size - n, np.float32)])
-        return x, y[:, None], weight
+    def padded(x: Chunk, y: np.ndarray):
+        n, pad = len(y), batch_size - len(y)
+        fill = {k: "" if dtypes[k] == "string" else 0 for k in names}
+        x = {
+            k: np.concatenate([x[k], np.full(pad, fill[k], NUMPY_DTYPES[dtypes[k]])]) for k in names
+        }
+        weight = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+        return x, np.concatenate([y, np.zeros((pad, 1), np.float32)]), weight
 
     def generate():
         rng = np.random.default_rng([seed, epoch])
-        made, carry = 0, []
+        made = 0
         try:
-            for chunk in shard():
-                order = rng.permutation(len(chunk[label]))
-                carry.append({k: v[order] for k, v in chunk.items()})
-                merged = _concat(carry, schema)
-                n = len(merged[label])
-                full = n - n % batch_size
-                for i in range(0, full, batch_size):
-                    rows = slice(i, i + batch_size)
-                    yield (
-                        {k: merged[k][rows] for k in names},
-                        merged[label][rows, None],
-                        np.ones(batch_size, np.float32),
-                    )
-                    made += 1
-                carry = [{k: v[full:] for k, v in merged.items()}]
-            rest = _concat(carry, schema)
-            while batches is not None and made < batches or len(rest[label]):
-                yield padded(rest, len(rest[label]))
-                rest = {k: v[:0] for k, v in rest.items()}
+            for x, y in _cut(shard(), schema, names, batch_size, rng):
+                yield padded(x, y)  # only the last batch is short
+                made += 1
+            empty = {k: np.array([], NUMPY_DTYPES[dtypes[k]]) for k in names}
+            while batches is not None and made < batches:
+                yield padded(empty, np.zeros((0, 1), np.float32))
                 made += 1
         except DcnError as err:
             _raised.append(err)
@@ -375,6 +345,30 @@ def replica_batches(
     )
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
     return ds.prefetch(2)
+
+
+def _cut(chunks: Iterator[Chunk], schema: Schema, names: list[str], batch_size: int, rng):
+    """``(x, label column)`` batches of ``batch_size`` rows, then the short rest.
+
+    With ``rng`` each chunk is shuffled first; rows carry over between chunks.
+    """
+    label = schema.label
+    carry: list[Chunk] = []
+    for chunk in chunks:
+        if rng is not None:
+            order = rng.permutation(len(chunk[label]))
+            chunk = {k: v[order] for k, v in chunk.items()}
+        carry.append(chunk)
+        merged = _concat(carry, schema)
+        n = len(merged[label])
+        full = n - n % batch_size
+        for i in range(0, full, batch_size):
+            rows = slice(i, i + batch_size)
+            yield {k: merged[k][rows] for k in names}, merged[label][rows, None]
+        carry = [{k: v[full:] for k, v in merged.items()}]
+    rest = _concat(carry, schema)
+    if len(rest[label]):
+        yield {k: rest[k] for k in names}, rest[label][:, None]
 
 
 _raised: list[DcnError] = []  # what a streamed dataset's reader raised, for source_errors()
