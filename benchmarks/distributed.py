@@ -64,11 +64,11 @@ def _engine(
     import tensorflow as tf
 
     from dcn_cli.config import ModelConfig
+    from dcn_cli.data import open_table
     from dcn_cli.engine import Engine, compile_model
     from dcn_cli.model import build_model
     from dcn_cli.optimizers import make as make_optimizer
-    from dcn_cli.pipeline import DataOptions, prepare
-    from dcn_cli.sources import open_table
+    from dcn_cli.prepare import DataOptions, prepare
 
     table = open_table(data)
     options = DataOptions()
@@ -288,7 +288,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         ctr = str(Path(tmp) / "ctr")
-        generate("ctr", ctr, rows=100_000, seed=0, max_vocab=1_000_000)
+        generate("ctr", ctr, rows=100_000, seed=0, vocab_size=1_000_000)
         measured = bytes_section(args.ml100k, ctr) if "bytes" in only else None
         if "workers" in only:
             workers_section(args.ml100k)

@@ -54,8 +54,9 @@ def matmul_flops_per_second(size: int = 2048, repeats: int = 20, dtype: str = "f
 
 
 def toy(runs: int) -> None:
+    from dcn_cli.data import DataSpec
     from dcn_cli.explain import explain
-    from dcn_cli.training import DataSpec, TrainSettings, train
+    from dcn_cli.training import TrainSettings, train
 
     print("\n### Toy: the tutorial's mixer\n")
     print("| model | seed | test RMSE | trainable params | train s | strongest cross |")
@@ -100,8 +101,8 @@ TUTORIAL_FLAGS = "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --drop
 def compare_flops(result: dict, data: str, settings) -> float:
     """Matmul FLOPs of a compare: 3 x forward per training example, 1 x per test example."""
     from dcn_cli.config import ModelConfig
+    from dcn_cli.data import DataSpec
     from dcn_cli.model import forward_flops
-    from dcn_cli.training import DataSpec
 
     features = DataSpec(data).prepare().features
     rows, flops = result["rows"], 0.0
@@ -123,7 +124,7 @@ def comparison(
     dropout: float,
 ) -> None:
     from dcn_cli.compare import compare
-    from dcn_cli.training import DataSpec
+    from dcn_cli.data import DataSpec
 
     start = time.perf_counter()
     result = compare(
@@ -167,7 +168,8 @@ def _median_seconds(command: list[str], times: int) -> float:
 
 def speed(data: str, runs: int, repeats: int) -> None:
     from dcn_cli.compare import compare
-    from dcn_cli.training import DataSpec, TrainSettings
+    from dcn_cli.data import DataSpec
+    from dcn_cli.training import TrainSettings
 
     settings = TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
     precisions = ("float32", "mixed_bfloat16")
@@ -223,8 +225,9 @@ def speed(data: str, runs: int, repeats: int) -> None:
 
 
 def poly() -> None:
+    from dcn_cli.data import DataSpec
     from dcn_cli.generate import generate
-    from dcn_cli.training import DataSpec, TrainSettings, train
+    from dcn_cli.training import TrainSettings, train
 
     print("\n### DCN-V2 paper polynomials, one cross layer\n")
     print("| function | rows | test RMSE | params | train s |")

@@ -48,7 +48,8 @@ def dcn_job(path: str, job: str) -> dict:
 
     backend.load()
     from dcn_cli.compare import compare
-    from dcn_cli.training import DataSpec, train
+    from dcn_cli.data import DataSpec
+    from dcn_cli.training import train
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,9 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     keras = backend.load()
     from dcn_cli.config import ModelConfig
+    from dcn_cli.data import DataSpec
     from dcn_cli.engine import Engine, Hook, compile_model
     from dcn_cli.model import build_model
-    from dcn_cli.training import DataSpec, TrainSettings, make_optimizer
+    from dcn_cli.training import TrainSettings, make_optimizer
 
     class Curve(Hook):
         def __init__(self):

@@ -143,7 +143,7 @@ def generate(
     noise: Annotated[
         float, typer.Option(help="poly: standard deviation of Gaussian label noise.")
     ] = 0.0,
-    max_vocab: Annotated[
+    vocab_size: Annotated[
         int, typer.Option(help="ctr: vocabulary size of the largest column (C26).")
     ] = 1_000_000,
 ) -> None:
@@ -160,7 +160,7 @@ def generate(
         order=order,
         terms=terms,
         noise=noise,
-        max_vocab=max_vocab,
+        vocab_size=vocab_size,
     )
     rows_written = schema.source["rows"]
     typer.echo(f"wrote {rows_written:,} {kind} rows to {out} ({len(schema.files)} file(s))")
@@ -298,7 +298,8 @@ def train(
 ) -> None:
     """Train a model and write a checkpoint directory."""
     from dcn_cli.config import parse_int_list
-    from dcn_cli.training import DataSpec, TrainSettings
+    from dcn_cli.data import DataSpec
+    from dcn_cli.training import TrainSettings
     from dcn_cli.training import resume as resume_run
     from dcn_cli.training import train as run
 
@@ -429,7 +430,8 @@ def compare(
 
     from dcn_cli.compare import compare as run
     from dcn_cli.compare import write_outputs
-    from dcn_cli.training import DataSpec, TrainSettings
+    from dcn_cli.data import DataSpec
+    from dcn_cli.training import TrainSettings
 
     if runs <= 0:
         raise DcnError(f"--runs must be at least 1, got {runs}")

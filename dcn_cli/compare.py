@@ -21,9 +21,10 @@ import numpy as np
 
 from dcn_cli import backend
 from dcn_cli.config import FeatureSpec, ModelConfig
+from dcn_cli.data import DataSpec
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path, read_json, write_json, write_text
-from dcn_cli.training import DataSpec, TrainSettings, make_optimizer
+from dcn_cli.training import TrainSettings, make_optimizer
 
 PRESETS: dict[str, dict[str, Any]] = {
     "dcn": {"arch": "stacked", "cross_layers": 1, "deep_layers": [192, 192]},

@@ -9,17 +9,19 @@ written once.
 
 How a step runs, and why:
 
-- **Data held in memory** is encoded to vocabulary ids once (the model's
-  *encoder*, :func:`~dcn_cli.model.split_model`); the model's *core*, which
-  shares its weights, trains on the ids. Looking strings up again every batch
-  cost as much as the arithmetic on MovieLens 100K. Each epoch is one seeded
-  permutation of the rows (``Prepared.dataset``'s order), cut into global
-  batches of ``batch_size`` rows; replica ``r`` takes the ``r``-th slice of
-  every global batch, so any number of replicas sees the batches one device
-  would.
-- **Data streamed from disk** trains the whole model on raw values. Each
-  input pipeline (one per worker) reads its own share of the rows and cuts it
-  into per-replica batches.
+- **The model's core trains on encoded rows.** Rows are encoded to
+  vocabulary ids and numbers (:class:`~dcn_cli.pipeline.Encoder`) outside the
+  model; the *core* (:func:`~dcn_cli.model.split_model`), which shares the
+  model's weights, trains on them. Looking strings up again every batch cost
+  as much as the arithmetic on MovieLens 100K.
+- **Data held in memory** is encoded once. Each epoch is one seeded
+  permutation of the rows, cut into global batches of ``batch_size`` rows;
+  replica ``r`` takes the ``r``-th slice of every global batch, so any number
+  of replicas sees the batches one device would.
+- **Data streamed from disk** is encoded as it is read
+  (:func:`~dcn_cli.pipeline.streamed_batches`). Each input pipeline (one per
+  worker) reads its own share of the shards and cuts it into per-replica
+  batches.
 - **Every replica batch has the same shape**: the last, short batch is padded
   with rows of weight 0. Collective ops inside a loop require it (TF 2.21
   refuses a gather whose shape changes between iterations). One replica of
@@ -53,10 +55,10 @@ import tensorflow as tf
 from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
 from dcn_cli.model import split_model
-from dcn_cli.pipeline import Prepared, replica_batches
+from dcn_cli.pipeline import Encoder, encoded_split, pipeline_rows, streamed_batches
+from dcn_cli.prepare import Prepared
 
 EVAL_BATCH = 65536
-ENCODE_ROWS = 65536
 
 
 def metric_names(task: str) -> tuple[str, ...]:
@@ -152,17 +154,16 @@ class Engine:
                 raise TypeError(f"{type(self.optimizer).__name__} is not one of dcn's optimizers")
             self.optimizer.gradients_reduced = True
         self.stop_training = False
+        _, self.trainee = split_model(model, config)
+        self.encoder = Encoder(model, config)
         if prepared.in_memory:
-            encoder, self.trainee = split_model(model, config)
-            with tf.device("CPU:0"):
-                self._splits = {
-                    split: self._encode(encoder, split)
-                    for split in ("train", "validation", "test")
-                    if prepared.rows[split]
-                }
+            self._splits = {
+                split: _Encoded(*encoded_split(prepared, self.encoder, split))
+                for split in ("train", "validation", "test")
+                if prepared.rows[split]
+            }
             self._train_function = tf.function(self._memory_steps)
         else:
-            self.trainee = model
             self._train_function = tf.function(self._streamed_steps)
         self._predict = tf.function(
             lambda x: self.trainee(x, training=False), reduce_retracing=True
@@ -170,27 +171,16 @@ class Engine:
 
     # -------------------------------------------------------------- data
 
-    def _encode(self, encoder: keras.Model, split: str) -> _Encoded:
-        data = self.prepared.arrays(split)
-        n = len(data[self.prepared.label])
-        parts = []
-        for start in range(0, n, ENCODE_ROWS):
-            rows = slice(start, start + ENCODE_ROWS)
-            encoded = encoder({name: tf.constant(data[name][rows]) for name in self.names})
-            # A model of one output returns it bare, not in a list.
-            parts.append(encoded if isinstance(encoded, list) else [encoded])
-        columns = [tf.concat([part[i] for part in parts], 0) for i in range(len(self.names))]
-        return _Encoded(columns, tf.constant(data[self.prepared.label].reshape(-1, 1)))
-
     def steps_per_epoch(self) -> int:
         """Global steps in one epoch: every replica batch, padded ones included."""
         rows = self.prepared.rows["train"]
         if self.prepared.in_memory:
             return -(-rows // self.batch_size)
-        # Each pipeline holds at most ceil(rows / pipelines) rows, and a step takes
-        # its local replicas' batches.
-        most = math.ceil(rows / self.pipelines)
-        return math.ceil(most / (self.replicas // self.pipelines * self.per_replica))
+        # The pipeline with the most rows decides; a step takes its local replicas' batches.
+        most = max(
+            pipeline_rows(self.prepared, "train", p, self.pipelines) for p in range(self.pipelines)
+        )
+        return max(1, math.ceil(most / (self.replicas // self.pipelines * self.per_replica)))
 
     def _epoch_order(self, order: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
         """Row numbers and weights of every replica batch of an epoch, end to end.
@@ -288,20 +278,21 @@ class Engine:
         steps = self.steps_per_epoch()
 
         def dataset(context: tf.distribute.InputContext):
-            return replica_batches(
+            return streamed_batches(
                 self.prepared,
+                self.encoder,
                 "train",
                 self.per_replica,
                 seed=seed,
                 epoch=epoch,
                 pipeline=context.input_pipeline_id,
                 pipelines=context.num_input_pipelines,
-                batches=steps * context.num_replicas_in_sync // context.num_input_pipelines,
+                batches=None
+                if self.replicas == 1
+                else steps * context.num_replicas_in_sync // context.num_input_pipelines,
             )
 
-        # Raw strings stay on the host; the model's lookups run there.
-        options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
-        return iter(self.strategy.distribute_datasets_from_function(dataset, options))
+        return iter(self.strategy.distribute_datasets_from_function(dataset))
 
     # -------------------------------------------------------------- training
 
@@ -411,7 +402,10 @@ class Engine:
                 for i in range(0, data.rows, EVAL_BATCH)
             )
         else:
-            batches = iter(self.prepared.dataset(split, EVAL_BATCH))
+            batches = (
+                (x, y)
+                for x, y, _ in streamed_batches(self.prepared, self.encoder, split, EVAL_BATCH)
+            )
         results = evaluate_batches(self._predict, self.task, batches)
         del results["rows"]
         penalty = sum(float(loss) for loss in self.trainee.losses)

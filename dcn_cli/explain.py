@@ -70,17 +70,17 @@ def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tup
 
 def _mean_gates(model, record, cross_network) -> list[np.ndarray | None]:
     """Mean softmax gate of each mix layer over up to 4096 of the checkpoint's test rows."""
+    from dcn_cli.data import DataSpec
     from dcn_cli.layers import MixCross
     from dcn_cli.model import cross_input_model
-    from dcn_cli.training import DataSpec
 
     if not any(isinstance(layer, MixCross) for layer in cross_network.cross_layers):
         return [None] * len(cross_network.cross_layers)
 
     keras = backend.load()
     prepared = DataSpec.from_record(record).prepare()
-    features, _ = next(iter(prepared.dataset("test", 4096)))
-    x0 = cross_input_model(model)(features)
+    head = prepared.head("test", 4096)
+    x0 = cross_input_model(model)({f.name: head[f.name] for f in prepared.features})
     gates: list[np.ndarray | None] = []
     x = x0
     for layer in cross_network.cross_layers:

@@ -19,6 +19,7 @@ from dcn_cli import synthetic
 from dcn_cli.config import check_finite, check_seed
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import normal_mode
+from dcn_cli.prepare import CACHE_DIR
 from dcn_cli.schema import Column, Schema, Split
 
 KINDS = ("mixer", "poly", "ctr")
@@ -33,29 +34,41 @@ def _format(values: np.ndarray) -> list[str]:
 
 
 def _write_shards(
-    directory: Path, names: list[str], chunks: Iterator[dict[str, np.ndarray]], shard_rows: int
-) -> list[str]:
-    files: list[str] = []
-    handle, in_shard = None, 0
+    directory: Path,
+    families: dict[str, list[str]],
+    chunks: Iterator[dict[str, np.ndarray]],
+    shard_rows: int,
+) -> dict[str, list[str]]:
+    """CSV shards of ``shard_rows`` rows; each family (file prefix -> its columns) row-aligned.
+
+    ``{"data": [...columns], "truth": ["probability"]}`` writes ``data-00000.csv``
+    and ``truth-00000.csv`` side by side, holding the same rows.
+    """
+    files: dict[str, list[str]] = {prefix: [] for prefix in families}
+    handles: dict = {}
+    in_shard = 0
     try:
         for chunk in chunks:
-            columns = [_format(chunk[name]) for name in names]
-            n, i = len(columns[0]), 0
+            columns = {p: [_format(chunk[name]) for name in names] for p, names in families.items()}
+            n, i = len(next(iter(chunk.values()))), 0
             while i < n:
-                if handle is None or in_shard >= shard_rows:
-                    if handle is not None:
+                if not handles or in_shard >= shard_rows:
+                    for handle in handles.values():
                         handle.close()
-                    files.append(f"data-{len(files):05d}.csv")
-                    handle = open(directory / files[-1], "w", encoding="utf-8", newline="")
-                    handle.write(",".join(names) + "\n")
+                    for prefix, names in families.items():
+                        files[prefix].append(f"{prefix}-{len(files[prefix]):05d}.csv")
+                        path = directory / files[prefix][-1]
+                        handles[prefix] = open(path, "w", encoding="utf-8", newline="")
+                        handles[prefix].write(",".join(names) + "\n")
                     in_shard = 0
                 take = min(n - i, shard_rows - in_shard)
-                rows = zip(*(col[i : i + take] for col in columns), strict=True)
-                handle.write("".join(",".join(row) + "\n" for row in rows))
+                for prefix, cols in columns.items():
+                    rows = zip(*(col[i : i + take] for col in cols), strict=True)
+                    handles[prefix].write("".join(",".join(row) + "\n" for row in rows))
                 i += take
                 in_shard += take
     finally:
-        if handle is not None:
+        for handle in handles.values():
             handle.close()
     return files
 
@@ -68,12 +81,13 @@ def _slices(columns: dict[str, np.ndarray], rows: int = 100_000) -> Iterator[dic
 
 
 def _only_a_dataset(directory: Path) -> bool:
-    """Whether ``directory`` holds nothing but a schema.json and the files it lists."""
+    """Whether ``directory`` holds nothing but a schema.json, the files it lists, a cache."""
     try:
-        files = Schema.load(directory / "schema.json").files
+        schema = Schema.load(directory / "schema.json")
     except DcnError:
         return False
-    return all(p.name in {"schema.json", *files} for p in directory.iterdir())
+    ours = {"schema.json", CACHE_DIR, *schema.files, *schema.truth}
+    return all(p.name in ours for p in directory.iterdir())
 
 
 def _place(tmp: Path, out: Path) -> None:
@@ -101,7 +115,7 @@ def build(
     order: int = 2,
     terms: int = 4,
     noise: float = 0.0,
-    max_vocab: int = 1_000_000,
+    vocab_size: int = 1_000_000,
 ) -> tuple[Schema, Iterator[dict[str, np.ndarray]]]:
     """Dataset ``kind``'s schema (no files yet) and its rows, chunk by chunk."""
     if kind not in KINDS:
@@ -165,19 +179,19 @@ def build(
         task = "regression"
     else:
         seed = 0 if seed is None else seed
-        if max_vocab < 4:
-            raise DcnError(f"--max-vocab must be at least 4, got {max_vocab}")
+        if vocab_size < 4:
+            raise DcnError(f"--vocab-size must be at least 4, got {vocab_size}")
         made.update(
             seed=seed,
-            max_vocab=max_vocab,
+            vocab_size=vocab_size,
             vocab_sizes=dict(
-                zip(synthetic.CTR_CATEGORICAL, synthetic.ctr_vocab_sizes(max_vocab), strict=True)
+                zip(synthetic.CTR_CATEGORICAL, synthetic.ctr_vocab_sizes(vocab_size), strict=True)
             ),
         )
         columns = [Column("label", "label")]  # label first, as in Criteo's files
         columns += [Column(n, "numerical") for n in synthetic.CTR_NUMERICAL]
         columns += [Column(n, "categorical", "string") for n in synthetic.CTR_CATEGORICAL]
-        chunks = synthetic.ctr_chunks(rows, seed, max_vocab)
+        chunks = synthetic.ctr_chunks(rows, seed, vocab_size)
         split = Split(kind="random", test=0.2, seed=seed)
         crosses = [{"features": [a, b], "weight": w} for a, b, w in synthetic.CTR_CROSSES]
         task = "binary"
@@ -198,7 +212,11 @@ def generate(kind: str, out: str | Path, shard_rows: int = SHARD_ROWS, **options
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        schema.files = _write_shards(tmp, [c.name for c in schema.columns], chunks, shard_rows)
+        families = {"data": [c.name for c in schema.columns]}
+        if kind == "ctr":
+            families["truth"] = [synthetic.TRUTH_COLUMN]
+        files = _write_shards(tmp, families, chunks, shard_rows)
+        schema.files, schema.truth = files["data"], files.get("truth", [])
         schema.save(tmp / "schema.json")
         os.chmod(tmp, normal_mode(tmp))  # mkdtemp's 0700 would hide the data from others
         _place(tmp, out)

@@ -1,374 +1,224 @@
-"""From a :class:`~dcn_cli.sources.Table` to model features and tf.data batches.
+"""From prepared rows to what the model's core trains on, as ``tf.data`` batches.
 
-:func:`prepare` makes one streaming pass over the table. It assigns each row
-to train, validation or test (seeded and deterministic: a row's split depends
-only on its row number and the seed, so the splits are disjoint by
-construction), builds vocabularies and normalisation statistics from the
-training rows only, and keeps the rows in memory when the source is small
-enough. :meth:`Prepared.dataset` then serves any split as a ``tf.data``
-pipeline of ``(features, label)`` batches, streaming from disk again for
-sources above the memory budget.
+:class:`Encoder` turns Arrow chunks into the core's inputs (see
+:func:`dcn_cli.model.split_model`): vocabulary ids looked up by Arrow in C++,
+hashed buckets by the model's own ``Hashing`` layers, numbers as a column.
+Both the rows held in memory and the streamed ones are encoded this way, so
+the model never trains on raw strings.
+
+:func:`streamed_batches` reads a split's shards in parallel (``tf.data``
+interleave; pyarrow parses and looks up outside Python's lock), mixes the rows
+of all shards in a shuffle buffer (seeded, the same order for the same seed
+and epoch), and cuts batches.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import tensorflow as tf
 
-from dcn_cli.config import FeatureSpec
+from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
-from dcn_cli.schema import Schema
-from dcn_cli.sources import NUMPY_DTYPES, Chunk, Table
+from dcn_cli.model import layer_name
+from dcn_cli.prepare import SPLITS, Prepared
+from dcn_cli.table import ARROW_TYPES, Chunk, to_numpy
 
-SPLITS = ("train", "validation", "test")
-TRAIN, VALIDATION, TEST = 0, 1, 2
-MEMORY_BUDGET = 512 * 2**20  # bytes of source; above this, batches stream from disk
-MAX_VOCAB = 100_000  # distinct training values above which a feature is hashed
-
-
-@dataclass
-class DataOptions:
-    validation: float = 0.0  # fraction of the training rows held out for validation
-    max_vocab: int = MAX_VOCAB
-    hash_buckets: dict[str, int] = field(default_factory=dict)  # feature -> buckets, forced
-    memory_budget: int = MEMORY_BUDGET
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.validation < 1.0:
-            raise DcnError(f"validation fraction must be in [0, 1), got {self.validation}")
-        for name, buckets in self.hash_buckets.items():
-            if buckets <= 0:
-                raise DcnError(f"--hash-buckets for {name!r} must be positive, got {buckets}")
+SHUFFLE_ROWS = 262_144  # rows in the shuffle buffer that mixes the shards
+PARALLEL_SHARDS = 4  # shards read at once
 
 
-def parse_hash_buckets(text: str | None) -> dict[str, int]:
-    """``"zip=1000,C1=50000"`` -> ``{"zip": 1000, "C1": 50000}``."""
-    result: dict[str, int] = {}
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        name, _, value = part.partition("=")
-        try:
-            result[name.strip()] = int(value)
-        except ValueError:
-            raise DcnError(
-                f"--hash-buckets expects NAME=N pairs like zip=1000, got {part!r}"
-            ) from None
-    return result
+class Encoder:
+    """Arrow chunks -> the core's inputs: per feature ``(n,)`` int64 ids or ``(n, 1)`` numbers."""
+
+    def __init__(self, model, config: ModelConfig):
+        self.features = config.features
+        self.lookups: dict[str, pa.Array] = {}
+        self.layers = {}
+        for f in config.features:
+            if f.kind == "numerical":
+                continue
+            if f.hash_buckets is None and f.num_oov == 1:
+                # What StringLookup / IntegerLookup give: 0 for an unseen value, i + 1 for
+                # the vocabulary's i-th.
+                self.lookups[f.name] = pa.array(f.vocabulary, type=ARROW_TYPES[f.dtype])
+            else:
+                prefix = "hash" if f.hash_buckets is not None else "lookup"
+                self.layers[f.name] = model.get_layer(f"{prefix}_{layer_name(f.name)}")
+        self.categorical = [f.name for f in config.features if f.kind == "categorical"]
+        self.numerical = [f.name for f in config.features if f.kind == "numerical"]
+
+    def packed(self, chunk: Chunk, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids (n, C) int64, numbers (n, N) float32, labels (n, 1) float32)``."""
+        n = chunk.num_rows
+        ids = np.empty((n, len(self.categorical)), np.int64)
+        for j, name in enumerate(self.categorical):
+            ids[:, j] = self._ids(name, chunk[name])
+        numbers = np.empty((n, len(self.numerical)), np.float32)
+        for j, name in enumerate(self.numerical):
+            numbers[:, j] = chunk[name].to_numpy()
+        return ids, numbers, chunk[label].to_numpy().astype(np.float32).reshape(-1, 1)
+
+    def _ids(self, name: str, values: pa.ChunkedArray) -> np.ndarray:
+        if name in self.lookups:
+            index = pc.index_in(values, value_set=self.lookups[name])
+            return pc.fill_null(pc.add(index, 1), 0).to_numpy().astype(np.int64)
+        return self.layers[name](tf.constant(to_numpy(values))).numpy().astype(np.int64)
+
+    def unpacked(self, ids, numbers) -> tuple:
+        """The packed columns as the core's inputs, in feature order."""
+        out, c, n = [], 0, 0
+        for f in self.features:
+            if f.kind == "numerical":
+                out.append(numbers[:, n : n + 1])
+                n += 1
+            else:
+                out.append(ids[:, c])
+                c += 1
+        return tuple(out)
 
 
-def _hash01(index: np.ndarray, seed: int) -> np.ndarray:
-    """A uniform number in [0, 1) per row number: splitmix64 of (index, seed)."""
-    with np.errstate(over="ignore"):
-        z = index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        z = z + np.uint64(seed % 2**64) * np.uint64(0xD1B54A32D192ED03)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53
-
-
-def assign_splits(
-    index: np.ndarray, schema: Schema, validation: float, total_rows: int
-) -> np.ndarray:
-    """Split codes (0 train, 1 validation, 2 test) for the given row numbers."""
-    split = schema.split
-    if split.kind == "ordered":
-        train_part = int(round(total_rows * (1.0 - split.test)))
-        train_only = train_part - int(round(train_part * validation))
-        return np.where(index >= train_part, TEST, np.where(index >= train_only, VALIDATION, TRAIN))
-    u = _hash01(index, split.seed)
-    cut = split.test + validation * (1.0 - split.test)
-    return np.where(u < split.test, TEST, np.where(u < cut, VALIDATION, TRAIN)).astype(np.int8)
-
-
-def _coded_chunks(
-    table: Table, validation: float, total_rows: int
-) -> Iterator[tuple[Chunk, np.ndarray]]:
-    """Each chunk of ``table`` with the split code of each of its rows."""
-    start = 0
-    for chunk in table.chunks():
-        n = len(chunk[table.schema.label])
-        yield (
-            chunk,
-            assign_splits(np.arange(start, start + n), table.schema, validation, total_rows),
-        )
-        start += n
-
-
-@dataclass
-class _Stats:
-    """Running training-split statistics for one feature."""
-
-    counts: Counter | None = None  # categorical, until it outgrows max_vocab
-    total: float = 0.0
-    total_sq: float = 0.0
-    n: int = 0
-
-
-@dataclass
-class Prepared:
-    """A table with its splits decided and its feature encodings learnt from train."""
-
-    table: Table
-    features: list[FeatureSpec]
-    rows: dict[str, int]
-    validation: float
-    _memory: dict[str, Chunk] | None = None
-
-    @property
-    def schema(self) -> Schema:
-        return self.table.schema
-
-    @property
-    def in_memory(self) -> bool:
-        """Whether the rows are held in memory (small sources) or streamed from disk."""
-        return self._memory is not None
-
-    @property
-    def task(self) -> str:
-        return self.schema.task
-
-    @property
-    def label(self) -> str:
-        return self.schema.label
-
-    def vocabulary_sizes(self) -> dict[str, int]:
-        return {f.name: f.input_size() for f in self.features if f.kind == "categorical"}
-
-    def arrays(self, split: str) -> Chunk:
-        """All rows of one split as column arrays (streamed and gathered if need be)."""
-        if self._memory is not None:
-            return self._memory[split]
-        parts = list(self._split_chunks(split))
-        return _concat(parts, self.schema)
-
-    def _split_chunks(self, split: str) -> Iterator[Chunk]:
-        code = SPLITS.index(split)
-        total = sum(self.rows.values())
-        for chunk, codes in _coded_chunks(self.table, self.validation, total):
-            keep = codes == code
-            if keep.any():
-                yield {name: values[keep] for name, values in chunk.items()}
-
-    def dataset(
-        self, split: str, batch_size: int, shuffle_seed: int | None = None, first_epoch: int = 0
-    ):
-        """A ``tf.data.Dataset`` of ``(features dict, label)`` batches for one split.
-
-        With ``shuffle_seed`` the rows are reshuffled every epoch (seeded);
-        streamed sources shuffle within each chunk. The first pass gives epoch
-        ``first_epoch``'s order, so a resumed run sees the batches it would
-        have seen without the break.
-        """
-        from dcn_cli import backend
-
-        backend.load()
-
-        if self.rows[split] == 0:
-            raise DcnError(f"{self.table.name}: the {split} split is empty")
-        names = [f.name for f in self.features]
-        label = self.label
-        if self._memory is not None:
-            return _memory_dataset(
-                self._memory[split], names, label, batch_size, shuffle_seed, first_epoch
-            )
-        return streamed_dataset(
-            lambda: self._split_chunks(split),
-            self.schema,
-            names,
-            batch_size,
-            shuffle_seed,
-            rows=self.rows[split],
-            first_epoch=first_epoch,
-        )
-
-
-def _memory_dataset(
-    data: Chunk,
-    names: list[str],
-    label: str,
-    batch_size: int,
-    shuffle_seed: int | None,
-    first_epoch: int = 0,
-):
-    """Batches cut from columns held as tensors, in a fresh seeded order each epoch.
-
-    Shuffling makes one permutation per epoch (NumPy) and gathers whole batches,
-    instead of tf.data's row-by-row shuffle buffer, which cost about as much as
-    the model's own arithmetic on MovieLens 100K.
-    """
-    import tensorflow as tf
-
-    n = len(data[label])
-    # Labels as (n, 1), the model's output shape: Keras 3 losses such as binary
-    # cross-entropy insist on equal ranks.
-    labels = tf.constant(data[label].reshape(-1, 1))
-    columns = {k: tf.constant(data[k]) for k in names}
-    if shuffle_seed is None:
-        ds = tf.data.Dataset.from_tensor_slices((columns, labels)).batch(batch_size)
-        return ds.prefetch(tf.data.AUTOTUNE)
-    rng = np.random.default_rng(shuffle_seed)
-    for _ in range(first_epoch):
-        rng.permutation(n)  # the orders of the epochs already trained
-    batches = -(-n // batch_size)
-
-    def permutation():
-        yield rng.permutation(n)
-
-    def cut(order):
-        starts = tf.data.Dataset.range(batches)
-        return starts.map(lambda b: order[b * batch_size : tf.minimum((b + 1) * batch_size, n)])
-
-    ds = tf.data.Dataset.from_generator(
-        permutation, output_signature=tf.TensorSpec((n,), tf.int64)
-    ).flat_map(cut)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
-    ds = ds.map(
-        lambda rows: ({k: tf.gather(c, rows) for k, c in columns.items()}, tf.gather(labels, rows))
+def _signature(encoder: Encoder, rows=None):
+    return (
+        tf.TensorSpec((rows, len(encoder.categorical)), tf.int64),
+        tf.TensorSpec((rows, len(encoder.numerical)), tf.float32),
+        tf.TensorSpec((rows, 1), tf.float32),
     )
-    return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def streamed_dataset(
-    chunks,
-    schema: Schema,
-    names: list[str],
-    batch_size: int,
-    shuffle_seed: int | None = None,
-    rows: int | None = None,
-    first_epoch: int = 0,
-):
-    """Batches of ``batch_size`` rows cut from a fresh ``chunks()`` pass each epoch.
-
-    With ``shuffle_seed`` each chunk is shuffled, in a new order every epoch.
-    ``rows``, when known, tells Keras how many batches an epoch has. A
-    :class:`DcnError` met while reading (a bad row) reaches the caller through
-    :func:`source_errors`, not wrapped in tf.data's traceback.
-    """
-    import tensorflow as tf
-
-    dtypes = {c.name: c.dtype for c in schema.columns}
-    epochs = itertools.count(first_epoch)
-
-    def batches():
-        try:
-            yield from cut()
-        except DcnError as err:
-            _raised.append(err)
-            raise
-
-    def cut():
-        rng = np.random.default_rng([shuffle_seed or 0, next(epochs)])
-        yield from _cut(
-            chunks(), schema, names, batch_size, rng if shuffle_seed is not None else None
-        )
-
-    signature = (
-        {n: tf.TensorSpec((None,), _tf_dtype(tf, dtypes[n])) for n in names},
-        tf.TensorSpec((None, 1), tf.float32),
-    )
-    ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    if rows is not None:
-        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-rows // batch_size)))
-    return ds.prefetch(2)
-
-
-def replica_batches(
+def streamed_batches(
     prepared: Prepared,
+    encoder: Encoder,
     split: str,
     batch_size: int,
-    seed: int,
-    epoch: int,
+    seed: int | None = None,
+    epoch: int = 0,
     pipeline: int = 0,
     pipelines: int = 1,
     batches: int | None = None,
-):
-    """One input pipeline's share of a streamed split, as ``(x, y, weight)`` batches.
+) -> tf.data.Dataset:
+    """One input pipeline's share of a split, as ``(core inputs, labels, weights)`` batches.
 
-    The pipeline keeps every ``pipelines``-th row of the split (from row
-    ``pipeline``), shuffles each chunk in the order ``(seed, epoch)`` gives,
-    and cuts batches of exactly ``batch_size`` rows: the last one is padded
-    with rows of weight 0, and empty batches follow until there are
-    ``batches`` of them, so that every replica of a cluster runs the same
-    number of steps with the same shapes.
+    With several ``pipelines`` (the workers of a cluster), pipeline ``k`` reads
+    shards ``k, k + pipelines, ...`` when there are enough shards, else every
+    ``pipelines``-th row of the split. With ``seed`` the shards are read in a
+    fresh order each epoch and their rows mixed in a buffer of
+    :data:`SHUFFLE_ROWS`. With ``batches``, every batch has exactly
+    ``batch_size`` rows (the last padded with rows of weight 0) and empty ones
+    follow until there are ``batches``: the replicas of a cluster must run the
+    same steps with the same shapes.
     """
-    import tensorflow as tf
+    code = SPLITS.index(split)
+    shards = shards_of(prepared, pipeline, pipelines)
+    every = 1 if len(prepared.shard_rows) >= pipelines else pipelines
+    if seed is not None:
+        shards = [shards[i] for i in np.random.default_rng([seed, epoch]).permutation(len(shards))]
+    before = np.cumsum([0] + [r[code] for r in prepared.shard_rows]).tolist()
+    label = prepared.label
 
-    schema, label = prepared.schema, prepared.label
-    names = [f.name for f in prepared.features]
-    dtypes = {c.name: c.dtype for c in schema.columns}
-
-    def shard() -> Iterator[Chunk]:
-        seen = 0
-        for chunk in prepared._split_chunks(split):
-            n = len(chunk[label])
-            keep = (np.arange(seen, seen + n) % pipelines) == pipeline
-            seen += n
-            yield {k: v[keep] for k, v in chunk.items()}
-
-    def padded(x: Chunk, y: np.ndarray):
-        n, pad = len(y), batch_size - len(y)
-        fill = {k: "" if dtypes[k] == "string" else 0 for k in names}
-        x = {
-            k: np.concatenate([x[k], np.full(pad, fill[k], NUMPY_DTYPES[dtypes[k]])]) for k in names
-        }
-        weight = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-        return x, np.concatenate([y, np.zeros((pad, 1), np.float32)]), weight
-
-    def generate():
-        rng = np.random.default_rng([seed, epoch])
-        made = 0
+    def read(shard):
+        shard = int(shard)
+        seen = before[shard]  # the split's rows before this shard: which are this pipeline's
         try:
-            for x, y in _cut(shard(), schema, names, batch_size, rng):
-                yield padded(x, y)  # only the last batch is short
-                made += 1
-            empty = {k: np.array([], NUMPY_DTYPES[dtypes[k]]) for k in names}
-            while batches is not None and made < batches:
-                yield padded(empty, np.zeros((0, 1), np.float32))
-                made += 1
+            for chunk in prepared.chunks(split, [shard]):
+                n = chunk.num_rows
+                if every > 1:
+                    keep = (np.arange(seen, seen + n) % every) == pipeline
+                    seen += n
+                    chunk = chunk.filter(pa.array(keep))
+                if chunk.num_rows:
+                    yield encoder.packed(chunk, label)
         except DcnError as err:
             _raised.append(err)
             raise
-        if batches is not None and made != batches:
-            raise RuntimeError(f"pipeline {pipeline} made {made} batches, expected {batches}")
 
-    signature = (
-        {n: tf.TensorSpec((batch_size,), _tf_dtype(tf, dtypes[n])) for n in names},
-        tf.TensorSpec((batch_size, 1), tf.float32),
-        tf.TensorSpec((batch_size,), tf.float32),
+    signature = _signature(encoder)
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(shards, tf.int64))
+    ds = ds.interleave(
+        lambda shard: tf.data.Dataset.from_generator(
+            read, args=(shard,), output_signature=signature
+        ),
+        cycle_length=max(1, min(len(shards), PARALLEL_SHARDS)),
+        num_parallel_calls=max(1, min(len(shards), PARALLEL_SHARDS)),
+        deterministic=True,
     )
-    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    if seed is not None:
+        ds = _shuffled(ds, encoder, int(np.random.default_rng([seed, epoch]).integers(2**31)))
+    ds = ds.rebatch(batch_size)
+    if batches is None:
+        ds = ds.map(lambda ids, numbers, y: (ids, numbers, y, tf.ones_like(y[:, 0])))
+    else:
+        ds = ds.map(lambda ids, numbers, y: _padded(ids, numbers, y, batch_size))
+        ids, numbers, y = (tf.zeros([0, *s.shape[1:]], s.dtype) for s in signature)
+        empty = tf.data.Dataset.from_tensors(_padded(ids, numbers, y, batch_size))
+        ds = ds.concatenate(empty.repeat()).take(batches)
+    ds = ds.map(lambda ids, numbers, y, w: (encoder.unpacked(ids, numbers), y, w))
     return ds.prefetch(2)
 
 
-def _cut(chunks: Iterator[Chunk], schema: Schema, names: list[str], batch_size: int, rng):
-    """``(x, label column)`` batches of ``batch_size`` rows, then the short rest.
+def shards_of(prepared: Prepared, pipeline: int, pipelines: int) -> list[int]:
+    """The shards pipeline ``pipeline`` reads: its share of the files, or all of them."""
+    shards = list(range(len(prepared.shard_rows)))
+    return shards[pipeline::pipelines] if len(shards) >= pipelines else shards
 
-    With ``rng`` each chunk is shuffled first; rows carry over between chunks.
+
+def pipeline_rows(prepared: Prepared, split: str, pipeline: int, pipelines: int) -> int:
+    """How many of a split's rows pipeline ``pipeline`` reads."""
+    code = SPLITS.index(split)
+    if len(prepared.shard_rows) >= pipelines:
+        return sum(prepared.shard_rows[i][code] for i in shards_of(prepared, pipeline, pipelines))
+    total = prepared.rows[split]
+    return total // pipelines + (1 if pipeline < total % pipelines else 0)
+
+
+def _shuffled(ds: tf.data.Dataset, encoder: Encoder, seed: int) -> tf.data.Dataset:
+    """Rows of every chunk mixed through a buffer of :data:`SHUFFLE_ROWS` rows.
+
+    Each chunk joins the buffer, the whole is put in a seeded random order,
+    and all but :data:`SHUFFLE_ROWS` rows go on; the last chunk empties it.
     """
-    label = schema.label
-    carry: list[Chunk] = []
-    for chunk in chunks:
-        if rng is not None:
-            order = rng.permutation(len(chunk[label]))
-            chunk = {k: v[order] for k, v in chunk.items()}
-        carry.append(chunk)
-        merged = _concat(carry, schema)
-        n = len(merged[label])
-        full = n - n % batch_size
-        for i in range(0, full, batch_size):
-            rows = slice(i, i + batch_size)
-            yield {k: merged[k][rows] for k in names}, merged[label][rows, None]
-        carry = [{k: v[full:] for k, v in merged.items()}]
-    rest = _concat(carry, schema)
-    if len(rest[label]):
-        yield {k: rest[k] for k in names}, rest[label][:, None]
+    signature = _signature(encoder)
+    last = tf.data.Dataset.from_tensors(
+        (*(tf.zeros([0, *s.shape[1:]], s.dtype) for s in signature), True)
+    )
+    ds = ds.map(lambda ids, numbers, y: (ids, numbers, y, False)).concatenate(last)
+    empty = tuple(tf.zeros([0, *s.shape[1:]], s.dtype) for s in signature)
+
+    def step(state, element):
+        buffer, k = state
+        *parts, end = element
+        whole = [tf.concat([b, p], 0) for b, p in zip(buffer, parts, strict=True)]
+        total = tf.shape(whole[0])[0]
+        order = tf.argsort(tf.random.stateless_uniform([total], seed=tf.stack([seed, k])))
+        keep = tf.where(end, 0, tf.minimum(SHUFFLE_ROWS, total))
+        out = tuple(tf.gather(w, order[: total - keep]) for w in whole)
+        kept = tuple(tf.gather(w, order[total - keep :]) for w in whole)
+        return (kept, k + 1), out
+
+    return ds.scan((empty, tf.constant(0, tf.int32)), step)
+
+
+def _padded(ids, numbers, y, batch_size: int):
+    """A batch of exactly ``batch_size`` rows: the rows past the end have weight 0."""
+    pad = batch_size - tf.shape(y)[0]
+    weight = tf.concat([tf.ones_like(y[:, 0]), tf.zeros([pad], tf.float32)], 0)
+    return (
+        tf.pad(ids, [[0, pad], [0, 0]]),
+        tf.pad(numbers, [[0, pad], [0, 0]]),
+        tf.pad(y, [[0, pad], [0, 0]]),
+        weight,
+    )
+
+
+def encoded_split(prepared: Prepared, encoder: Encoder, split: str):
+    """A split held in memory, encoded: ``(core inputs, labels)`` as tensors on the host."""
+    with tf.device("CPU:0"):
+        packed = [encoder.packed(chunk, prepared.label) for chunk in prepared.chunks(split)]
+        ids, numbers, labels = (np.concatenate(parts) for parts in zip(*packed, strict=True))
+        return encoder.unpacked(tf.constant(ids), tf.constant(numbers)), tf.constant(labels)
 
 
 _raised: list[DcnError] = []  # what a streamed dataset's reader raised, for source_errors()
@@ -376,7 +226,7 @@ _raised: list[DcnError] = []  # what a streamed dataset's reader raised, for sou
 
 @contextlib.contextmanager
 def source_errors():
-    """Run Keras over streamed datasets; a reader's DcnError comes out as itself.
+    """Run over streamed datasets; a reader's DcnError comes out as itself.
 
     tf.data runs the reader inside a ``py_func`` and re-raises what it raised as
     a TensorFlow error whose message is a whole traceback.
@@ -390,108 +240,3 @@ def source_errors():
         raise
     finally:
         _raised.clear()
-
-
-def _tf_dtype(tf, dtype: str):
-    return {"string": tf.string, "int64": tf.int64, "float32": tf.float32}[dtype]
-
-
-def _concat(parts: list[Chunk], schema: Schema) -> Chunk:
-    if not parts:
-        return {c.name: np.array([], dtype=NUMPY_DTYPES[c.dtype]) for c in schema.columns}
-    if len(parts) == 1:
-        return parts[0]
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-
-
-def _count_rows(table: Table) -> int:
-    return sum(len(next(iter(chunk.values()))) for chunk in table.chunks())
-
-
-def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
-    """Decide the splits and learn vocabularies and statistics from the training rows."""
-    options = options or DataOptions()
-    schema = table.schema
-    for name in options.hash_buckets:
-        if name not in {c.name for c in schema.features}:
-            raise DcnError(f"--hash-buckets names {name!r}, which is not a feature of {table.name}")
-    features = schema.features
-    stats = {
-        c.name: _Stats(counts=Counter() if c.role == "categorical" else None) for c in features
-    }
-    # An ordered split needs the row count before it can place the first row.
-    total = _count_rows(table) if schema.split.kind == "ordered" else 0
-    in_memory = table.nbytes <= options.memory_budget
-    kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
-    rows = [0, 0, 0]
-    positives = 0  # binary: training rows labelled 1
-    for chunk, codes in _coded_chunks(table, options.validation, total):
-        train = codes == TRAIN
-        for code in (TRAIN, VALIDATION, TEST):
-            rows[code] += int(np.count_nonzero(codes == code))
-            if in_memory:
-                kept[code].append({k: v[codes == code] for k, v in chunk.items()})
-        for column in features:
-            _update(stats[column.name], chunk[column.name][train], column.name, options)
-        positives += int(np.count_nonzero(chunk[schema.label][train] == 1))
-    if sum(rows) == 0:
-        raise DcnError(f"{table.name}: no data rows")
-    for code, name in ((TRAIN, "training"), (TEST, "test"), (VALIDATION, "validation")):
-        if rows[code] == 0 and (code != VALIDATION or options.validation):
-            raise DcnError(
-                f"{table.name}: the {name} split is empty ({sum(rows)} rows in all); "
-                "dcn needs rows to train, validate and test on"
-            )
-
-    if schema.task == "binary" and positives in (0, rows[TRAIN]):
-        raise DcnError(
-            f"{table.name}: every training label is {0 if positives == 0 else 1}; "
-            "a binary model needs rows of both classes"
-        )
-    specs = [_feature_spec(c, stats[c.name], options) for c in features]
-    memory = (
-        {SPLITS[code]: _concat(parts, schema) for code, parts in kept.items()}
-        if in_memory
-        else None
-    )
-    return Prepared(
-        table=table,
-        features=specs,
-        rows=dict(zip(SPLITS, rows, strict=True)),
-        validation=options.validation,
-        _memory=memory,
-    )
-
-
-def _update(stat: _Stats, values: np.ndarray, name: str, options: DataOptions) -> None:
-    if stat.counts is not None:
-        if name in options.hash_buckets:
-            stat.counts = None
-            return
-        stat.counts.update(values.tolist())
-        if len(stat.counts) > options.max_vocab:
-            stat.counts = None  # hashed from here on; stop counting, memory stays flat
-        return
-    if values.dtype.kind == "f":
-        as64 = values.astype(np.float64)
-        stat.total += float(as64.sum())
-        stat.total_sq += float(np.square(as64).sum())
-        stat.n += len(values)
-
-
-def _feature_spec(column, stat: _Stats, options: DataOptions) -> FeatureSpec:
-    if column.role == "numerical":
-        spec = FeatureSpec(column.name, "numerical", column.dtype)
-        if column.normalize and stat.n:
-            mean = stat.total / stat.n
-            variance = max(stat.total_sq / stat.n - mean * mean, 0.0)
-            spec.mean, spec.variance = mean, variance if variance > 0 else 1.0
-        return spec
-    if stat.counts is None:
-        buckets = options.hash_buckets.get(column.name, options.max_vocab)
-        return FeatureSpec(column.name, "categorical", column.dtype, hash_buckets=buckets)
-    # Most frequent first; ties by value, so the order is deterministic.
-    vocabulary = [v for v, _ in sorted(stat.counts.items(), key=lambda kv: (-kv[1], str(kv[0])))]
-    if not vocabulary:
-        raise DcnError(f"feature {column.name!r} has no values in the training split")
-    return FeatureSpec(column.name, "categorical", column.dtype, vocabulary=vocabulary)

@@ -47,6 +47,7 @@ _SCHEMA_KEYS: dict[str, JsonKind] = {
     "split": dict,
     "source": dict,
     "crosses": list,
+    "truth": list,
 }
 _SPLIT_KEYS: dict[str, JsonKind] = {"kind": str, "test": (int, float), "seed": int}
 
@@ -58,8 +59,9 @@ def _check_types(data: dict[str, Any], where: str) -> None:
         _expect(column, dict, f"columns[{i}]", where)
         _check_keys(column, _COLUMN_KEYS, f"columns[{i}].", where, required=("name", "role"))
     _check_keys(data, _SCHEMA_KEYS, "", where)
-    for i, name in enumerate(data.get("files", [])):
-        _expect(name, str, f"files[{i}]", where)
+    for key in ("files", "truth"):
+        for i, name in enumerate(data.get(key, [])):
+            _expect(name, str, f"{key}[{i}]", where)
     if len(data.get("delimiter", ",")) != 1:
         raise DcnError(f"{where}: delimiter must be one character, got {data['delimiter']!r}")
     _check_keys(data.get("split", {}), _SPLIT_KEYS, "split.", where)
@@ -107,6 +109,9 @@ class Schema:
     split: Split = field(default_factory=Split)
     source: dict[str, Any] = field(default_factory=dict)  # how the data was made or found
     crosses: list[dict[str, Any]] = field(default_factory=list)  # known true crosses
+    # Side files, one per data file and row for row, holding each row's true
+    # probability (a column named "probability"); kept out of the features.
+    truth: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.columns = [c if isinstance(c, Column) else Column(**c) for c in self.columns]
@@ -146,6 +151,10 @@ class Schema:
             raise DcnError(f"{where}: unknown task {self.task!r}; expected regression or binary")
         if self.split.kind not in ("random", "ordered"):
             raise DcnError(f"{where}: unknown split kind {self.split.kind!r}")
+        if self.truth and len(self.truth) != len(self.files):
+            raise DcnError(
+                f"{where}: truth lists {len(self.truth)} files for {len(self.files)} data files"
+            )
         if not 0.0 < self.split.test < 1.0:
             raise DcnError(f"{where}: split test fraction must be in (0, 1), got {self.split.test}")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dcn_cli.rowhash import hash01
+
 MIXER_FEATURES = ("country", "bananas", "cookbooks")
 
 
@@ -77,32 +79,32 @@ def describe_terms(terms: list[tuple[float, tuple[int, ...]]]) -> list[dict]:
 CTR_NUMERICAL = [f"I{i}" for i in range(1, 14)]
 CTR_CATEGORICAL = [f"C{i}" for i in range(1, 27)]
 # The hidden logistic model's planted crosses: (feature a, feature b, weight).
+TRUTH_COLUMN = "probability"  # each row's true click probability, in the truth side files
 CTR_CROSSES = [("C1", "C2", 2.0), ("C3", "I1", 1.5), ("I2", "I3", 1.0)]
 
 
-def ctr_vocab_sizes(max_vocab: int) -> list[int]:
-    """Vocabulary sizes of C1..C26, log-spaced from 4 to ``max_vocab``."""
-    sizes = np.geomspace(4, max(max_vocab, 4), num=len(CTR_CATEGORICAL))
+def ctr_vocab_sizes(vocab_size: int) -> list[int]:
+    """Vocabulary sizes of C1..C26, log-spaced from 4 to ``vocab_size``."""
+    sizes = np.geomspace(4, max(vocab_size, 4), num=len(CTR_CATEGORICAL))
     return [int(round(s)) for s in sizes]
 
 
 def _effect(column: int, ids: np.ndarray) -> np.ndarray:
     """A fixed pseudo-random effect in [-1, 1) for each id of one column."""
-    from dcn_cli.pipeline import _hash01
-
-    return 2.0 * _hash01(ids.astype(np.uint64) * np.uint64(64) + np.uint64(column), 7) - 1.0
+    return 2.0 * hash01(ids.astype(np.uint64) * np.uint64(64) + np.uint64(column), 7) - 1.0
 
 
-def ctr_chunks(rows: int, seed: int, max_vocab: int, chunk_rows: int = 100_000):
+def ctr_chunks(rows: int, seed: int, vocab_size: int, chunk_rows: int = 100_000):
     """Criteo-shaped click rows, chunk by chunk, so any row count runs in flat memory.
 
     Numerical I1..I13 are skewed counts; categorical C1..C26 are Zipf-distributed
-    ids over vocabularies up to ``max_vocab``, written as 8-digit hex like
+    ids over vocabularies up to ``vocab_size``, written as 8-digit hex like
     Criteo's. The label is drawn from a logistic model with small main effects
-    and the planted crosses in :data:`CTR_CROSSES`.
+    and the planted crosses in :data:`CTR_CROSSES`; each chunk also carries
+    that model's click probability under :data:`TRUTH_COLUMN`.
     """
     rng = np.random.default_rng(seed)
-    sizes = ctr_vocab_sizes(max_vocab)
+    sizes = ctr_vocab_sizes(vocab_size)
     done = 0
     while done < rows:
         n = min(chunk_rows, rows - done)
@@ -118,8 +120,9 @@ def ctr_chunks(rows: int, seed: int, max_vocab: int, chunk_rows: int = 100_000):
         logit = logit + 0.5 * sum(effects[f] for f in CTR_CATEGORICAL[:6])
         for a, b, weight in CTR_CROSSES:
             logit = logit + weight * signal[a] * signal[b]
-        label = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
-        chunk = {"label": label}
+        probability = 1.0 / (1.0 + np.exp(-logit))
+        label = (rng.random(n) < probability).astype(np.int64)
+        chunk = {"label": label, TRUTH_COLUMN: probability}
         chunk.update({name: counts[:, i] for i, name in enumerate(CTR_NUMERICAL)})
         for i, name in enumerate(CTR_CATEGORICAL):
             hashed = (ids[name].astype(np.uint64) * np.uint64(2654435761) + np.uint64(i)) % (2**32)

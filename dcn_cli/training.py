@@ -18,51 +18,16 @@ from typing import Any
 
 from dcn_cli import backend, checkpoint, defaults
 from dcn_cli.config import ModelConfig, check_finite, check_seed, from_json
+from dcn_cli.data import DataSpec
 from dcn_cli.distribute import is_chief
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
-from dcn_cli.pipeline import (
-    DataOptions,
-    Prepared,
-    parse_hash_buckets,
-    prepare,
-    source_errors,
-    streamed_dataset,
-)
+from dcn_cli.prepare import Prepared, count_rows, split_chunks
 from dcn_cli.schema import Schema
-from dcn_cli.sources import Table, builtin_mixer_table, open_table
+from dcn_cli.table import Table
 
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
 PROGRESS_UPDATES = 20  # progress-bar updates per epoch (calls of the engine's step function)
-
-
-@dataclass
-class DataSpec:
-    """Where the rows come from, as the user named them; saved to reopen them later."""
-
-    data: str | None = None  # None: the built-in mixer toy
-    label: str | None = None
-    categorical: str | None = None
-    numerical: str | None = None
-    task: str | None = None
-    hash_buckets: str | None = None
-    validation: float = 0.0
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> DataSpec:
-        """The data a checkpoint was trained on, from its config.json record."""
-        return from_json(cls, record["data"], f"{checkpoint.CONFIG}: data")
-
-    def open(self) -> Table:
-        if self.data is None:
-            return builtin_mixer_table()
-        return open_table(self.data, self.label, self.categorical, self.numerical, self.task)
-
-    def prepare(self) -> Prepared:
-        options = DataOptions(
-            validation=self.validation, hash_buckets=parse_hash_buckets(self.hash_buckets)
-        )
-        return prepare(self.open(), options)
 
 
 @dataclass
@@ -324,6 +289,7 @@ def _fit(
     from dcn_cli.distribute import barrier, lost_workers
     from dcn_cli.engine import Engine, summary
     from dcn_cli.model import count_trainable_params
+    from dcn_cli.pipeline import source_errors
 
     engine = Engine(model, config, prepared, settings.batch_size, strategy)
     history = list(history or [])
@@ -381,44 +347,61 @@ def _epochs_trained(model, steps_per_epoch: int, history, out: Path) -> int:
 
 
 def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
-    """Metrics of a checkpoint on its own test split, or on every row of other data."""
+    """Metrics of a checkpoint on its own test split, or on every row of other data.
+
+    The rows are encoded with the checkpoint's own vocabularies and statistics:
+    nothing is learnt from the data again. When the data knows each row's true
+    probability (``dcn generate ctr``), the test split's Bayes-optimal AUC and
+    log loss come with the model's own.
+    """
     backend.load()  # quietly, before anything imports TensorFlow
     import tensorflow as tf
 
     from dcn_cli.engine import EVAL_BATCH, evaluate_batches, summary
+    from dcn_cli.model import split_model
+    from dcn_cli.pipeline import Encoder, source_errors
 
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
     saved = DataSpec.from_record(record)
     model = checkpoint.load_model(ckpt, config)
-    predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    _, core = split_model(model, config)
+    encoder = Encoder(model, config)
+    predict = tf.function(lambda x: core(x, training=False), reduce_retracing=True)
     if data is None:
-        prepared = saved.prepare()
-        metrics = summary(
-            evaluate_batches(predict, config.task, prepared.dataset("test", EVAL_BATCH)),
-            config.task,
-        )
-        metrics["rows"] = prepared.rows["test"]
-        return metrics
+        table = saved.open()
+        total = count_rows(table) if table.schema.split.kind == "ordered" else 0
+        chunks = split_chunks(table, "test", saved.validation, total)
+    else:
+        # A CSV's columns take the roles the checkpoint's features have, not inferred ones.
+        def named(kind: str) -> str:
+            return ",".join(f.name for f in config.features if f.kind == kind)
 
-    # A CSV's columns take the roles the checkpoint's features have, not inferred ones.
-    def named(kind: str) -> str:
-        return ",".join(f.name for f in config.features if f.kind == kind)
+        label = Schema.from_dict(record["data"]["schema"], f"{ckpt}: data.schema").label
+        table = dataclasses.replace(
+            saved,
+            data=data,
+            label=label,
+            categorical=named("categorical"),
+            numerical=named("numerical"),
+        ).open()
+        _check_features(config, table, data)
+        chunks = table.chunks()
 
-    label = Schema.from_dict(record["data"]["schema"], f"{ckpt}: data.schema").label
-    table = dataclasses.replace(
-        saved,
-        data=data,
-        label=label,
-        categorical=named("categorical"),
-        numerical=named("numerical"),
-    ).open()
-    _check_features(config, table, data)
-    names = [f.name for f in config.features]
-    dataset = streamed_dataset(table.chunks, table.schema, names, batch_size=EVAL_BATCH)
+    def batches():
+        for chunk in chunks:
+            for start in range(0, chunk.num_rows, EVAL_BATCH):
+                ids, numbers, y = encoder.packed(chunk.slice(start, EVAL_BATCH), table.schema.label)
+                yield encoder.unpacked(tf.constant(ids), tf.constant(numbers)), tf.constant(y)
+
     with source_errors():
-        results = evaluate_batches(predict, config.task, dataset)
-    return {**summary(results, config.task), "rows": results["rows"]}
+        results = evaluate_batches(predict, config.task, batches())
+    metrics = {**summary(results, config.task), "rows": results["rows"]}
+    if data is None and table.schema.truth:
+        from dcn_cli.truth import bayes_optimal
+
+        metrics.update(bayes_optimal(table, saved.validation))
+    return metrics
 
 
 def _check_features(config: ModelConfig, table: Table, where: str) -> None:

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcn_cli import sources
+from dcn_cli import movielens
 from dcn_cli.cli import app
+from dcn_cli.data import open_table
+from dcn_cli.errors import DcnError
 from dcn_cli.generate import generate
 
 FAST = ["--epochs", "1", "--batch-size", "64", "--deep-layers", "8"]
@@ -237,7 +239,7 @@ BAD = [
 @pytest.mark.parametrize("setup, message", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_a_mistake_is_one_error_line(runner, tmp_path, monkeypatch, setup, message):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sources, "_online", lambda host, timeout=5.0: False)
+    monkeypatch.setattr(movielens, "_online", lambda host, timeout=5.0: False)
     args = setup()
     before = _files(tmp_path)
     result = runner.invoke(app, args)
@@ -299,8 +301,9 @@ def test_long_fields_crlf_and_quoted_newlines_are_read(tmp_path):
     lines = ["a,note,y"] + [f'{i},"{note}",{i % 2}' for i, note in enumerate(notes)]
     path = tmp_path / "t.csv"
     path.write_bytes("\r\n".join(lines).encode() + b"\r\n")
-    (chunk,) = sources.open_table(str(path), label="y", categorical="note").chunks()
-    assert len(chunk["y"]) == 9 and chunk["note"][3] == long and chunk["note"][0] == "two\nlines"
+    (chunk,) = open_table(str(path), label="y", categorical="note").chunks()
+    notes = chunk["note"].to_pylist()
+    assert len(chunk["y"]) == 9 and notes[3] == long and notes[0] == "two\nlines"
 
 
 def test_a_bad_row_found_while_evaluating_other_data(runner, tmp_path, monkeypatch):
@@ -409,10 +412,10 @@ def test_tfds_fails_at_once_offline(monkeypatch, tmp_path):
     """No minutes of download retries: an unreachable host is an error straight away."""
     import time
 
-    monkeypatch.setattr(sources, "_online", lambda host, timeout=5.0: False)
+    monkeypatch.setattr(movielens, "_online", lambda host, timeout=5.0: False)
     start = time.perf_counter()
-    with pytest.raises(sources.DcnError, match="files.grouplens.org cannot be reached"):
-        list(sources.open_table("tfds:movielens/100k-ratings").chunks())
+    with pytest.raises(DcnError, match="files.grouplens.org cannot be reached"):
+        list(open_table("tfds:movielens/100k-ratings").chunks())
     assert time.perf_counter() - start < 10
 
 

@@ -27,7 +27,7 @@ RUN = ["--deep-layers", "8", "--dropout", "0", "--batch-size", "128", "--embeddi
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "ctr"
-    generate("ctr", path, rows=600, max_vocab=30)
+    generate("ctr", path, rows=600, vocab_size=30)
     return path
 
 

@@ -157,7 +157,7 @@ def test_explain_full_rank_raw_features(runner, mixer, tmp_path):
 
 def test_explain_low_rank_block_norm_on_embeddings(runner, tmp_path):
     data = tmp_path / "ctr"
-    generate("ctr", data, rows=600, max_vocab=50)
+    generate("ctr", data, rows=600, vocab_size=50)
     ckpt = tmp_path / "ck"
     _train(
         runner,
@@ -210,7 +210,7 @@ def test_explain_vector_and_mix_layers(runner, mixer, tmp_path, cross_type):
     matrix = np.array(json.loads(result.stdout)["matrix"])
     from dcn_cli import backend
     from dcn_cli.checkpoint import load_model, load_record
-    from dcn_cli.training import DataSpec
+    from dcn_cli.data import DataSpec
 
     keras = backend.load()
     model = load_model(ckpt)
@@ -252,9 +252,10 @@ def test_reused_model_runs_match_freshly_built_ones(mixer):
     from dcn_cli import backend
     from dcn_cli.compare import compare
     from dcn_cli.config import ModelConfig
+    from dcn_cli.data import DataSpec
     from dcn_cli.engine import compile_model, evaluate_batches
     from dcn_cli.model import build_model
-    from dcn_cli.training import DataSpec, TrainSettings, make_optimizer
+    from dcn_cli.training import TrainSettings, make_optimizer
 
     keras = backend.load()
     spec, settings = DataSpec(str(mixer)), TrainSettings(epochs=2, batch_size=256)

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from dcn_cli.cli import app
+from dcn_cli.data import open_table
 from dcn_cli.errors import DcnError
 from dcn_cli.generate import generate
-from dcn_cli.pipeline import DataOptions, assign_splits, parse_hash_buckets, prepare
+from dcn_cli.movielens import bucketize_age
+from dcn_cli.prepare import DataOptions, assign_splits, parse_hash_buckets, prepare
 from dcn_cli.schema import Schema
-from dcn_cli.sources import bucketize_age, open_table
 
 
 def tutorial_mixer(data_size=100_000, random_seed=42):
@@ -137,16 +138,16 @@ def test_poly_functions_and_recorded_crosses(tmp_path):
 
 
 def test_ctr_writes_shards_with_criteo_shape(tmp_path):
-    schema = generate("ctr", tmp_path / "ctr", rows=2500, max_vocab=5000, shard_rows=1000)
+    schema = generate("ctr", tmp_path / "ctr", rows=2500, vocab_size=5000, shard_rows=1000)
     assert schema.files == ["data-00000.csv", "data-00001.csv", "data-00002.csv"]
     roles = [c.role for c in schema.columns]
     assert roles == ["label"] + ["numerical"] * 13 + ["categorical"] * 26
     assert schema.task == "binary" and schema.crosses
     table = open_table(str(tmp_path / "ctr"))
     chunks = list(table.chunks())
-    labels = np.concatenate([c["label"] for c in chunks])
+    labels = np.concatenate([c["label"].to_numpy() for c in chunks])
     assert len(labels) == 2500 and set(np.unique(labels)) == {0.0, 1.0}
-    c26 = np.concatenate([c["C26"] for c in chunks])
+    c26 = np.concatenate([c["C26"].to_numpy() for c in chunks])
     _, counts = np.unique(c26, return_counts=True)
     # Zipf: one id takes a large share, and a long tail of ids is seen once.
     assert counts.max() > 0.2 * 2500
@@ -154,7 +155,7 @@ def test_ctr_writes_shards_with_criteo_shape(tmp_path):
 
 
 def test_streaming_matches_in_memory(tmp_path):
-    generate("ctr", tmp_path / "ctr", rows=3000, max_vocab=500, shard_rows=1000)
+    generate("ctr", tmp_path / "ctr", rows=3000, vocab_size=500, shard_rows=1000)
     table = open_table(str(tmp_path / "ctr"))
     small = prepare(table, DataOptions(validation=0.1))
     streamed = prepare(table, DataOptions(validation=0.1, memory_budget=0))
@@ -214,7 +215,7 @@ def test_vocabulary_and_statistics_come_from_train_only(tmp_path):
 def test_large_or_chosen_features_are_hashed(tmp_path):
     rows = "".join(f"u{i},g{i % 3},{i % 5}\n" for i in range(500))
     path = write_csv(tmp_path / "t.csv", "user,group,y\n" + rows)
-    prepared = prepare(open_table(path, label="y"), DataOptions(max_vocab=100))
+    prepared = prepare(open_table(path, label="y"), DataOptions(hash_threshold=100))
     user, group = prepared.features
     assert user.hash_buckets == 100 and user.vocabulary is None
     assert group.vocabulary is not None and len(group.vocabulary) == 3
@@ -257,10 +258,10 @@ def test_movielens_100k_directory_and_zip(tmp_path):
             "bucketized_user_age",
         ]
         assert table.schema.label == "user_rating"
-        assert list(chunk["movie_id"]) == ["242", "302", "242", "51"]
-        assert list(chunk["user_gender"]) == [1, 0, 1, 1]
-        assert list(chunk["bucketized_user_age"]) == [18, 50, 1, 18]
-        assert list(chunk["user_rating"]) == [3.0, 4.0, 1.0, 2.0]
+        assert chunk["movie_id"].to_pylist() == ["242", "302", "242", "51"]
+        assert chunk["user_gender"].to_pylist() == [1, 0, 1, 1]
+        assert chunk["bucketized_user_age"].to_pylist() == [18, 50, 1, 18]
+        assert chunk["user_rating"].to_pylist() == [3.0, 4.0, 1.0, 2.0]
 
 
 def test_age_buckets_match_tfds():
@@ -289,10 +290,10 @@ def test_movielens_1m_layout(tmp_path):
     (directory / "ratings.dat").write_text("1::1193::5::978300760\n2::661::3::978302109\n")
     (directory / "movies.dat").write_text("1193::One Flew (1975)::Drama\n")
     (chunk,) = list(open_table(str(directory)).chunks())
-    assert list(chunk["user_occupation_text"]) == ["K-12 student", "self-employed"]
-    assert list(chunk["user_gender"]) == [0, 1]
-    assert list(chunk["bucketized_user_age"]) == [1, 56]
-    assert list(chunk["movie_id"]) == ["1193", "661"]
+    assert chunk["user_occupation_text"].to_pylist() == ["K-12 student", "self-employed"]
+    assert chunk["user_gender"].to_pylist() == [0, 1]
+    assert chunk["bucketized_user_age"].to_pylist() == [1, 56]
+    assert chunk["movie_id"].to_pylist() == ["1193", "661"]
 
 
 CRITEO_ROWS = [
@@ -313,25 +314,25 @@ def test_criteo_tsv_with_empty_fields(tmp_path, gz):
     table = open_table(str(path) if not gz else f"criteo:{path}")
     assert table.schema.task == "binary"
     (chunk,) = list(table.chunks())
-    assert list(chunk["label"]) == [1.0, 0.0]
-    assert list(chunk["I1"]) == [5.0, 0.0] and list(chunk["I2"]) == [0.0, 2.0]
-    assert list(chunk["C1"]) == ["68fd1e64", ""]
+    assert chunk["label"].to_pylist() == [1.0, 0.0]
+    assert chunk["I1"].to_pylist() == [5.0, 0.0] and chunk["I2"].to_pylist() == [0.0, 2.0]
+    assert chunk["C1"].to_pylist() == ["68fd1e64", ""]
 
 
 def test_tfds_movielens_through_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    from dcn_cli import sources
+    from dcn_cli import movielens
 
-    monkeypatch.setattr(sources, "_online", lambda host, timeout=5.0: True)  # no real look
+    monkeypatch.setattr(movielens, "_online", lambda host, timeout=5.0: True)  # no real look
     with tfds.testing.mock_data(num_examples=30):
         table = open_table("tfds:movielens/100k-ratings")
         (chunk,) = list(table.chunks())
         prepared = prepare(table)
     assert len(chunk["user_rating"]) == 30
-    assert set(chunk) == {c.name for c in table.schema.columns}
-    assert chunk["movie_id"].dtype == object and isinstance(chunk["movie_id"][0], str)
-    assert chunk["bucketized_user_age"].dtype == np.int64
+    assert set(chunk.column_names) == {c.name for c in table.schema.columns}
+    assert isinstance(chunk["movie_id"].to_pylist()[0], str)
+    assert chunk["bucketized_user_age"].type == "int64"
     assert sum(prepared.rows.values()) == 30
     assert [f.name for f in prepared.features] == [c.name for c in table.schema.features]
 

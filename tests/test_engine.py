@@ -7,11 +7,11 @@ import pytest
 
 from dcn_cli import backend
 from dcn_cli.config import ModelConfig
+from dcn_cli.data import open_table
 from dcn_cli.engine import Engine, compile_model, evaluate_batches
 from dcn_cli.model import build_model, split_model
 from dcn_cli.optimizers import make as make_optimizer
-from dcn_cli.pipeline import DataOptions, prepare
-from dcn_cli.sources import open_table
+from dcn_cli.prepare import DataOptions, prepare
 
 SAMPLES = {"ctr": "sample_data/ctr", "mixer": "sample_data/mixer"}
 # No dropout: the engine pads the last batch of an epoch, so its masks would differ.
@@ -62,10 +62,29 @@ def assert_same_weights(got, want, rtol=1e-5):
 
 
 def _fit_with_keras(sample, memory_budget=None, optimizer="adam"):
-    """Today's model.fit path on Prepared.dataset's batches: the reference."""
+    """model.fit on the engine's batches: the reference.
+
+    Rows in memory: the whole model on raw values, in the engine's order.
+    Streamed rows: the model's core on the streamed pipeline's encoded batches
+    (the encoding itself is checked against the model's layers in test_readers).
+    """
+    from dcn_cli.pipeline import Encoder, streamed_batches
+
     keras, prepared, config, fitted = _setup(sample, memory_budget, optimizer=optimizer)
-    batches = prepared.dataset("train", 256, shuffle_seed=3)
-    fitted.fit(batches, epochs=2, verbose=0, shuffle=False)
+    if prepared.in_memory:
+        batches = prepared.dataset("train", 256, shuffle_seed=3)
+        fitted.fit(batches, epochs=2, verbose=0, shuffle=False)
+        return fitted
+    _, core = split_model(fitted, config)
+    compile_model(core, config.task, make_optimizer(optimizer, 0.01))
+    encoder = Encoder(fitted, config)
+    epochs = [
+        streamed_batches(prepared, encoder, "train", 256, seed=3, epoch=e).map(
+            lambda x, y, w: (x, y)
+        )
+        for e in (0, 1)
+    ]
+    core.fit(epochs[0].concatenate(epochs[1]), epochs=1, verbose=0, shuffle=False)
     return fitted
 
 
@@ -135,27 +154,3 @@ def test_split_model_shares_weights_and_reproduces_outputs():
     assert kinds == {"categorical": tf.int64, "numerical": tf.float32}
     np.testing.assert_array_equal(core(encoded).numpy(), model(raw).numpy())
     assert {id(w) for w in core.weights} <= {id(w) for w in model.weights}
-
-
-def test_each_input_pipeline_reads_its_own_rows_in_equal_steps():
-    """Streamed data on a cluster: every worker reads every N-th row, in as many batches."""
-    from dcn_cli.pipeline import replica_batches
-
-    keras, prepared, config, model = _setup("ctr", memory_budget=0)
-    label = prepared.label
-    everything = prepared.arrays("train")
-    seen = []
-    for pipeline in range(3):
-        batches = list(
-            replica_batches(
-                prepared, "train", 100, seed=1, epoch=0, pipeline=pipeline, pipelines=3, batches=20
-            )
-        )
-        assert len(batches) == 20 and all(x["C1"].shape == (100,) for x, y, w in batches)
-        weights = np.concatenate([w.numpy() for x, y, w in batches])
-        assert set(np.unique(weights)) <= {0.0, 1.0}
-        rows = np.concatenate([x["I1"].numpy() for x, y, w in batches])[weights == 1]
-        assert len(rows) in (len(everything[label]) // 3, len(everything[label]) // 3 + 1)
-        seen.append(rows)
-    # Together the pipelines hold every training row once (I1 values as a multiset).
-    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.sort(everything["I1"]))

@@ -26,7 +26,7 @@ def poly_dir(tmp_path_factory):
 def datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     generate("poly", root / "poly", rows=1500, function="f2")
-    generate("ctr", root / "ctr", rows=1500, max_vocab=300)
+    generate("ctr", root / "ctr", rows=1500, vocab_size=300)
     return root
 
 
@@ -102,7 +102,7 @@ def test_binary_task_reports_auc_logloss_accuracy(runner, datasets, tmp_path):
     assert set(metrics) >= {"auc", "logloss", "accuracy"}
     # The figures, recomputed from the saved model's test-split predictions.
     from dcn_cli.checkpoint import load_model, load_record
-    from dcn_cli.training import DataSpec
+    from dcn_cli.data import DataSpec
 
     rows = DataSpec.from_record(load_record(out)).prepare().arrays("test")
     y = rows.pop("label").astype("float64")

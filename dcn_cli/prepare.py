@@ -1,0 +1,470 @@
+"""The preparation pass: splits, vocabularies and statistics, learnt once and cached.
+
+:func:`prepare` makes one streaming pass over a :class:`~dcn_cli.table.Table`.
+It assigns each row to train, validation or test (seeded and deterministic: a
+row's split depends only on its row number and the seed, so the splits are
+disjoint by construction), learns vocabularies and normalisation statistics
+from the training rows only, counts each shard's rows, and keeps the rows in
+memory when the source is small enough.
+
+The result is cached as JSON in ``.dcn-cache/`` beside the data files (or in
+the user's cache directory when the data's directory is read-only), keyed by
+the files' names, sizes and modification times and by every option that
+changes it. A second run on the same data reads the cache instead of the rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dcn_cli.config import FeatureSpec
+from dcn_cli.errors import DcnError
+from dcn_cli.fileio import read_json, write_json
+from dcn_cli.rowhash import hash01
+from dcn_cli.schema import Column, Schema
+from dcn_cli.table import Chunk, Table, concat, to_numpy
+
+SPLITS = ("train", "validation", "test")
+TRAIN, VALIDATION, TEST = 0, 1, 2
+MEMORY_BUDGET = 512 * 2**20  # bytes of source; above this, batches stream from disk
+BUDGET_VARIABLE = "DCN_MEMORY_BUDGET_MB"  # the budget in MiB, where a user sets another
+HASH_THRESHOLD = 100_000  # distinct training values above which a feature is hashed
+CACHE_FORMAT = 1
+CACHE_DIR = ".dcn-cache"  # beside the data files
+MERGE_EVERY = 16  # chunks of value counts gathered before they are summed
+
+
+@dataclass
+class DataOptions:
+    validation: float = 0.0  # fraction of the training rows held out for validation
+    hash_threshold: int = HASH_THRESHOLD
+    hash_buckets: dict[str, int] = field(default_factory=dict)  # feature -> buckets, forced
+    memory_budget: int = field(default_factory=lambda: budget_from_env())
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.validation < 1.0:
+            raise DcnError(f"validation fraction must be in [0, 1), got {self.validation}")
+        for name, buckets in self.hash_buckets.items():
+            if buckets <= 0:
+                raise DcnError(f"--hash-buckets for {name!r} must be positive, got {buckets}")
+
+
+def budget_from_env() -> int:
+    """Bytes of source data held in memory: :data:`MEMORY_BUDGET`, or what the user set."""
+    text = os.environ.get(BUDGET_VARIABLE)
+    if not text:
+        return MEMORY_BUDGET
+    try:
+        megabytes = float(text)
+    except ValueError:
+        megabytes = -1
+    if not megabytes >= 0:
+        raise DcnError(f"{BUDGET_VARIABLE}={text!r}: expected a number of MiB, such as 2048")
+    return int(megabytes * 2**20)
+
+
+def parse_hash_buckets(text: str | None) -> dict[str, int]:
+    """``"zip=1000,C1=50000"`` -> ``{"zip": 1000, "C1": 50000}``."""
+    result: dict[str, int] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, _, value = part.partition("=")
+        try:
+            result[name.strip()] = int(value)
+        except ValueError:
+            raise DcnError(
+                f"--hash-buckets expects NAME=N pairs like zip=1000, got {part!r}"
+            ) from None
+    return result
+
+
+def assign_splits(
+    index: np.ndarray, schema: Schema, validation: float, total_rows: int
+) -> np.ndarray:
+    """Split codes (0 train, 1 validation, 2 test) for the given row numbers."""
+    split = schema.split
+    if split.kind == "ordered":
+        train_part = int(round(total_rows * (1.0 - split.test)))
+        train_only = train_part - int(round(train_part * validation))
+        return np.where(
+            index >= train_part, TEST, np.where(index >= train_only, VALIDATION, TRAIN)
+        ).astype(np.int8)
+    u = hash01(index, split.seed)
+    cut = split.test + validation * (1.0 - split.test)
+    return np.where(u < split.test, TEST, np.where(u < cut, VALIDATION, TRAIN)).astype(np.int8)
+
+
+def split_chunks(
+    table: Table,
+    split: str,
+    validation: float,
+    total_rows: int = 0,
+    shards: list[int] | None = None,
+    offsets: list[int] | None = None,
+) -> Iterator[Chunk]:
+    """The rows of one split, chunk by chunk: all shards in order, or the ``shards`` named.
+
+    Reading a shard on its own needs its first row's number, from ``offsets``.
+    """
+    code = SPLITS.index(split)
+    start = 0
+    for i in shards if shards is not None else range(len(table.shards)):
+        if offsets is not None:
+            start = offsets[i]
+        for chunk in table.shards[i]():
+            n = chunk.num_rows
+            keep = assign_splits(np.arange(start, start + n), table.schema, validation, total_rows)
+            start += n
+            mask = keep == code
+            if mask.all():
+                yield chunk
+            elif mask.any():
+                yield chunk.filter(pa.array(mask))
+
+
+@dataclass
+class Prepared:
+    """A table with its splits decided and its feature encodings learnt from train."""
+
+    table: Table
+    features: list[FeatureSpec]
+    rows: dict[str, int]
+    validation: float
+    shard_rows: list[list[int]]  # per shard: its train, validation and test rows
+    memory: dict[str, Chunk] | None = None  # the rows of each split, when held in memory
+    cached: bool = False  # read from the cache, not learnt by a pass over the rows
+
+    @property
+    def schema(self) -> Schema:
+        return self.table.schema
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the rows are held in memory (small sources) or streamed from disk."""
+        return self.memory is not None
+
+    @property
+    def task(self) -> str:
+        return self.schema.task
+
+    @property
+    def label(self) -> str:
+        return self.schema.label
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def offsets(self) -> list[int]:
+        """The number of each shard's first row."""
+        return [0, *np.cumsum([sum(r) for r in self.shard_rows])[:-1].tolist()]
+
+    def vocabulary_sizes(self) -> dict[str, int]:
+        return {f.name: f.input_size() for f in self.features if f.kind == "categorical"}
+
+    def chunks(self, split: str, shards: list[int] | None = None) -> Iterator[Chunk]:
+        """One split's rows, from memory or read again from the shards."""
+        if self.memory is not None:
+            yield self.memory[split]
+            return
+        yield from split_chunks(
+            self.table, split, self.validation, self.total_rows, shards, self.offsets()
+        )
+
+    def arrays(self, split: str) -> dict[str, np.ndarray]:
+        """All rows of one split as NumPy columns (strings as Python objects)."""
+        table = concat(list(self.chunks(split)), self.schema)
+        return {name: to_numpy(table[name]) for name in table.column_names}
+
+    def head(self, split: str, rows: int) -> dict[str, np.ndarray]:
+        """The first ``rows`` rows of one split as NumPy columns, reading no further."""
+        parts, have = [], 0
+        for chunk in self.chunks(split):
+            parts.append(chunk.slice(0, rows - have))
+            have += parts[-1].num_rows
+            if have >= rows:
+                break
+        table = concat(parts, self.schema)
+        return {name: to_numpy(table[name]) for name in table.column_names}
+
+    def dataset(self, split: str, batch_size: int, shuffle_seed: int | None = None):
+        """A ``tf.data.Dataset`` of ``(raw features, label)`` batches of one split.
+
+        What Keras' own ``fit`` and ``predict`` take (tests and ``explain`` use
+        it); training goes through :mod:`dcn_cli.pipeline`, which encodes first.
+        With ``shuffle_seed`` each epoch is a fresh permutation of the rows,
+        drawn as the engine draws its in-memory epochs, so ``model.fit`` on it
+        sees the engine's batches.
+        """
+        from dcn_cli import backend
+
+        backend.load()
+        import tensorflow as tf
+
+        if self.rows[split] == 0:
+            raise DcnError(f"{self.table.name}: the {split} split is empty")
+        data = self.arrays(split)
+        n = len(data[self.label])
+        columns = {f.name: tf.constant(data[f.name]) for f in self.features}
+        # Labels as (n, 1), the model's output shape: Keras 3 losses insist on equal ranks.
+        labels = tf.constant(data[self.label].reshape(-1, 1))
+        if shuffle_seed is None:
+            return tf.data.Dataset.from_tensor_slices((columns, labels)).batch(batch_size)
+        rng = np.random.default_rng(shuffle_seed)
+        batches = -(-n // batch_size)
+
+        def permutation():
+            yield rng.permutation(n)
+
+        def cut(order):
+            starts = tf.data.Dataset.range(batches)
+            return starts.map(lambda b: order[b * batch_size : tf.minimum((b + 1) * batch_size, n)])
+
+        ds = tf.data.Dataset.from_generator(
+            permutation, output_signature=tf.TensorSpec((n,), tf.int64)
+        ).flat_map(cut)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
+        return ds.map(
+            lambda rows: (
+                {k: tf.gather(c, rows) for k, c in columns.items()},
+                tf.gather(labels, rows),
+            )
+        )
+
+
+# ------------------------------------------------------------------ the pass
+
+
+@dataclass
+class _Stats:
+    """Running training-split statistics for one feature."""
+
+    counts: list[pa.Table] | None = None  # categorical: (values, counts) parts, until hashed
+    total: float = 0.0
+    total_sq: float = 0.0
+    n: int = 0
+
+
+def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
+    """Decide the splits and learn vocabularies and statistics from the training rows."""
+    options = options or DataOptions()
+    schema = table.schema
+    for name in options.hash_buckets:
+        if name not in {c.name for c in schema.features}:
+            raise DcnError(f"--hash-buckets names {name!r}, which is not a feature of {table.name}")
+    in_memory = table.nbytes <= options.memory_budget
+    path = cache_path(table, options) if options.cache else None
+    prepared = _from_cache(table, options, path) if path else None
+    if prepared is None:
+        prepared = _learn(table, options, in_memory)
+        if path is not None:
+            _save_cache(path, prepared)
+    elif in_memory:
+        prepared.memory = _held(table, options.validation, prepared.total_rows)
+    return prepared
+
+
+def _held(table: Table, validation: float, total_rows: int) -> dict[str, Chunk]:
+    """Every split's rows in memory, from one pass over the table."""
+    kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
+    start = 0
+    for chunk in table.chunks():
+        n = chunk.num_rows
+        codes = assign_splits(np.arange(start, start + n), table.schema, validation, total_rows)
+        start += n
+        for code, parts in kept.items():
+            parts.append(chunk.filter(pa.array(codes == code)))
+    return {SPLITS[code]: concat(parts, table.schema) for code, parts in kept.items()}
+
+
+def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
+    schema = table.schema
+    features = schema.features
+    stats = {c.name: _Stats(counts=[] if c.role == "categorical" else None) for c in features}
+    # An ordered split needs the row count before it can place the first row.
+    total = count_rows(table) if schema.split.kind == "ordered" else 0
+    kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
+    shard_rows = []
+    positives = 0  # binary: training rows labelled 1
+    start = 0
+    for shard in table.shards:
+        rows = [0, 0, 0]
+        for chunk in shard():
+            n = chunk.num_rows
+            codes = assign_splits(np.arange(start, start + n), schema, options.validation, total)
+            start += n
+            for code in (TRAIN, VALIDATION, TEST):
+                mask = codes == code
+                rows[code] += int(np.count_nonzero(mask))
+                if in_memory:
+                    kept[code].append(chunk.filter(pa.array(mask)))
+            train = chunk.filter(pa.array(codes == TRAIN))
+            for column in features:
+                _update(stats[column.name], train[column.name], column, options)
+            label = train[schema.label].to_numpy()
+            positives += int(np.count_nonzero(label == 1))
+        shard_rows.append(rows)
+    rows = [sum(r[code] for r in shard_rows) for code in (TRAIN, VALIDATION, TEST)]
+    if sum(rows) == 0:
+        raise DcnError(f"{table.name}: no data rows")
+    for code, name in ((TRAIN, "training"), (TEST, "test"), (VALIDATION, "validation")):
+        if rows[code] == 0 and (code != VALIDATION or options.validation):
+            raise DcnError(
+                f"{table.name}: the {name} split is empty ({sum(rows)} rows in all); "
+                "dcn needs rows to train, validate and test on"
+            )
+    if schema.task == "binary" and positives in (0, rows[TRAIN]):
+        raise DcnError(
+            f"{table.name}: every training label is {0 if positives == 0 else 1}; "
+            "a binary model needs rows of both classes"
+        )
+    return Prepared(
+        table=table,
+        features=[_feature_spec(c, stats[c.name], options) for c in features],
+        rows=dict(zip(SPLITS, rows, strict=True)),
+        validation=options.validation,
+        shard_rows=shard_rows,
+        memory={SPLITS[c]: concat(parts, schema) for c, parts in kept.items()}
+        if in_memory
+        else None,
+    )
+
+
+def count_rows(table: Table) -> int:
+    return sum(chunk.num_rows for chunk in table.chunks())
+
+
+def _update(stat: _Stats, values: pa.ChunkedArray, column: Column, options: DataOptions) -> None:
+    if column.role == "categorical":
+        if stat.counts is None:
+            return
+        if column.name in options.hash_buckets:
+            stat.counts = None
+            return
+        counted = pc.value_counts(values)
+        stat.counts.append(
+            pa.table({"value": counted.field("values"), "count": counted.field("counts")})
+        )
+        if len(stat.counts) >= MERGE_EVERY:
+            stat.counts = [_merged(stat.counts)]
+            if stat.counts[0].num_rows > options.hash_threshold:
+                stat.counts = None  # hashed from here on; stop counting, memory stays flat
+        return
+    as64 = values.to_numpy().astype(np.float64)
+    stat.total += float(as64.sum())
+    stat.total_sq += float(np.square(as64).sum())
+    stat.n += len(as64)
+
+
+def _merged(parts: list[pa.Table]) -> pa.Table:
+    table = pa.concat_tables(parts)
+    summed = table.group_by("value").aggregate([("count", "sum")])
+    return summed.rename_columns(["value", "count"])
+
+
+def _feature_spec(column: Column, stat: _Stats, options: DataOptions) -> FeatureSpec:
+    if column.role == "numerical":
+        spec = FeatureSpec(column.name, "numerical", column.dtype)
+        if column.normalize and stat.n:
+            mean = stat.total / stat.n
+            variance = max(stat.total_sq / stat.n - mean * mean, 0.0)
+            spec.mean, spec.variance = mean, variance if variance > 0 else 1.0
+        return spec
+    counts = _merged(stat.counts) if stat.counts else None
+    if counts is None or counts.num_rows > options.hash_threshold:
+        buckets = options.hash_buckets.get(column.name, options.hash_threshold)
+        return FeatureSpec(column.name, "categorical", column.dtype, hash_buckets=buckets)
+    if counts.num_rows == 0:
+        raise DcnError(f"feature {column.name!r} has no values in the training split")
+    # Most frequent first; ties by the value's text, so the order is deterministic.
+    counts = counts.append_column("text", pc.cast(counts["value"], pa.string()))
+    counts = counts.sort_by([("count", "descending"), ("text", "ascending")])
+    return FeatureSpec(
+        column.name, "categorical", column.dtype, vocabulary=counts["value"].to_pylist()
+    )
+
+
+# ------------------------------------------------------------------ the cache
+
+
+def user_cache_dir() -> Path:
+    """Where caches go when the data's own directory is read-only."""
+    if os.environ.get("DCN_CACHE_DIR"):
+        return Path(os.environ["DCN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dcn"
+
+
+def cache_key(table: Table, options: DataOptions) -> str:
+    """A digest of the files (names, sizes, modification times) and the options that matter."""
+    files = []
+    for path in table.files:
+        stat = path.stat()
+        files.append([path.name, stat.st_size, stat.st_mtime_ns])
+    settings = {
+        "format": CACHE_FORMAT,
+        "files": files,
+        "schema": {**table.schema.to_dict(), "files": None, "source": None},
+        "validation": options.validation,
+        "hash_threshold": options.hash_threshold,
+        "hash_buckets": sorted(options.hash_buckets.items()),
+    }
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def cache_path(table: Table, options: DataOptions) -> Path | None:
+    """The cache file for ``table`` and ``options``: beside the data, else the user's cache."""
+    if not table.files:
+        return None  # made in memory, or read through a library: nothing to key on
+    name = f"prepared-{cache_key(table, options)}.json"
+    beside = table.files[0].parent / CACHE_DIR
+    if (beside / name).is_file() or os.access(table.files[0].parent, os.W_OK):
+        return beside / name
+    return user_cache_dir() / name
+
+
+def _from_cache(table: Table, options: DataOptions, path: Path) -> Prepared | None:
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path)
+        features = [FeatureSpec(**f) for f in record["features"]]
+        for feature in features:
+            feature.validate()
+        rows = {split: int(record["rows"][split]) for split in SPLITS}
+        shard_rows = [[int(n) for n in r] for r in record["shard_rows"]]
+    except (DcnError, KeyError, TypeError, ValueError):
+        return None  # damaged: learn again, and write it anew
+    if len(shard_rows) != len(table.shards) or [f.name for f in features] != [
+        c.name for c in table.schema.features
+    ]:
+        return None
+    return Prepared(table, features, rows, options.validation, shard_rows, cached=True)
+
+
+def _save_cache(path: Path, prepared: Prepared) -> None:
+    record = {
+        "format": CACHE_FORMAT,
+        "data": prepared.table.name,
+        "rows": prepared.rows,
+        "shard_rows": prepared.shard_rows,
+        "features": [dataclasses.asdict(f) for f in prepared.features],
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, record)
+    except (OSError, DcnError):
+        pass  # a cache that cannot be written costs the next run a pass, nothing more
