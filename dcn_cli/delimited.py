@@ -27,7 +27,8 @@ from dcn_cli.errors import DcnError
 from dcn_cli.schema import Column, Schema
 from dcn_cli.table import ARROW_TYPES, CHUNK_ROWS, NUMPY_DTYPES, Chunk, Table, from_columns
 
-BLOCK_BYTES = 4 << 20  # bytes pyarrow parses at a time: one chunk of rows
+PIECE_BYTES = 8 << 20  # bytes of a file read and parsed at a time
+BLOCK_BYTES = 2 << 20  # bytes each of pyarrow's threads parses
 SAMPLE_ROWS = 10_000  # rows read to infer a CSV's column roles
 
 # A field may be as long as a line can be; the csv module's default cap is 128 KiB.
@@ -42,10 +43,9 @@ class _Rejected(Exception):
 
 
 def _fast_chunks(schema: Schema, path: Path, fill: bool) -> Iterator[Chunk]:
+    """The file in pieces of about :data:`PIECE_BYTES`, cut at line ends, each parsed by
+    ``pyarrow.csv.read_csv`` on several threads (its streaming reader parses on one)."""
     names = [c.name for c in schema.columns]
-    read = pa_csv.ReadOptions(
-        column_names=names, skip_rows=1 if schema.header else 0, block_size=BLOCK_BYTES
-    )
     parse = pa_csv.ParseOptions(delimiter=schema.delimiter)
     convert = pa_csv.ConvertOptions(
         column_types={c.name: ARROW_TYPES[c.dtype] for c in schema.columns},
@@ -53,14 +53,57 @@ def _fast_chunks(schema: Schema, path: Path, fill: bool) -> Iterator[Chunk]:
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    source = pa.input_stream(str(path), compression="gzip" if path.suffix == ".gz" else None)
+    skip = 1 if schema.header else 0
     try:
-        with source, pa_csv.open_csv(source, read, parse, convert) as reader:
-            for batch in reader:
-                if batch.num_rows:
-                    yield _checked(schema, pa.Table.from_batches([batch]), fill)
+        gzip_file = path.suffix == ".gz"
+        opened = pa.input_stream(str(path), "gzip") if gzip_file else pa.OSFile(str(path))
+        with opened as source:
+            for piece in _pieces(source):
+                read = pa_csv.ReadOptions(
+                    column_names=names, skip_rows=skip, block_size=BLOCK_BYTES
+                )
+                skip = 0
+                table = pa_csv.read_csv(pa.BufferReader(piece), read, parse, convert)
+                for batch in table.to_batches(max_chunksize=CHUNK_ROWS):
+                    if batch.num_rows:
+                        yield _checked(schema, pa.Table.from_batches([batch]), fill)
     except (pa.ArrowException, OSError, EOFError, zlib.error) as err:
         raise _Rejected(str(err)) from None
+
+
+def _pieces(source) -> Iterator[pa.Buffer]:
+    """Buffers of whole lines, about :data:`PIECE_BYTES` at a time.
+
+    After each piece a plain file seeks back to the start of the line that was
+    cut. A gzip stream cannot seek, so the cut line's bytes are carried into
+    the next piece.
+    """
+    carry = b""
+    while True:
+        buffer = source.read_buffer(PIECE_BYTES)
+        if buffer.size == 0:
+            break
+        if carry:
+            buffer, carry = pa.py_buffer(carry + buffer.to_pybytes()), b""
+        cut = _last_newline(buffer)
+        if cut < 0:
+            carry = buffer.to_pybytes()  # no line end yet: a very long line, or the last
+            continue
+        yield buffer.slice(0, cut + 1)
+        if source.seekable():
+            source.seek(source.tell() - (buffer.size - cut - 1))
+        else:
+            carry = buffer.slice(cut + 1).to_pybytes()
+    if carry.strip():
+        yield pa.py_buffer(carry)
+
+
+def _last_newline(buffer: pa.Buffer) -> int:
+    start = max(0, buffer.size - (1 << 20))  # a line is rarely longer than 1 MiB
+    cut = buffer.slice(start).to_pybytes().rfind(b"\n")
+    if cut < 0 and start > 0:
+        return buffer.to_pybytes().rfind(b"\n")
+    return cut + start if cut >= 0 else -1
 
 
 def _checked(schema: Schema, chunk: Chunk, fill: bool) -> Chunk:

@@ -58,7 +58,7 @@ from dcn_cli.model import split_model
 from dcn_cli.pipeline import Encoder, encoded_split, pipeline_rows, streamed_batches
 from dcn_cli.prepare import Prepared
 
-EVAL_BATCH = 65536
+EVAL_BATCH = 8192  # rows per evaluation batch: its activations are held at once
 
 
 def metric_names(task: str) -> tuple[str, ...]:
@@ -155,10 +155,10 @@ class Engine:
             self.optimizer.gradients_reduced = True
         self.stop_training = False
         _, self.trainee = split_model(model, config)
-        self.encoder = Encoder(model, config)
+        self.encoder = Encoder(config.features)
         if prepared.in_memory:
             self._splits = {
-                split: _Encoded(*encoded_split(prepared, self.encoder, split))
+                split: _Encoded(*encoded_split(prepared, split))
                 for split in ("train", "validation", "test")
                 if prepared.rows[split]
             }
@@ -254,7 +254,7 @@ class Engine:
                 start = (step * self.replicas + context.replica_id_in_sync_group) * self.per_replica
                 with tf.device("CPU:0"):  # this worker's host: the rows live there
                     take = rows[start : start + self.per_replica]
-                    x = [tf.gather(column, take) for column in data.columns]
+                    x = [_int64(tf.gather(column, take)) for column in data.columns]
                     return (
                         x,
                         tf.gather(data.labels, take),
@@ -396,7 +396,7 @@ class Engine:
             data = self._splits[split]
             batches = (
                 (
-                    [c[i : i + EVAL_BATCH] for c in data.columns],
+                    [_int64(c[i : i + EVAL_BATCH]) for c in data.columns],
                     data.labels[i : i + EVAL_BATCH],
                 )
                 for i in range(0, data.rows, EVAL_BATCH)
@@ -410,6 +410,11 @@ class Engine:
         del results["rows"]
         penalty = sum(float(loss) for loss in self.trainee.losses)
         return {"loss": results.pop("loss") + penalty, **results}
+
+
+def _int64(column):
+    """Ids held as int32 in memory, as the core takes them."""
+    return tf.cast(column, tf.int64) if column.dtype == tf.int32 else column
 
 
 def _end(hooks, engine: Engine, finished: bool) -> None:

@@ -21,35 +21,53 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
-from dcn_cli.config import ModelConfig
+from dcn_cli.config import FeatureSpec
 from dcn_cli.errors import DcnError
-from dcn_cli.model import layer_name
 from dcn_cli.prepare import SPLITS, Prepared
 from dcn_cli.table import ARROW_TYPES, Chunk, to_numpy
 
-SHUFFLE_ROWS = 262_144  # rows in the shuffle buffer that mixes the shards
-PARALLEL_SHARDS = 4  # shards read at once
+SHUFFLE_ROWS = 131_072  # rows in the shuffle buffer that mixes the shards
+SHUFFLE_STEP = 32_768  # rows that enter (and leave) the buffer at a time
+PARALLEL_SHARDS = 2  # shards read at once (pyarrow parses each piece on every core)
 
 
 class Encoder:
-    """Arrow chunks -> the core's inputs: per feature ``(n,)`` int64 ids or ``(n, 1)`` numbers."""
+    """Arrow chunks -> the core's inputs: per feature ``(n,)`` int64 ids or ``(n, 1)`` numbers.
 
-    def __init__(self, model, config: ModelConfig):
-        self.features = config.features
+    The same ids as the model's own lookup and hashing layers give (a test
+    checks), computed from the features alone.
+    """
+
+    def __init__(self, features: list[FeatureSpec]):
+        import keras
+
+        self.features = features
         self.lookups: dict[str, pa.Array] = {}
         self.layers = {}
-        for f in config.features:
+        for f in features:
             if f.kind == "numerical":
                 continue
             if f.hash_buckets is None and f.num_oov == 1:
                 # What StringLookup / IntegerLookup give: 0 for an unseen value, i + 1 for
                 # the vocabulary's i-th.
                 self.lookups[f.name] = pa.array(f.vocabulary, type=ARROW_TYPES[f.dtype])
-            else:
-                prefix = "hash" if f.hash_buckets is not None else "lookup"
-                self.layers[f.name] = model.get_layer(f"{prefix}_{layer_name(f.name)}")
-        self.categorical = [f.name for f in config.features if f.kind == "categorical"]
-        self.numerical = [f.name for f in config.features if f.kind == "numerical"]
+            elif f.hash_buckets is not None:
+                self.layers[f.name] = keras.layers.Hashing(num_bins=f.hash_buckets)
+            else:  # several OOV buckets: the layer hashes unseen values among them
+                lookup = (
+                    keras.layers.StringLookup if f.dtype == "string" else keras.layers.IntegerLookup
+                )
+                self.layers[f.name] = lookup(
+                    vocabulary=list(f.vocabulary or []), num_oov_indices=f.num_oov, mask_token=None
+                )
+        self.categorical = [f.name for f in features if f.kind == "categorical"]
+        self.numerical = [f.name for f in features if f.kind == "numerical"]
+
+    def column(self, chunk: Chunk, name: str) -> np.ndarray:
+        """One feature's core input: ``(n,)`` int64 ids, or ``(n, 1)`` float32 numbers."""
+        if name in self.numerical:
+            return chunk[name].to_numpy().reshape(-1, 1)
+        return self._ids(name, chunk[name])
 
     def packed(self, chunk: Chunk, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ids (n, C) int64, numbers (n, N) float32, labels (n, 1) float32)``."""
@@ -60,7 +78,7 @@ class Encoder:
         numbers = np.empty((n, len(self.numerical)), np.float32)
         for j, name in enumerate(self.numerical):
             numbers[:, j] = chunk[name].to_numpy()
-        return ids, numbers, chunk[label].to_numpy().astype(np.float32).reshape(-1, 1)
+        return ids, numbers, labels_of(chunk, label)
 
     def _ids(self, name: str, values: pa.ChunkedArray) -> np.ndarray:
         if name in self.lookups:
@@ -146,6 +164,8 @@ def streamed_batches(
         deterministic=True,
     )
     if seed is not None:
+        # Chunks of SHUFFLE_STEP rows: each step of the buffer sorts all it holds.
+        ds = ds.rebatch(SHUFFLE_STEP)
         ds = _shuffled(ds, encoder, int(np.random.default_rng([seed, epoch]).integers(2**31)))
     ds = ds.rebatch(batch_size)
     if batches is None:
@@ -213,12 +233,31 @@ def _padded(ids, numbers, y, batch_size: int):
     )
 
 
-def encoded_split(prepared: Prepared, encoder: Encoder, split: str):
-    """A split held in memory, encoded: ``(core inputs, labels)`` as tensors on the host."""
-    with tf.device("CPU:0"):
-        packed = [encoder.packed(chunk, prepared.label) for chunk in prepared.chunks(split)]
-        ids, numbers, labels = (np.concatenate(parts) for parts in zip(*packed, strict=True))
-        return encoder.unpacked(tf.constant(ids), tf.constant(numbers)), tf.constant(labels)
+def labels_of(chunk: Chunk, label: str) -> np.ndarray:
+    return chunk[label].to_numpy().astype(np.float32).reshape(-1, 1)
+
+
+def encoded_split(prepared: Prepared, split: str):
+    """A split held in memory, encoded: ``(core inputs, labels)`` as tensors on the host.
+
+    Ids are kept as int32 (half the memory; a batch is cast back to int64).
+    The encoding depends on the prepared features alone, so it is kept on
+    ``prepared`` for the next model (``compare``), and the split's raw rows
+    are let go: what reads them later reads them from disk again.
+    """
+    if split not in prepared.encoded:
+        encoder = Encoder(prepared.features)
+        (rows,) = prepared.chunks(split)  # held in memory: one table
+        with tf.device("CPU:0"):
+            columns = []
+            for f in encoder.features:
+                values = encoder.column(rows, f.name)
+                columns.append(
+                    tf.constant(values.astype(np.int32) if f.kind != "numerical" else values)
+                )
+            prepared.encoded[split] = (tuple(columns), tf.constant(labels_of(rows, prepared.label)))
+        prepared.release(split)
+    return prepared.encoded[split]
 
 
 _raised: list[DcnError] = []  # what a streamed dataset's reader raised, for source_errors()

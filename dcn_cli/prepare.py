@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -145,6 +146,7 @@ class Prepared:
     shard_rows: list[list[int]]  # per shard: its train, validation and test rows
     memory: dict[str, Chunk] | None = None  # the rows of each split, when held in memory
     cached: bool = False  # read from the cache, not learnt by a pass over the rows
+    encoded: dict[str, Any] = field(default_factory=dict)  # split -> the engine's tensors
 
     @property
     def schema(self) -> Schema:
@@ -154,6 +156,12 @@ class Prepared:
     def in_memory(self) -> bool:
         """Whether the rows are held in memory (small sources) or streamed from disk."""
         return self.memory is not None
+
+    def release(self, split: str) -> None:
+        """Let one split's raw rows go (they are encoded); reading them again reads the disk."""
+        if self.memory is not None and split in self.memory:
+            self.memory[split] = None
+            pa.default_memory_pool().release_unused()
 
     @property
     def task(self) -> str:
@@ -176,7 +184,7 @@ class Prepared:
 
     def chunks(self, split: str, shards: list[int] | None = None) -> Iterator[Chunk]:
         """One split's rows, from memory or read again from the shards."""
-        if self.memory is not None:
+        if self.memory is not None and self.memory[split] is not None:
             yield self.memory[split]
             return
         yield from split_chunks(
@@ -273,6 +281,7 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
             _save_cache(path, prepared)
     elif in_memory:
         prepared.memory = _held(table, options.validation, prepared.total_rows)
+    pa.default_memory_pool().release_unused()  # what the pass's chunks took, back to the system
     return prepared
 
 

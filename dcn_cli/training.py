@@ -366,7 +366,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     saved = DataSpec.from_record(record)
     model = checkpoint.load_model(ckpt, config)
     _, core = split_model(model, config)
-    encoder = Encoder(model, config)
+    encoder = Encoder(config.features)
     predict = tf.function(lambda x: core(x, training=False), reduce_retracing=True)
     if data is None:
         table = saved.open()

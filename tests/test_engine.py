@@ -77,7 +77,7 @@ def _fit_with_keras(sample, memory_budget=None, optimizer="adam"):
         return fitted
     _, core = split_model(fitted, config)
     compile_model(core, config.task, make_optimizer(optimizer, 0.01))
-    encoder = Encoder(fitted, config)
+    encoder = Encoder(config.features)
     epochs = [
         streamed_batches(prepared, encoder, "train", 256, seed=3, epoch=e).map(
             lambda x, y, w: (x, y)
