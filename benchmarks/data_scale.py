@@ -85,6 +85,7 @@ def child(args) -> None:
         return fit(self, *a, **k)
 
     engine.Engine.fit = timed_fit
+    imported = time.perf_counter() - START
     model = {**MODEL, "arch": args.arch}
     settings = TrainSettings(epochs=args.epochs, batch_size=BATCH)
     result = train(model, DataSpec(args.data), settings, args.out, force=True, quiet=True)
@@ -93,6 +94,7 @@ def child(args) -> None:
         json.dumps(
             {
                 "first_step_s": round(first_step["s"], 2),
+                "imports_s": round(imported, 2),
                 "in_memory": first_step["in_memory"],
                 "cached": first_step["cached"],
                 "train_seconds": result.metrics["train_seconds"],

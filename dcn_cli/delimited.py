@@ -25,7 +25,15 @@ import pyarrow.csv as pa_csv
 
 from dcn_cli.errors import DcnError
 from dcn_cli.schema import Column, Schema
-from dcn_cli.table import ARROW_TYPES, CHUNK_ROWS, NUMPY_DTYPES, Chunk, Table, from_columns
+from dcn_cli.table import (
+    ARROW_TYPES,
+    CHUNK_ROWS,
+    DECODED_PER_BYTE,
+    NUMPY_DTYPES,
+    Chunk,
+    Table,
+    from_columns,
+)
 
 PIECE_BYTES = 8 << 20  # bytes of a file read and parsed at a time
 BLOCK_BYTES = 2 << 20  # bytes each of pyarrow's threads parses
@@ -263,7 +271,13 @@ def _convert(values: list[str], column: Column, path: Path, lines: list[int], fi
         return array
     for i, value in enumerate(values):
         try:
-            target(value) if target is np.float64 else int(value)
+            if target is np.float64:
+                target(value)
+            elif not -(2**63) <= int(value) < 2**63:
+                raise DcnError(
+                    f"{path}:{lines[i]}: column {column.name!r}: {value} does not fit a "
+                    "64-bit integer; give the column dtype string"
+                )
         except (ValueError, OverflowError):
             kind = "a number" if column.dtype == "float32" else "an integer"
             raise DcnError(
@@ -311,9 +325,8 @@ def delimited_table(schema: Schema, paths: list[Path], name: str, fill: bool = F
     def shard(path: Path):
         return lambda: read_delimited(schema, [path], fill)
 
-    return Table(
-        schema, name, [shard(p) for p in paths], sum(p.stat().st_size for p in paths), list(paths)
-    )
+    nbytes = sum(p.stat().st_size * (DECODED_PER_BYTE if p.suffix == ".gz" else 1) for p in paths)
+    return Table(schema, name, [shard(p) for p in paths], nbytes, list(paths))
 
 
 def parse_names(text: str | None) -> list[str]:
@@ -369,7 +382,9 @@ def csv_table(
         elif name in forced_num:
             columns.append(Column(name, "numerical", "float32"))
         elif name in forced_cat:
-            columns.append(Column(name, "categorical", "int64" if _all(values, int) else "string"))
+            columns.append(
+                Column(name, "categorical", "int64" if _all(values, _int64) else "string")
+            )
         elif _all(values, float):
             columns.append(Column(name, "numerical", "float32"))
         else:
@@ -389,6 +404,14 @@ def check_header(header: list[str], path: Path) -> None:
         if name in header[:i]:
             first = header.index(name) + 1
             raise DcnError(f"{path}:1: column {name!r} appears twice (columns {first} and {i + 1})")
+
+
+def _int64(value: str) -> int:
+    """``value`` as an integer that fits 64 bits (a larger id reads as text), or ValueError."""
+    number = int(value)
+    if not -(2**63) <= number < 2**63:
+        raise ValueError(f"{value} is beyond int64")
+    return number
 
 
 def _all(values: list[str], parse) -> bool:

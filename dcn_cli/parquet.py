@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from dcn_cli.delimited import check_header, check_roles, parse_names
 from dcn_cli.errors import DcnError
 from dcn_cli.schema import Column, Schema
-from dcn_cli.table import ARROW_TYPES, CHUNK_ROWS, Chunk, Table
+from dcn_cli.table import ARROW_TYPES, CHUNK_ROWS, DECODED_PER_BYTE, Chunk, Table
 
 
 def _open(path: Path) -> pq.ParquetFile:
@@ -85,9 +85,9 @@ def parquet_files_table(schema: Schema, paths: list[Path], name: str) -> Table:
         return lambda: read_parquet(schema, path)
 
     schema.files = [str(p) for p in paths]
-    return Table(
-        schema, name, [shard(p) for p in paths], sum(p.stat().st_size for p in paths), list(paths)
-    )
+    # Parquet is compressed: decoded, its rows take several times its size on disk.
+    nbytes = DECODED_PER_BYTE * sum(p.stat().st_size for p in paths)
+    return Table(schema, name, [shard(p) for p in paths], nbytes, list(paths))
 
 
 def parquet_table(
@@ -125,9 +125,12 @@ def parquet_table(
                 f"{path}: column {field.name!r} holds {field.type}, which dcn cannot use; "
                 "expected numbers or text"
             )
+    kind = fields.field(label).type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        raise DcnError(f"{path}: label {label!r} holds {kind}; a label must hold numbers")
     if task is None:
-        sample = pq.read_table(path, columns=[label]).column(label).slice(0, 10_000)
-        values = set(sample.to_pylist())
+        first = next(_open(path).iter_batches(batch_size=10_000, columns=[label]), None)
+        values = set(first.column(0).to_pylist()) if first is not None else set()
         task = "binary" if values and values <= {0, 1} else "regression"
     schema = Schema(columns=columns, task=task, source={"kind": "parquet", "path": str(path)})
     return parquet_files_table(schema, [path], str(path))

@@ -152,6 +152,10 @@ def streamed_batches(
         except DcnError as err:
             _raised.append(err)
             raise
+        except OSError as err:  # a file removed or made unreadable since the epoch began
+            error = DcnError(f"{prepared.table.name}: {err}")
+            _raised.append(error)
+            raise error from None
 
     signature = _signature(encoder)
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(shards, tf.int64))

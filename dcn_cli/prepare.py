@@ -41,6 +41,7 @@ MEMORY_BUDGET = 512 * 2**20  # bytes of source; above this, batches stream from 
 BUDGET_VARIABLE = "DCN_MEMORY_BUDGET_MB"  # the budget in MiB, where a user sets another
 HASH_THRESHOLD = 100_000  # distinct training values above which a feature is hashed
 CACHE_FORMAT = 1
+OOV_TOKENS = {"string": "[UNK]", "int64": -1}  # what StringLookup / IntegerLookup reserve
 CACHE_DIR = ".dcn-cache"  # beside the data files
 MERGE_EVERY = 16  # chunks of value counts gathered before they are summed
 
@@ -184,7 +185,7 @@ class Prepared:
 
     def chunks(self, split: str, shards: list[int] | None = None) -> Iterator[Chunk]:
         """One split's rows, from memory or read again from the shards."""
-        if self.memory is not None and self.memory[split] is not None:
+        if shards is None and self.memory is not None and self.memory[split] is not None:
             yield self.memory[split]
             return
         yield from split_chunks(
@@ -400,9 +401,13 @@ def _feature_spec(column: Column, stat: _Stats, options: DataOptions) -> Feature
     # Most frequent first; ties by the value's text, so the order is deterministic.
     counts = counts.append_column("text", pc.cast(counts["value"], pa.string()))
     counts = counts.sort_by([("count", "descending"), ("text", "ascending")])
-    return FeatureSpec(
-        column.name, "categorical", column.dtype, vocabulary=counts["value"].to_pylist()
-    )
+    # Keras' lookup layers reserve a token for unseen values ("[UNK]", or -1 for
+    # integers) and strip it from a vocabulary: the value is then out of vocabulary.
+    reserved = OOV_TOKENS[column.dtype]
+    vocabulary = [v for v in counts["value"].to_pylist() if v != reserved]
+    if not vocabulary:
+        raise DcnError(f"feature {column.name!r} has no values in the training split")
+    return FeatureSpec(column.name, "categorical", column.dtype, vocabulary=vocabulary)
 
 
 # ------------------------------------------------------------------ the cache
@@ -417,11 +422,11 @@ def user_cache_dir() -> Path:
 
 
 def cache_key(table: Table, options: DataOptions) -> str:
-    """A digest of the files (names, sizes, modification times) and the options that matter."""
+    """A digest of the files (paths, sizes, modification times) and the options that matter."""
     files = []
     for path in table.files:
         stat = path.stat()
-        files.append([path.name, stat.st_size, stat.st_mtime_ns])
+        files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     settings = {
         "format": CACHE_FORMAT,
         "files": files,

@@ -24,6 +24,9 @@ Chunk: TypeAlias = Any  # a pyarrow.Table with the schema's columns (pyarrow has
 CHUNK_ROWS = 65_536
 ARROW_TYPES = {"string": pa.string(), "int64": pa.int64(), "float32": pa.float32()}
 NUMPY_DTYPES = {"string": object, "int64": np.int64, "float32": np.float32}
+# A compressed file's rows (gzip, Parquet), decoded, take about this many times its
+# size on disk: what the in-memory budget counts for them.
+DECODED_PER_BYTE = 5
 
 
 @dataclass
@@ -31,7 +34,7 @@ class Table:
     schema: Schema
     name: str  # where the rows come from, for messages and config.json
     shards: list[Callable[[], Iterator[Chunk]]]  # each call starts a fresh pass over one shard
-    nbytes: int  # size on disk, to decide between memory and streaming
+    nbytes: int  # size as text (compressed files: estimated), to choose memory or streaming
     files: list[Path] = field(default_factory=list)  # what the cache key looks at; [] = no cache
 
     def chunks(self) -> Iterator[Chunk]:

@@ -370,6 +370,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     predict = tf.function(lambda x: core(x, training=False), reduce_retracing=True)
     if data is None:
         table = saved.open()
+        _check_features(config, table, saved.data or "the built-in mixer")
         total = count_rows(table) if table.schema.split.kind == "ordered" else 0
         chunks = split_chunks(table, "test", saved.validation, total)
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from dcn_cli.errors import DcnError
@@ -24,15 +25,28 @@ COLUMN = "probability"
 def read_truth(table: Table) -> np.ndarray:
     """Every row's true probability, in row order, from the schema's side files."""
     parts = []
-    directory = table.files[0].parent
+    directory = Path(table.name)  # the dataset directory: its schema.json names the files
     for name in table.schema.truth:
         path = Path(directory, name)
+        if not path.is_file():
+            raise DcnError(f"{path}: no such file (schema.json lists it under truth)")
+        convert = pa_csv.ConvertOptions(column_types={COLUMN: pa.float64()})
         try:
-            column = pa_csv.read_csv(path).column(COLUMN)
-        except (OSError, KeyError, ValueError) as err:
-            raise DcnError(f"{path}: not a truth file with a {COLUMN!r} column ({err})") from None
-        parts.append(column.to_numpy().astype(np.float64))
+            column = pa_csv.read_csv(path, convert_options=convert).column(COLUMN)
+            values = column.to_numpy()
+        except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as err:
+            raise DcnError(
+                f"{path}: not a truth file of {COLUMN!r} numbers ({_first_line(err)})"
+            ) from None
+        if not ((values >= 0) & (values <= 1)).all():
+            raise DcnError(f"{path}: a {COLUMN!r} is not between 0 and 1")
+        parts.append(values)
     return np.concatenate(parts)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def read_labels(table: Table) -> np.ndarray:

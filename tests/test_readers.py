@@ -40,6 +40,56 @@ def test_fast_path_reads_what_the_exact_reader_reads(tmp_path, small_blocks):
     assert fast.equals(exact)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b,y\r\n" + "".join(f"{i},{i * 0.5},{i % 2}\r\n" for i in range(300)),
+        "a,b,y\n" + "\n".join(f"{i},{i * 0.5},{i % 2}" for i in range(300)),  # no last newline
+        "\ufeffa,b,y\n" + "".join(f"{i},{i * 0.5},{i % 2}\n" for i in range(300)),
+        "a,b,y\n" + "".join(f"{i},{i * 0.5},{i % 2}\n\n" for i in range(300)),  # blank lines
+    ],
+    ids=["crlf", "no-final-newline", "bom", "blank-lines"],
+)
+def test_line_endings_and_marks_read_alike_by_both_readers(tmp_path, small_blocks, text):
+    (tmp_path / "t.csv").write_text(text, encoding="utf-8", newline="")
+    table = open_table(str(tmp_path / "t.csv"), label="y", numerical="b")
+    fast = _rows(table)
+    exact = pa.concat_tables(list(delimited._exact_chunks(table.schema, table.files[0], False)))
+    assert fast.equals(exact) and fast["a"].to_pylist() == list(range(300))
+    assert len(list(delimited._fast_chunks(table.schema, table.files[0], False))) >= 2
+
+
+def test_a_header_only_shard_among_others(tmp_path, small_blocks):
+    generate("ctr", tmp_path / "ctr", rows=300, vocab_size=50, shard_rows=100)
+    header = (tmp_path / "ctr" / "data-00001.csv").read_text().splitlines()[0]
+    (tmp_path / "ctr" / "data-00001.csv").write_text(header + "\n")
+    rows = _rows(open_table(str(tmp_path / "ctr")))
+    assert rows.num_rows == 200
+
+
+def test_an_integer_beyond_64_bits_is_an_error_naming_its_line(tmp_path):
+    import json
+
+    directory = tmp_path / "d"
+    directory.mkdir()
+    lines = ["uid,y"] + [f"{i},{i % 2}" for i in range(20)] + ["12345678901234567890,1"]
+    (directory / "data.csv").write_text("\n".join(lines) + "\n")
+    schema = {
+        "columns": [
+            {"name": "uid", "role": "categorical", "dtype": "int64"},
+            {"name": "y", "role": "label"},
+        ],
+        "files": ["data.csv"],
+    }
+    (directory / "schema.json").write_text(json.dumps(schema))
+    with pytest.raises(DcnError, match=r"data.csv:22: column 'uid': 12345678901234567890 does"):
+        _rows(open_table(str(directory)))
+    # Inferred from a CSV, such ids are text.
+    table = open_table(str(directory / "data.csv"), label="y", categorical="uid")
+    assert table.schema.columns[0].dtype == "string"
+    assert _rows(table)["uid"].to_pylist()[-1] == "12345678901234567890"
+
+
 def test_gzip_pieces_join_the_lines_they_cut(tmp_path, small_blocks):
     """A gzip stream cannot seek back: the line cut between pieces is carried over."""
     import gzip
@@ -272,6 +322,30 @@ def test_encoder_gives_the_models_own_ids(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=feature.name)
 
 
+@pytest.mark.parametrize("dtype, token", [("int64", -1), ("string", "[UNK]")])
+def test_keras_reserved_token_as_the_commonest_value(tmp_path, dtype, token):
+    """Keras strips its OOV token from a vocabulary; the encoder must agree with it."""
+    import tensorflow as tf
+
+    from dcn_cli.model import split_model
+    from dcn_cli.pipeline import Encoder
+
+    values = [token] * 50 + (list(range(10)) * 3 if dtype == "int64" else list("abcdefghij") * 3)
+    lines = ["g,x,y"] + [f"{v},{i * 0.1},{i % 2}" for i, v in enumerate(values)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    prepared = prepare(open_table(str(tmp_path / "t.csv"), label="y", categorical="g"))
+    (group,) = [f for f in prepared.features if f.name == "g"]
+    assert group.dtype == dtype and token not in group.vocabulary
+    model, config = _model(prepared)
+    encoder_model, _ = split_model(model, config)
+    rows = prepared.memory["train"]
+    ours = Encoder(config.features).column(rows, "g")
+    raw = {f.name: tf.constant(prepared.arrays("train")[f.name]) for f in config.features}
+    theirs = encoder_model(raw)[[f.name for f in config.features].index("g")]
+    np.testing.assert_array_equal(ours, theirs.numpy())
+    assert (ours == 0).sum() >= 1
+
+
 def _streamed(tmp_path, rows=2000, shard_rows=400):
     generate("ctr", tmp_path / "ctr", rows=rows, vocab_size=200, shard_rows=shard_rows)
     prepared = prepare(open_table(str(tmp_path / "ctr")), DataOptions(memory_budget=0))
@@ -402,6 +476,54 @@ def test_ctr_truth_side_files_and_bayes_optimal_figures(tmp_path, runner):
     pos, neg = scores[labels == 1], scores[labels == 0]
     pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
     assert exact_auc(labels, scores) == pytest.approx(pairs / (len(pos) * len(neg)))
+
+
+def test_evaluate_learns_nothing_from_the_data_again(tmp_path, monkeypatch):
+    """dcn evaluate encodes with the checkpoint's vocabularies: no preparation pass."""
+    from dcn_cli import prepare as prep
+    from dcn_cli.data import DataSpec
+    from dcn_cli.training import TrainSettings, evaluate, train
+
+    generate("ctr", tmp_path / "ctr", rows=800, vocab_size=100)
+    settings = TrainSettings(epochs=1, batch_size=256)
+    result = train(
+        {"deep_layers": [8]},
+        DataSpec(str(tmp_path / "ctr")),
+        settings,
+        tmp_path / "ckpt",
+        quiet=True,
+        tensorboard=False,
+    )
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluate ran a preparation pass")
+
+    monkeypatch.setattr(prep, "_learn", refuse)
+    monkeypatch.setattr(prep, "prepare", refuse)
+    metrics = evaluate(tmp_path / "ckpt")
+    assert metrics["rows"] == result.metrics["test_rows"]
+    assert metrics["auc"] == pytest.approx(result.metrics["auc"], abs=1e-6)
+
+
+def test_a_damaged_truth_file_is_one_error(tmp_path):
+    from dcn_cli.truth import bayes_optimal
+
+    generate("ctr", tmp_path / "ctr", rows=300, vocab_size=50)
+    table = open_table(str(tmp_path / "ctr"))
+    truth = tmp_path / "ctr" / "truth-00000.csv"
+    lines = truth.read_text().splitlines()
+    truth.write_text("\n".join(lines[:5] + ["abc"] + lines[6:]) + "\n")
+    with pytest.raises(DcnError, match=r"truth-00000.csv: not a truth file of 'probability'"):
+        bayes_optimal(table, 0.0)
+    truth.unlink()
+    with pytest.raises(DcnError, match=r"truth-00000.csv: no such file"):
+        bayes_optimal(table, 0.0)
+
+
+def test_parquet_label_must_hold_numbers(tmp_path):
+    pq.write_table(pa.table({"x": [1.0, 2.0], "y": ["a", "b"]}), tmp_path / "t.parquet")
+    with pytest.raises(DcnError, match=r"t.parquet: label 'y' holds string; a label must"):
+        open_table(str(tmp_path / "t.parquet"), label="y")
 
 
 # ---------------------------------------------------------------- imports
