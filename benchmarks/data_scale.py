@@ -22,8 +22,9 @@ one epoch.
   15%), and of the in-memory run on 500k rows (target: under 1.2 GB).
 - ``quality``: on 5M rows (80/20), DCN and DNN trained ``--quality-epochs``
   epochs, their test AUC against the Bayes-optimal AUC from the truth side
-  files (``dcn evaluate``), and where ``dcn explain`` ranks the three
-  planted crosses.
+  files (``dcn evaluate``).
+- ``ranks``: where ``dcn explain`` ranks the three planted crosses on the
+  quality run's DCN, and where the plain Frobenius norm of each block would.
 """
 
 from __future__ import annotations
@@ -209,18 +210,17 @@ def quality(work: Path, epochs: int) -> dict:
         )
         metrics = json.loads(evaluated.stdout)
         result[arch] = {k: round(v, 4) for k, v in metrics.items() if k != "rows"}
-        if arch == "stacked":
-            result["planted_ranks"] = planted_ranks(out, work)
     print("quality:", result, flush=True)
     return result
 
 
 def planted_ranks(ckpt: Path, work: Path) -> dict:
-    """Where ``dcn explain --block-norm`` ranks the planted crosses among all pairs.
+    """Where ``dcn explain`` ranks the planted crosses among all pairs of features.
 
-    Also ranked by each block's norm divided by the square root of its size
-    (its RMS entry): a 16-wide embedding's block has 16 or 256 entries where
-    two numbers have one, which the plain norm rewards.
+    ``explain``: its own ranking (each block's root mean square). ``frobenius``:
+    by each block's plain norm, what ``explain --block-norm`` drew before; a
+    16-wide embedding's block has 16 or 256 entries where two numbers' has one,
+    which that norm rewards.
     """
     from dcn_cli import checkpoint
     from dcn_cli.explain import explain, top_crosses
@@ -231,13 +231,23 @@ def planted_ranks(ckpt: Path, work: Path) -> dict:
     widths = np.array([e["width"] for e in checkpoint.model_config(record, ckpt).feature_map()])
     ranks = {}
     for kind, ranking in (
-        ("block_norm", layer["top"]),
-        ("rms", top_crosses(blocks / np.sqrt(np.outer(widths, widths)), names, 10_000)),
+        ("explain", layer["top"]),
+        ("frobenius", top_crosses(blocks * np.sqrt(np.outer(widths, widths)), names, 10_000)),
     ):
         pairs = [tuple(sorted(c["features"])) for c in ranking]
         ranks[kind] = {"x".join(p): pairs.index(tuple(sorted(p))) + 1 for p in PLANTED}
     ranks["pairs"] = len(layer["top"])
     return ranks
+
+
+def ranks(work: Path, epochs: int) -> dict:
+    """The planted crosses' ranks on the quality run's DCN (trained first if absent)."""
+    ckpt = work / "quality-stacked"
+    if not (ckpt / "metrics.json").exists():
+        quality(work, epochs)
+    result = planted_ranks(ckpt, work)
+    print("ranks:", result, flush=True)
+    return result
 
 
 def main() -> None:
@@ -252,7 +262,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/dcn-scale"))
-    parser.add_argument("--only", default="parse,stream,memory,quality")
+    parser.add_argument("--only", default="parse,stream,memory,quality,ranks")
     parser.add_argument("--repeats", type=int, default=2, help="alternated training pairs")
     parser.add_argument("--quality-epochs", type=int, default=2)
     args = parser.parse_args()
@@ -267,6 +277,8 @@ def main() -> None:
         results["memory"] = memory(args.work)
     if "quality" in parts:
         results["quality"] = quality(args.work, args.quality_epochs)
+    if "ranks" in parts:
+        results["ranks"] = ranks(args.work, args.quality_epochs)
     print(json.dumps(results, indent=2))
 
 

@@ -504,7 +504,7 @@ def compare(
 def explain(
     ckpt: Annotated[Path, typer.Argument(help="Checkpoint directory written by dcn train.")],
     block_norm: Annotated[
-        bool, typer.Option(help="Frobenius norm of each feature-by-feature block.")
+        bool, typer.Option(help="Root mean square of each feature-by-feature block.")
     ] = False,
     layer: Annotated[
         int | None, typer.Option(help="Cross layer to show, from 0. Default: all.")

@@ -72,9 +72,8 @@ def _fast_chunks(schema: Schema, path: Path, fill: bool) -> Iterator[Chunk]:
                 )
                 skip = 0
                 table = pa_csv.read_csv(pa.BufferReader(piece), read, parse, convert)
-                for batch in table.to_batches(max_chunksize=CHUNK_ROWS):
-                    if batch.num_rows:
-                        yield _checked(schema, pa.Table.from_batches([batch]), fill)
+                if table.num_rows:
+                    yield _checked(schema, table, fill)
     except (pa.ArrowException, OSError, EOFError, zlib.error) as err:
         raise _Rejected(str(err)) from None
 

@@ -4,8 +4,9 @@ For each cross layer it takes the matrix ``K`` with ``W x = x @ K`` (the
 product ``U V`` for a low-rank layer; ``1 w^T`` spread over rows for a DCN-V1
 vector layer; one ``V_i C_i U_i`` per expert for DCN-Mix, plus their sum
 weighted by the mean gate over the checkpoint's test rows) and draws ``|K|``,
-or with ``block_norm`` the Frobenius norm of each feature-by-feature block
-(blocks are as wide as the features' embeddings, so they may differ).
+or with ``block_norm`` the root mean square of each feature-by-feature block
+(blocks are as wide as the features' embeddings, so they may differ; the
+mean keeps a wide block from outranking a narrow one by its size alone).
 
 ``K[i, j]`` scales the cross ``x0_j * x_i``, so the strength of the unordered
 cross of features ``a`` and ``b`` is the norm of both blocks together,
@@ -25,7 +26,14 @@ from dcn_cli.fileio import atomic_path
 
 
 def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
-    """Frobenius norm of each feature-by-feature block of ``matrix``."""
+    """Root mean square of each feature-by-feature block of ``matrix``.
+
+    The Frobenius norm divided by the square root of the block's size: a
+    number's block with another number has one entry where two 16-wide
+    embeddings' has 256, and the plain norm would rank it by its size. On a
+    ctr checkpoint the plain norm ranked the planted crosses 1st, 19th and
+    675th of 780 pairs; this one ranks them 1st, 2nd and 3rd (docs/data.md).
+    """
     n = len(feature_map)
     out = np.zeros((n, n))
     for i, a in enumerate(feature_map):
@@ -33,7 +41,7 @@ def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
             block = matrix[
                 a["offset"] : a["offset"] + a["width"], b["offset"] : b["offset"] + b["width"]
             ]
-            out[i, j] = np.linalg.norm(block, ord="fro")
+            out[i, j] = np.linalg.norm(block, ord="fro") / np.sqrt(block.size)
     return out
 
 
@@ -156,7 +164,7 @@ def _panel(title: str, matrix: np.ndarray, feature_map: list[dict], block_norm: 
     names = [e["name"] for e in feature_map]
     if block_norm:
         return {
-            "title": f"{title}: block Frobenius norms",
+            "title": f"{title}: block RMS",
             "matrix": matrix,
             "labels": names,
             "ticks": list(range(len(names))),

@@ -28,6 +28,7 @@ from dcn_cli.table import ARROW_TYPES, Chunk, to_numpy
 
 SHUFFLE_ROWS = 131_072  # rows in the shuffle buffer that mixes the shards
 SHUFFLE_STEP = 32_768  # rows that enter (and leave) the buffer at a time
+ENCODE_ROWS = 65_536  # rows encoded at a time
 PARALLEL_SHARDS = 2  # shards read at once (pyarrow parses each piece on every core)
 
 
@@ -140,15 +141,20 @@ def streamed_batches(
     def read(shard):
         shard = int(shard)
         seen = before[shard]  # the split's rows before this shard: which are this pipeline's
-        try:
+
+        def mine():
+            nonlocal seen
             for chunk in prepared.chunks(split, [shard]):
                 n = chunk.num_rows
                 if every > 1:
                     keep = (np.arange(seen, seen + n) % every) == pipeline
                     seen += n
                     chunk = chunk.filter(pa.array(keep))
-                if chunk.num_rows:
-                    yield encoder.packed(chunk, label)
+                yield chunk
+
+        try:
+            for rows in gathered(mine()):
+                yield encoder.packed(rows, label)
         except DcnError as err:
             _raised.append(err)
             raise
@@ -181,6 +187,24 @@ def streamed_batches(
         ds = ds.concatenate(empty.repeat()).take(batches)
     ds = ds.map(lambda ids, numbers, y, w: (encoder.unpacked(ids, numbers), y, w))
     return ds.prefetch(2)
+
+
+def gathered(chunks, rows: int = ENCODE_ROWS):
+    """Chunks joined (without copying) into tables of at least ``rows`` rows, then the rest.
+
+    Each lookup builds a hash table of its vocabulary before it looks anything
+    up, so it pays to look up many rows at once.
+    """
+    parts, have = [], 0
+    for chunk in chunks:
+        if chunk.num_rows:
+            parts.append(chunk)
+            have += chunk.num_rows
+        if have >= rows:
+            yield pa.concat_tables(parts)
+            parts, have = [], 0
+    if parts:
+        yield pa.concat_tables(parts)
 
 
 def shards_of(prepared: Prepared, pipeline: int, pipelines: int) -> list[int]:

@@ -359,7 +359,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
 
     from dcn_cli.engine import EVAL_BATCH, evaluate_batches, summary
     from dcn_cli.model import split_model
-    from dcn_cli.pipeline import Encoder, source_errors
+    from dcn_cli.pipeline import Encoder, gathered, source_errors
 
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
@@ -390,10 +390,12 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
         chunks = table.chunks()
 
     def batches():
-        for chunk in chunks:
-            for start in range(0, chunk.num_rows, EVAL_BATCH):
-                ids, numbers, y = encoder.packed(chunk.slice(start, EVAL_BATCH), table.schema.label)
-                yield encoder.unpacked(tf.constant(ids), tf.constant(numbers)), tf.constant(y)
+        for rows in gathered(chunks):
+            ids, numbers, y = encoder.packed(rows, table.schema.label)
+            for start in range(0, rows.num_rows, EVAL_BATCH):
+                part = slice(start, start + EVAL_BATCH)
+                x = encoder.unpacked(tf.constant(ids[part]), tf.constant(numbers[part]))
+                yield x, tf.constant(y[part])
 
     with source_errors():
         results = evaluate_batches(predict, config.task, batches())

@@ -126,8 +126,9 @@ def test_block_norms_handle_unequal_widths():
     feature_map = [{"name": "a", "offset": 0, "width": 2}, {"name": "b", "offset": 2, "width": 3}]
     blocks = block_norms(matrix, feature_map)
     assert blocks.shape == (2, 2)
-    assert blocks[0, 1] == pytest.approx(np.linalg.norm(matrix[0:2, 2:5]))
-    assert blocks[1, 0] == pytest.approx(np.linalg.norm(matrix[2:5, 0:2]))
+    assert blocks[0, 1] == pytest.approx(np.linalg.norm(matrix[0:2, 2:5]) / np.sqrt(6))
+    assert blocks[1, 0] == pytest.approx(np.linalg.norm(matrix[2:5, 0:2]) / np.sqrt(6))
+    assert blocks[0, 0] == pytest.approx(np.sqrt(np.mean(matrix[0:2, 0:2] ** 2)))
     top = top_crosses(blocks, ["a", "b"], 2)
     assert top[0]["features"] == ["b", "b"]
     assert top[1]["strength"] == pytest.approx(np.hypot(blocks[0, 1], blocks[1, 0]))
