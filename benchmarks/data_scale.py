@@ -86,6 +86,24 @@ def child(args) -> None:
         return fit(self, *a, **k)
 
     engine.Engine.fit = timed_fit
+    spent = {"evaluate_s": 0.0, "save_s": 0.0}
+
+    def timing(owner, name, key):
+        original = getattr(owner, name)
+
+        def timed(*a, **k):
+            start = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                spent[key] += time.perf_counter() - start
+
+        setattr(owner, name, timed)
+
+    from dcn_cli import checkpoint
+
+    timing(engine.Engine, "evaluate", "evaluate_s")  # validation passes too, if any
+    timing(checkpoint, "save_model", "save_s")
     imported = time.perf_counter() - START
     model = {**MODEL, "arch": args.arch}
     settings = TrainSettings(epochs=args.epochs, batch_size=BATCH)
@@ -96,6 +114,7 @@ def child(args) -> None:
             {
                 "first_step_s": round(first_step["s"], 2),
                 "imports_s": round(imported, 2),
+                **{k: round(v, 2) for k, v in spent.items()},
                 "in_memory": first_step["in_memory"],
                 "cached": first_step["cached"],
                 "train_seconds": result.metrics["train_seconds"],

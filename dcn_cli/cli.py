@@ -147,7 +147,10 @@ def generate(
         int, typer.Option(help="ctr: vocabulary size of the largest column (C26).")
     ] = 1_000_000,
 ) -> None:
-    """Write a synthetic dataset (mixer, poly, ctr) as CSV plus schema.json."""
+    """Write a synthetic dataset (mixer, poly, ctr) as CSV plus schema.json.
+
+    ctr also writes each row's true click probability (truth-NNNNN.csv).
+    """
     from dcn_cli.generate import generate as run
 
     schema = run(
@@ -171,16 +174,18 @@ DataOpt = Annotated[
     str | None,
     typer.Option(
         "--data",
-        help="Dataset directory, CSV file (with --label), MovieLens dir/zip, "
+        help="Dataset directory, CSV or Parquet file (with --label), MovieLens dir/zip, "
         "tfds:movielens/100k-ratings or Criteo TSV. Default: the built-in mixer toy.",
     ),
 ]
-LabelOpt = Annotated[str | None, typer.Option(help="CSV: name of the label column.")]
+LabelOpt = Annotated[str | None, typer.Option(help="CSV, Parquet: name of the label column.")]
 CategoricalOpt = Annotated[
-    str | None, typer.Option(help="CSV: comma-separated columns to treat as categorical.")
+    str | None,
+    typer.Option(help="CSV, Parquet: comma-separated columns to treat as categorical."),
 ]
 NumericalOpt = Annotated[
-    str | None, typer.Option(help="CSV: comma-separated columns to treat as numerical.")
+    str | None,
+    typer.Option(help="CSV, Parquet: comma-separated columns to treat as numerical."),
 ]
 TaskOpt = Annotated[
     str | None, typer.Option(help="regression or binary. Default: inferred from the label.")
