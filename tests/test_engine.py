@@ -84,7 +84,12 @@ def _fit_with_keras(sample, memory_budget=None, optimizer="adam"):
         )
         for e in (0, 1)
     ]
-    core.fit(epochs[0].concatenate(epochs[1]), epochs=1, verbose=0, shuffle=False)
+    import tensorflow as tf
+
+    batches = -(-prepared.rows["train"] // 256)
+    both = epochs[0].concatenate(epochs[1])
+    both = both.apply(tf.data.experimental.assert_cardinality(2 * batches))
+    core.fit(both, epochs=1, verbose=0, shuffle=False)
     return fitted
 
 
