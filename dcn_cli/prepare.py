@@ -9,7 +9,7 @@ memory when the source is small enough.
 
 The result is cached as JSON in ``.dcn-cache/`` beside the data files (or in
 the user's cache directory when the data's directory is read-only), keyed by
-the files' names, sizes and modification times and by every option that
+the files' paths, sizes and modification times and by every option that
 changes it. A second run on the same data reads the cache instead of the rows.
 """
 
