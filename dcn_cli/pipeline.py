@@ -75,10 +75,10 @@ class Encoder:
         n = chunk.num_rows
         ids = np.empty((n, len(self.categorical)), np.int64)
         for j, name in enumerate(self.categorical):
-            ids[:, j] = self._ids(name, chunk[name])
+            ids[:, j] = self.column(chunk, name)
         numbers = np.empty((n, len(self.numerical)), np.float32)
         for j, name in enumerate(self.numerical):
-            numbers[:, j] = chunk[name].to_numpy()
+            numbers[:, j] = self.column(chunk, name)[:, 0]
         return ids, numbers, labels_of(chunk, label)
 
     def _ids(self, name: str, values: pa.ChunkedArray) -> np.ndarray:

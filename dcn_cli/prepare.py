@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -108,6 +109,16 @@ def assign_splits(
     return np.where(u < split.test, TEST, np.where(u < cut, VALIDATION, TRAIN)).astype(np.int8)
 
 
+def _coded(
+    chunks: Iterator[Chunk], start: int, schema: Schema, validation: float, total_rows: int
+) -> Iterator[tuple[Chunk, np.ndarray]]:
+    """Each chunk with the split code of each of its rows, the first row being ``start``."""
+    for chunk in chunks:
+        n = chunk.num_rows
+        yield chunk, assign_splits(np.arange(start, start + n), schema, validation, total_rows)
+        start += n
+
+
 def split_chunks(
     table: Table,
     split: str,
@@ -121,19 +132,19 @@ def split_chunks(
     Reading a shard on its own needs its first row's number, from ``offsets``.
     """
     code = SPLITS.index(split)
-    start = 0
-    for i in shards if shards is not None else range(len(table.shards)):
-        if offsets is not None:
-            start = offsets[i]
-        for chunk in table.shards[i]():
-            n = chunk.num_rows
-            keep = assign_splits(np.arange(start, start + n), table.schema, validation, total_rows)
-            start += n
-            mask = keep == code
-            if mask.all():
-                yield chunk
-            elif mask.any():
-                yield chunk.filter(pa.array(mask))
+    if offsets is None:
+        coded = _coded(table.chunks(), 0, table.schema, validation, total_rows)
+    else:
+        coded = itertools.chain.from_iterable(
+            _coded(table.shards[i](), offsets[i], table.schema, validation, total_rows)
+            for i in (shards if shards is not None else range(len(table.shards)))
+        )
+    for chunk, codes in coded:
+        mask = codes == code
+        if mask.all():
+            yield chunk
+        elif mask.any():
+            yield chunk.filter(pa.array(mask))
 
 
 @dataclass
@@ -289,11 +300,7 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
 def _held(table: Table, validation: float, total_rows: int) -> dict[str, Chunk]:
     """Every split's rows in memory, from one pass over the table."""
     kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
-    start = 0
-    for chunk in table.chunks():
-        n = chunk.num_rows
-        codes = assign_splits(np.arange(start, start + n), table.schema, validation, total_rows)
-        start += n
+    for chunk, codes in _coded(table.chunks(), 0, table.schema, validation, total_rows):
         for code, parts in kept.items():
             parts.append(chunk.filter(pa.array(codes == code)))
     return {SPLITS[code]: concat(parts, table.schema) for code, parts in kept.items()}
@@ -311,21 +318,19 @@ def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
     start = 0
     for shard in table.shards:
         rows = [0, 0, 0]
-        for chunk in shard():
-            n = chunk.num_rows
-            codes = assign_splits(np.arange(start, start + n), schema, options.validation, total)
-            start += n
-            for code in (TRAIN, VALIDATION, TEST):
-                mask = codes == code
-                rows[code] += int(np.count_nonzero(mask))
-                if in_memory:
-                    kept[code].append(chunk.filter(pa.array(mask)))
+        for chunk, codes in _coded(shard(), start, schema, options.validation, total):
+            rows = [r + int(n) for r, n in zip(rows, np.bincount(codes, minlength=3), strict=True)]
             train = chunk.filter(pa.array(codes == TRAIN))
+            if in_memory:
+                kept[TRAIN].append(train)
+                for code in (VALIDATION, TEST):
+                    kept[code].append(chunk.filter(pa.array(codes == code)))
             for column in features:
                 _update(stats[column.name], train[column.name], column, options)
             label = train[schema.label].to_numpy()
             positives += int(np.count_nonzero(label == 1))
         shard_rows.append(rows)
+        start += sum(rows)
     rows = [sum(r[code] for r in shard_rows) for code in (TRAIN, VALIDATION, TEST)]
     if sum(rows) == 0:
         raise DcnError(f"{table.name}: no data rows")
