@@ -56,12 +56,15 @@ def demo() -> None:
     dcn("train", toy, "--arch cross --epochs 30 --out runs/mixer --force")
     dcn("evaluate runs/mixer")
     dcn("explain runs/mixer")  # bananas x cookbooks should come out on top
-    dcn("compare cross dnn --runs 3", toy, "--epochs 10 --out runs/compare")
+    dcn("compare cross dnn --runs 3", toy, "--epochs 10 --out runs/compare --force")
     # Criteo-shaped clicks: DCN (cross, then deep) on 13 numerical + 26 categorical columns.
     dcn(
         "train --data sample_data/ctr --out runs/ctr --force",
         "--epochs 3 --batch-size 256 --embedding-dim 8",
     )
+    # Use it: score rows (one click probability per row, in order), and export it for serving.
+    dcn("predict runs/ctr --data sample_data/ctr --out runs/ctr-predictions.csv --force")
+    dcn("export runs/ctr --out runs/ctr-savedmodel --force")
 
 
 def lint() -> None:

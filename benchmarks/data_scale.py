@@ -110,7 +110,7 @@ def child(args) -> None:
     imported = time.perf_counter() - START
     model = {**MODEL, "arch": args.arch}
     settings = TrainSettings(epochs=args.epochs, batch_size=BATCH)
-    result = train(model, DataSpec(args.data), settings, args.out, force=True, quiet=True)
+    result = train(model, DataSpec(args.data), settings, args.out, force=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(
         json.dumps(

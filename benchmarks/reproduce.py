@@ -68,9 +68,7 @@ def toy(runs: int) -> None:
             settings = TrainSettings(
                 epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=seed
             )
-            result = train(
-                {"arch": "cross"}, DataSpec(), settings, out=out, quiet=True, tensorboard=False
-            )
+            result = train({"arch": "cross"}, DataSpec(), settings, out=out, tensorboard=False)
             top = explain(out, top=1)["layers"][0]["top"][0]["features"]
             m = result.metrics
             rmses.append(m["rmse"])
@@ -84,7 +82,6 @@ def toy(runs: int) -> None:
             DataSpec(),
             settings,
             out=Path(tmp) / "dnn",
-            quiet=True,
             tensorboard=False,
         )
         m = result.metrics
@@ -242,7 +239,6 @@ def poly() -> None:
                 DataSpec(str(data)),
                 settings,
                 out=Path(tmp) / f"ck-{function}",
-                quiet=True,
                 tensorboard=False,
             )
             m = result.metrics

@@ -59,7 +59,6 @@ def dcn_job(path: str, job: str) -> dict:
                 DataSpec(path),
                 _settings(),
                 out=Path(tmp) / "ckpt",
-                quiet=True,
             )
             rmse = {"dcn": [result.metrics["rmse"]]}
         else:

@@ -8,7 +8,9 @@ answers at once.
 from __future__ import annotations
 
 import functools
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +24,6 @@ app = typer.Typer(
     name="dcn",
     help="Train and inspect Deep & Cross Network (DCN, DCN-V2) models.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -53,6 +54,9 @@ def _user_errors(command):
         except DcnError as err:
             typer.echo(f"Error: {err}", err=True)
             raise typer.Exit(1) from None
+        except BrokenPipeError:  # the reader of our output left (``dcn predict ... | head``)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except OSError as err:  # disk full, permission denied, a path under a plain file
             where = f"{err.filename}: " if err.filename else ""
             typer.echo(f"Error: {where}{err.strerror or err}", err=True)
@@ -151,11 +155,13 @@ def generate(
 
     ctr also writes each row's true click probability (truth-NNNNN.csv).
     """
+    from dcn_cli import render
     from dcn_cli.generate import generate as run
 
     schema = run(
         kind,
         out,
+        progress=render.Ticker("wrote"),
         rows=rows,
         seed=seed,
         function=function,
@@ -210,23 +216,6 @@ HashOpt = Annotated[
 ]
 
 
-def _print_metrics(title: str, metrics: dict, as_json: bool) -> None:
-    import json
-
-    if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
-    Console().print(table)
-
-
 @app.command()
 @_user_errors
 def train(
@@ -278,11 +267,13 @@ def train(
     resume: Annotated[
         bool,
         typer.Option(
-            help="Continue the run in --out with its saved settings (--epochs N to train longer)."
+            "--resume",
+            help="Continue the run in --out with its saved settings (--epochs N to train longer).",
         ),
     ] = False,
     force: Annotated[
-        bool, typer.Option(help="Replace the run --out holds (its files are deleted).")
+        bool,
+        typer.Option("--force", help="Replace the run --out holds (its files are deleted)."),
     ] = False,
     distribute: Annotated[
         str,
@@ -302,17 +293,16 @@ def train(
     json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Train a model and write a checkpoint directory."""
+    from dcn_cli import render
     from dcn_cli.config import parse_int_list
     from dcn_cli.data import DataSpec
     from dcn_cli.training import TrainSettings
     from dcn_cli.training import resume as resume_run
     from dcn_cli.training import train as run
 
-    def warn(note: str) -> None:
-        typer.echo(f"Warning: {note}", err=True)
-
     if workers != 1:
         raise typer.Exit(_launch(workers, distribute))
+    progress = None if json_out else render.TrainProgress()
     if resume:
         if force:
             raise DcnError("--resume continues a run and --force replaces it; choose one")
@@ -322,9 +312,9 @@ def train(
             if name not in ("out", "resume", "force", "json_out", "distribute", "workers")
             and _from_command_line(ctx, name)
         }
-        result = resume_run(out, given, quiet=json_out, warn=warn, distribute=distribute)
+        result = resume_run(out, given, progress=progress, warn=render.warn, distribute=distribute)
         if result.metrics:  # a cluster's other workers print nothing
-            _print_metrics(f"test metrics ({out})", result.metrics, json_out)
+            render.metrics(f"test metrics ({out})", result.metrics, json_out)
         return
     model = dict(
         arch=arch,
@@ -347,19 +337,16 @@ def train(
         settings,
         out=out,
         force=force,
-        quiet=json_out,
-        warn=warn,
+        progress=progress,
+        warn=render.warn,
         distribute=distribute,
     )
     if result.metrics:  # a cluster's other workers print nothing
-        _print_metrics(f"test metrics ({out})", result.metrics, json_out)
+        render.metrics(f"test metrics ({out})", result.metrics, json_out)
 
 
 def _launch(workers: int, distribute: str) -> int:
     """``dcn train --workers N``: this same command line, as N local workers of one cluster."""
-    import os
-    import sys
-
     from dcn_cli.distribute import launch, without_workers_option
 
     if distribute not in ("auto", "multi-worker"):
@@ -385,9 +372,10 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Report a checkpoint's metrics on its test split or on other data."""
+    from dcn_cli import render
     from dcn_cli.training import evaluate as run
 
-    _print_metrics(f"metrics ({ckpt})", run(ckpt, data), json_out)
+    render.metrics(f"metrics ({ckpt})", run(ckpt, data), json_out)
 
 
 @app.command()
@@ -425,45 +413,29 @@ def compare(
         float, typer.Option(help="Dropout after each deep layer, for every model.")
     ] = defaults.DROPOUT,
     precision: PrecisionOpt = "float32",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Write into --out even if it holds files (a comparison's are replaced)."
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
     """Train several models over several seeds and compare them."""
-    import json
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    from dcn_cli import render
+    from dcn_cli.compare import claim_output, write_outputs
     from dcn_cli.compare import compare as run
-    from dcn_cli.compare import write_outputs
     from dcn_cli.data import DataSpec
     from dcn_cli.training import TrainSettings
 
     if runs <= 0:
         raise DcnError(f"--runs must be at least 1, got {runs}")
+    claim_output(out, force)
     spec = DataSpec(data, label, categorical, numerical, task, hash_buckets)
     settings = TrainSettings(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay
     )
-    # The bar starts with the first finished run, so that errors in the data or the
-    # model list come out as the only line on stderr.
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=Console(stderr=True),
-        disable=json_out,
-        transient=True,
-    )
-    task_id = bar.add_task("training", total=runs * len(models))
-
-    started: list[bool] = []
-
-    def step(name: str, seed: int, value: float) -> None:
-        if not started:
-            bar.start()
-            started.append(True)
-        bar.update(task_id, advance=1, description=f"{name} seed {seed}: {value:.4f}")
-
+    progress = None if json_out else render.CompareProgress(runs * len(models))
     try:
         result = run(
             models,
@@ -474,34 +446,13 @@ def compare(
             embedding_l2=embedding_l2,
             dropout=dropout,
             precision=precision,
-            progress=step,
+            progress=progress,
         )
     finally:
-        if started:
-            bar.stop()
-    write_outputs(result, out)
-    if json_out:
-        typer.echo(json.dumps(result, indent=2))
-        return
-    from rich.table import Table
-
-    metric = result["metric"]
-    table = Table(
-        title=f"{metric} on the test split ({result['rows']['test']:,} rows), {runs} runs each"
-    )
-    for column in ("model", f"{metric} mean ± std", "params", "s / run", "p vs " + models[0]):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for m in result["models"]:
-        p = "-" if m["p_value"] is None else f"{m['p_value']:.3g}"
-        table.add_row(
-            m["name"],
-            f"{m['mean']:.4f} ± {m['std']:.4f}",
-            f"{m['params']:,}",
-            f"{m['seconds_per_run']:.1f}",
-            p,
-        )
-    Console().print(table)
-    typer.echo(f"wrote {out}/comparison.json, comparison.csv, comparison.png")
+        if progress is not None:
+            progress.stop()
+    files = write_outputs(result, out)
+    render.comparison(result, json_out, files)
 
 
 @app.command()
@@ -509,7 +460,8 @@ def compare(
 def explain(
     ckpt: Annotated[Path, typer.Argument(help="Checkpoint directory written by dcn train.")],
     block_norm: Annotated[
-        bool, typer.Option(help="Root mean square of each feature-by-feature block.")
+        bool,
+        typer.Option("--block-norm", help="Root mean square of each feature-by-feature block."),
     ] = False,
     layer: Annotated[
         int | None, typer.Option(help="Cross layer to show, from 0. Default: all.")
@@ -534,25 +486,62 @@ def explain(
     ] = False,
 ) -> None:
     """Draw the learned cross matrices and list the strongest feature crosses."""
-    import json
-
+    from dcn_cli import render
     from dcn_cli.explain import explain as run
 
-    result = run(ckpt, block_norm=block_norm, layer=layer, top=top, out=out)
-    if json_out:
-        layers = result["layers"]
-        typer.echo(json.dumps(layers[0] if len(layers) == 1 else layers, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
+    render.crosses(run(ckpt, block_norm=block_norm, layer=layer, top=top, out=out), json_out)
 
-    console = Console()
-    for entry in result["layers"]:
-        table = Table(title=f"strongest crosses, layer {entry['layer']}")
-        table.add_column("rank", justify="right")
-        table.add_column("cross")
-        table.add_column("strength", justify="right")
-        for rank, cross in enumerate(entry["top"], start=1):
-            table.add_row(str(rank), " × ".join(cross["features"]), f"{cross['strength']:.4g}")
-        console.print(table)
-    typer.echo(f"wrote {result['figure']}")
+
+@app.command()
+@_user_errors
+def predict(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint directory written by dcn train.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Rows to score, in any form --data of train takes; a CSV, Parquet or Criteo "
+            "file may lack the label."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write: .parquet (or .pq) for Parquet, .gz for gzip CSV, else CSV. "
+            "Default: CSV on standard output.",
+        ),
+    ] = None,
+    ids: Annotated[
+        str | None, typer.Option("--id", help="Comma-separated columns to copy to each output row.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+) -> None:
+    """Score rows with a checkpoint: one prediction per input row, in input order."""
+    from dcn_cli import render
+    from dcn_cli.delimited import parse_names
+    from dcn_cli.predict import predict as run
+
+    result = run(ckpt, data, out, parse_names(ids), progress=render.Ticker("scored"), force=force)
+    if result.out is not None:
+        typer.echo(f"wrote {result.rows:,} predictions to {result.out}", err=True)
+
+
+@app.command()
+@_user_errors
+def export(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint directory written by dcn train.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="SavedModel directory to write.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --out if it holds files.")
+    ] = False,
+) -> None:
+    """Write a TensorFlow SavedModel that serves raw feature values (TF Serving)."""
+    from dcn_cli.export import export as run
+
+    result = run(ckpt, out, force=force)
+    typer.echo(f"wrote {result.out}; its serving_default signature takes, per row:")
+    for feature, name in result.inputs.items():
+        renamed = f"  (column {feature!r})" if name != feature else ""
+        typer.echo(f"  {name}: {result.dtypes[feature]}{renamed}")
+    typer.echo("and returns prediction, of shape (rows, 1)")

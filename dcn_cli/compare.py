@@ -52,6 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "deep_layers": [192, 192],
     },
 }
+STEPS_PER_CALL = 200  # at least this many steps per call of the step function
 # The architecture settings a model file may hold: every ModelConfig field but what
 # the data decides.
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"features", "task"}
@@ -116,7 +117,12 @@ def compare(
     precision: str | None = None,
     progress=None,
 ) -> dict[str, Any]:
-    """Train every model ``runs`` times; return the comparison as a JSON-able dict."""
+    """Train every model ``runs`` times; return the comparison as a JSON-able dict.
+
+    ``progress`` (the CLI's is :class:`dcn_cli.render.CompareProgress`) is an
+    engine hook that also hears ``starting(name, seed)`` before each run and
+    ``run_done(name, seed, metric, value, seconds)`` after it.
+    """
     if runs <= 0:
         raise DcnError(f"--runs must be at least 1, got {runs}")
     if not models:
@@ -159,9 +165,16 @@ def compare(
                     target.assign(source)
                 for variable, value in zip(optimizer.variables, initial_optimizer, strict=True):
                     variable.assign(value)
+            if progress is not None:
+                progress.starting(name, seed)
             start = time.perf_counter()
             try:
-                engine.fit(settings.epochs, seed)
+                engine.fit(
+                    settings.epochs,
+                    seed,
+                    hooks=[progress] if progress is not None else [],
+                    calls_per_epoch=_calls_per_epoch(engine.steps_per_epoch()),
+                )
             except DcnError as err:
                 raise DcnError(f"{name} seed {seed}: {err}") from None
             seconds.append(time.perf_counter() - start)
@@ -173,7 +186,7 @@ def compare(
                 )
             scores.append(float(value))
             if progress is not None:
-                progress(name, seed, float(value))
+                progress.run_done(name, seed, metric, float(value), seconds[-1])
         results.append(
             {
                 "name": name,
@@ -199,9 +212,30 @@ def compare(
             "lr": settings.lr,
             "optimizer": settings.optimizer,
             "runs": runs,
+            "precision": precision or "float32",
         },
         "models": results,
     }
+
+
+def _calls_per_epoch(steps: int) -> int:
+    """Calls of the traced step function per epoch: one for short epochs (each call
+    costs time), more for long ones, so that progress can be shown inside them."""
+    return max(1, min(20, steps // STEPS_PER_CALL))
+
+
+OUTPUTS = ("comparison.json", "comparison.csv", "comparison.png")
+
+
+def claim_output(out: str | Path, force: bool) -> None:
+    """Check, before any training, that the comparison may be written to ``out``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DcnError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise DcnError(
+            f"{out}: is not empty; replace its comparison with --force, or choose another --out"
+        )
 
 
 def write_outputs(result: dict[str, Any], out: str | Path) -> list[Path]:
@@ -234,4 +268,4 @@ def write_outputs(result: dict[str, Any], out: str | Path) -> list[Path]:
 
     with atomic_path(out / "comparison.png") as tmp:
         bar_chart(result, tmp)
-    return [out / "comparison.json", out / "comparison.csv", out / "comparison.png"]
+    return [out / name for name in OUTPUTS]

@@ -14,20 +14,30 @@ Accepted sources:
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcn_cli.config import from_json
-from dcn_cli.delimited import criteo_table, csv_table, delimited_table, looks_like_criteo
+from dcn_cli.delimited import (
+    check_header,
+    criteo_table,
+    csv_table,
+    delimited_table,
+    looks_like_criteo,
+    read_head,
+)
 from dcn_cli.errors import DcnError
 from dcn_cli.movielens import ArchiveFiles, movielens_1m_table, movielens_100k_table, tfds_table
-from dcn_cli.parquet import parquet_files_table, parquet_table
-from dcn_cli.schema import Schema
+from dcn_cli.parquet import parquet_columns, parquet_files_table, parquet_table
+from dcn_cli.schema import EXTRA, Column, Schema
 from dcn_cli.table import Table, from_columns
 
 if TYPE_CHECKING:
+    from dcn_cli.config import FeatureSpec
     from dcn_cli.prepare import Prepared
 
 PARQUET = (".parquet", ".pq")
@@ -45,10 +55,36 @@ class DataSpec:
     hash_buckets: str | None = None
     validation: float = 0.0
 
+    def to_record(self, checkpoint: Path) -> dict[str, Any]:
+        """These settings for config.json, the data's path made to travel.
+
+        ``data`` is saved as an absolute path, so that the checkpoint finds it
+        from any working directory, and ``data_from_checkpoint`` as the same
+        path relative to the checkpoint directory, so that a checkpoint copied
+        together with its data (a project directory, another machine) finds it too.
+        """
+        record = dataclasses.asdict(self)
+        prefix, path = _split_source(self.data)
+        if path is not None:
+            absolute = Path(os.path.abspath(path))
+            record["data"] = prefix + str(absolute)
+            record["data_from_checkpoint"] = prefix + os.path.relpath(
+                absolute, os.path.abspath(checkpoint)
+            )
+        return record
+
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> DataSpec:
-        """The data a checkpoint was trained on, from its config.json record."""
-        return from_json(cls, record["data"], "config.json: data")
+    def from_record(cls, record: dict[str, Any], checkpoint: str | Path | None = None) -> DataSpec:
+        """The data a checkpoint was trained on, from its config.json record.
+
+        With ``checkpoint`` (the directory the record came from) the data's path
+        is located: as saved, else relative to the checkpoint; when neither
+        exists, an error says what is missing.
+        """
+        spec = from_json(cls, record["data"], "config.json: data")
+        if checkpoint is not None:
+            spec.data = locate(record["data"], Path(checkpoint))
+        return spec
 
     def open(self) -> Table:
         if self.data is None:
@@ -62,6 +98,38 @@ class DataSpec:
             validation=self.validation, hash_buckets=parse_hash_buckets(self.hash_buckets)
         )
         return prepare(self.open(), options)
+
+
+def _split_source(data: str | None) -> tuple[str, Path | None]:
+    """``(prefix, path)`` of what ``--data`` names: ``criteo:`` keeps its prefix; the
+    built-in mixer and ``tfds:`` name no path."""
+    if data is None or data.startswith("tfds:"):
+        return "", None
+    if data.startswith("criteo:"):
+        return "criteo:", Path(data[len("criteo:") :])
+    return "", Path(data)
+
+
+def locate(saved: dict[str, Any], checkpoint: Path) -> str | None:
+    """The saved data source, found from here: as saved (absolute since dcn 0.3; older
+    checkpoints saved it as typed), else relative to the checkpoint directory."""
+    data = saved.get("data")
+    prefix, path = _split_source(data)
+    if path is None or path.exists():
+        return data
+    looked = [str(path)]
+    relative = saved.get("data_from_checkpoint")
+    if isinstance(relative, str):
+        _, moved = _split_source(relative)
+        if moved is not None:
+            found = Path(os.path.normpath(checkpoint / moved))
+            if found.exists():
+                return prefix + str(found)
+            looked.append(str(found))
+    raise DcnError(
+        f"{checkpoint}: the data it was trained on is missing (looked for "
+        f"{' and '.join(looked)}); predict, export, explain and evaluate --data work without it"
+    )
 
 
 def builtin_mixer_table() -> Table:
@@ -144,3 +212,98 @@ def open_table(
     if task is not None and task != table.schema.task:
         table.schema.task = task
     return table
+
+
+def scoring_table(
+    data: str,
+    features: list[FeatureSpec],
+    task: str,
+    label: str,
+    keep: list[str] | None = None,
+    with_label: bool = False,
+) -> Table:
+    """The rows of ``data`` for a model of ``features``: what ``predict`` and ``evaluate
+    --data`` read.
+
+    Each feature column is read as the model takes it, whatever its values
+    look like, and other columns are ignored. A single CSV, Parquet or Criteo
+    file may lack the label unless ``with_label`` (then it is read and checked
+    as a label); otherwise the label and the ``keep`` columns (ids) are handed
+    on untouched. Other sources (a dataset directory, MovieLens) are opened as
+    ``--data`` opens them, label included.
+    """
+    keep = keep or []
+    prefix, path = _split_source(data)
+    table = None
+    if path is not None and path.is_file():
+        if prefix == "criteo:" or looks_like_criteo(path):
+            table = criteo_table(path)
+        elif looks_like_criteo(path, labelled=False):
+            if with_label:
+                raise DcnError(f"{path}: Criteo rows without their label; evaluate needs labels")
+            table = criteo_table(path, labelled=False)
+        elif path.suffix != ".zip":
+            return _scoring_file(path, features, task, label, keep, with_label)
+    if table is None:
+        table = open_table(
+            data,
+            label,
+            ",".join(f.name for f in features if f.kind == "categorical"),
+            ",".join(f.name for f in features if f.kind == "numerical"),
+        )
+    _check_columns([c.name for c in table.schema.columns], features, keep, data)
+    dtypes = {c.name: c.dtype for c in table.schema.columns}
+    for feature in features:
+        if dtypes[feature.name] != feature.dtype:
+            raise DcnError(
+                f"{data}: column {feature.name!r} holds {dtypes[feature.name]} values; "
+                f"the checkpoint's feature takes {feature.dtype}"
+            )
+    return table
+
+
+def _scoring_file(
+    path: Path,
+    features: list[FeatureSpec],
+    task: str,
+    label: str,
+    keep: list[str],
+    with_label: bool,
+) -> Table:
+    """One CSV or Parquet file, its columns matched by name to the model's features."""
+    parquet = path.suffix in PARQUET
+    if parquet:
+        header = parquet_columns(path)
+        check_header(header, path)
+    else:
+        header, _ = read_head(path, rows=0)
+    _check_columns(header, features, keep, path)
+    if with_label and label not in header:
+        raise DcnError(f"{path}: no label column {label!r}, which evaluate needs")
+    kinds = {f.name: f for f in features}
+    columns = []
+    for name in header:
+        if name in kinds:
+            columns.append(Column(name, kinds[name].kind, kinds[name].dtype))
+        elif name == label and with_label:
+            columns.append(Column(name, "label", "float32"))
+        elif name == label or name in keep or not parquet:  # a CSV's reader reads every column
+            columns.append(Column(name, EXTRA, "string"))
+    schema = Schema(columns=columns, task=task, source={"kind": "scoring"})
+    if parquet:
+        return parquet_files_table(schema, [path], str(path))
+    return delimited_table(schema, [path], str(path))
+
+
+def _check_columns(
+    header: list[str], features: list[FeatureSpec], keep: list[str], where: str | Path
+) -> None:
+    missing = [f.name for f in features if f.name not in header]
+    if missing:
+        raise DcnError(
+            f"{where}: does not match the checkpoint's features: missing column(s) "
+            f"{', '.join(missing)}"
+        )
+    absent = [name for name in keep if name not in header]
+    if absent:
+        raise DcnError(f"{where}: no column(s) {', '.join(absent)} to copy (--id)")

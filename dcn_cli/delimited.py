@@ -361,16 +361,7 @@ def csv_table(
     """A CSV file with a header; column roles inferred from the first rows."""
     if not label:
         raise DcnError(f"{path}: a CSV file needs --label COL to name its label column")
-    if path.stat().st_size == 0:
-        raise DcnError(f"{path}: empty file")
-    with _open_text(path) as handle:
-        reader = csv.reader(handle)
-        with _reading(path, reader):
-            header = next(reader, None)
-            if not header:
-                raise DcnError(f"{path}: empty file")
-            sample = [row for _, row in zip(range(SAMPLE_ROWS), reader, strict=False)]
-    check_header(header, path)
+    header, sample = read_head(path)
     forced_cat, forced_num = parse_names(categorical), parse_names(numerical)
     check_roles(header, label, forced_cat, forced_num, path)
     columns = []
@@ -393,6 +384,21 @@ def csv_table(
         task = "binary" if labels and set(labels) <= {"0", "1", "0.0", "1.0"} else "regression"
     schema = Schema(columns=columns, task=task, source={"kind": "csv", "path": str(path)})
     return delimited_table(schema, [path], str(path))
+
+
+def read_head(path: Path, rows: int = SAMPLE_ROWS) -> tuple[list[str], list[list[str]]]:
+    """A CSV file's header, checked, and its first ``rows`` rows."""
+    if path.stat().st_size == 0:
+        raise DcnError(f"{path}: empty file")
+    with _open_text(path) as handle:
+        reader = csv.reader(handle)
+        with _reading(path, reader):
+            header = next(reader, None)
+            if not header:
+                raise DcnError(f"{path}: empty file")
+            sample = [row for _, row in zip(range(rows), reader, strict=False)]
+    check_header(header, path)
+    return header, sample
 
 
 def check_header(header: list[str], path: Path) -> None:
@@ -431,10 +437,13 @@ CRITEO_COLUMNS = (
 )
 
 
-def criteo_table(path: Path) -> Table:
-    """Criteo TSV, as in the Kaggle dac and 1TB day files: no header, empty fields allowed."""
+def criteo_table(path: Path, labelled: bool = True) -> Table:
+    """Criteo TSV, as in the Kaggle dac and 1TB day files: no header, empty fields allowed.
+
+    Without ``labelled``, the 39 feature fields alone (Kaggle's test file).
+    """
     schema = Schema(
-        columns=list(CRITEO_COLUMNS),
+        columns=list(CRITEO_COLUMNS if labelled else CRITEO_COLUMNS[1:]),
         task="binary",
         delimiter="\t",
         header=False,
@@ -443,10 +452,12 @@ def criteo_table(path: Path) -> Table:
     return delimited_table(schema, [path], str(path), fill=True)
 
 
-def looks_like_criteo(path: Path) -> bool:
+def looks_like_criteo(path: Path, labelled: bool = True) -> bool:
+    """Whether the first line has Criteo's 40 tab-separated fields (39 without a label)."""
     try:
         with _open_text(path) as handle:
             first = handle.readline()
     except (OSError, EOFError, zlib.error, UnicodeDecodeError):
         return False  # not Criteo; the CSV reader reports what is wrong with it
-    return first.rstrip("\r\n").count("\t") == len(CRITEO_COLUMNS) - 1
+    fields = len(CRITEO_COLUMNS) - (0 if labelled else 1)
+    return first.rstrip("\r\n").count("\t") == fields - 1

@@ -1,7 +1,7 @@
 """``dcn explain``: which feature crosses a trained cross network learned.
 
 For each cross layer it takes the matrix ``K`` with ``W x = x @ K`` (the
-product ``U V`` for a low-rank layer; ``1 w^T`` spread over rows for a DCN-V1
+product ``U V`` for a low-rank layer; ``w 1^T`` (row i all w_i) for a DCN-V1
 vector layer; one ``V_i C_i U_i`` per expert for DCN-Mix, plus their sum
 weighted by the mean gate over the checkpoint's test rows) and draws ``|K|``,
 or with ``block_norm`` the root mean square of each feature-by-feature block
@@ -23,6 +23,13 @@ import numpy as np
 from dcn_cli import backend, checkpoint
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path
+
+FIGURE_NOTE = (
+    "Cell (i, j) is how strongly the layer multiplies feature i by x0's feature j. "
+    "The diagonal is a feature crossed with itself (e.g. a square). The printed table of "
+    "strongest crosses ranks pairs of two features, combining cells (i, j) and (j, i)."
+)
+GATE_ROWS = 4096  # test rows whose mean gate weighs a mixture's experts
 
 
 def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
@@ -61,34 +68,58 @@ def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tup
     from dcn_cli.layers import Cross, MixCross, VectorCross
 
     if isinstance(layer, Cross):
-        kind = "low-rank U V" if layer.projection_dim else "W"
-        return [(f"layer {index}: {kind}", layer.effective_kernel())]
+        kind = ", low rank (W = U V)" if layer.projection_dim else ""
+        return [(f"layer {index}{kind}", layer.effective_kernel())]
     if isinstance(layer, VectorCross):
         w = np.asarray(layer.kernel)[:, 0]
-        return [(f"layer {index}: DCN-V1 w (rows)", np.tile(w[:, None], (1, len(w))))]
+        return [(f"layer {index}, DCN-V1 (w spread over rows)", np.tile(w[:, None], (1, len(w))))]
     if isinstance(layer, MixCross):
         experts = layer.expert_kernels()
-        panels = [(f"layer {index}: expert {e}", experts[e]) for e in range(len(experts))]
+        panels = [(f"layer {index}, expert {e}", experts[e]) for e in range(len(experts))]
         weights = mean_gate if mean_gate is not None else np.full(len(experts), 1 / len(experts))
         gated = np.tensordot(weights, experts, axes=1)
-        panels.append((f"layer {index}: gated sum", gated))
+        panels.append((f"layer {index}, experts' gated sum", gated))
         return panels
     raise DcnError(f"unsupported cross layer {type(layer).__name__}")
 
 
-def _mean_gates(model, record, cross_network) -> list[np.ndarray | None]:
-    """Mean softmax gate of each mix layer over up to 4096 of the checkpoint's test rows."""
+def _mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
+    """Mean softmax gate of each mix layer over up to 4096 of the checkpoint's test rows.
+
+    Without the training data (a checkpoint copied alone) the experts weigh
+    equally, and ``notes`` says so.
+    """
     from dcn_cli.data import DataSpec
     from dcn_cli.layers import MixCross
     from dcn_cli.model import cross_input_model
+    from dcn_cli.prepare import split_of
+    from dcn_cli.table import concat, to_numpy
 
     if not any(isinstance(layer, MixCross) for layer in cross_network.cross_layers):
         return [None] * len(cross_network.cross_layers)
-
+    try:
+        spec = DataSpec.from_record(record, ckpt)
+    except DcnError as err:
+        notes.append(f"{err}; the gated sum weighs the experts equally")
+        return [None] * len(cross_network.cross_layers)
     keras = backend.load()
-    prepared = DataSpec.from_record(record).prepare()
-    head = prepared.head("test", 4096)
-    x0 = cross_input_model(model)({f.name: head[f.name] for f in prepared.features})
+    table = spec.open()
+    parts, have = [], 0
+    for chunk in split_of(table, "test", spec.validation):
+        parts.append(chunk.slice(0, GATE_ROWS - have))
+        have += parts[-1].num_rows
+        if have >= GATE_ROWS:
+            break
+    rows = concat(parts, table.schema)
+    features = checkpoint.model_config(record, ckpt).features
+    types = {c.name: c.dtype for c in table.schema.columns}
+    if any(types.get(f.name) != f.dtype for f in features):
+        notes.append(
+            f"{spec.data}: its columns no longer match the checkpoint's features; "
+            "the gated sum weighs the experts equally"
+        )
+        return [None] * len(cross_network.cross_layers)
+    x0 = cross_input_model(model)({f.name: to_numpy(rows[f.name]) for f in features})
     gates: list[np.ndarray | None] = []
     x = x0
     for layer in cross_network.cross_layers:
@@ -132,7 +163,8 @@ def explain(
     if out is not None and Path(out).suffix.lower() != ".png":
         raise DcnError(f"{out}: explain draws a PNG; give --out a name ending in .png")
     chosen = range(count) if layer is None else [layer]
-    gates = _mean_gates(model, record, cross_network)
+    notes: list[str] = []
+    gates = _mean_gates(ckpt, model, record, cross_network, notes)
 
     panels, layers_out = [], []
     for index in chosen:
@@ -143,7 +175,7 @@ def explain(
             blocks = block_norms(matrix, feature_map)
             panel = _panel(title, blocks if block_norm else matrix, feature_map, block_norm)
             panels.append(panel)
-            if "expert" not in title:  # the layer's own matrix (a mix layer's gated sum)
+            if ", expert " not in title:  # the layer's own matrix (a mix layer's gated sum)
                 layers_out.append(
                     {
                         "layer": index,
@@ -156,27 +188,29 @@ def explain(
     from dcn_cli.plots import heatmaps
 
     with atomic_path(out) as tmp:
-        heatmaps(panels, tmp)
-    return {"layers": layers_out, "figure": str(out)}
+        heatmaps(panels, tmp, note=FIGURE_NOTE)
+    return {"layers": layers_out, "figure": str(out), "notes": notes}
 
 
 def _panel(title: str, matrix: np.ndarray, feature_map: list[dict], block_norm: bool) -> dict:
     names = [e["name"] for e in feature_map]
     if block_norm:
         return {
-            "title": f"{title}: block RMS",
+            "title": f"cross strength between features (block RMS of |W|), {title}",
             "matrix": matrix,
             "labels": names,
             "ticks": list(range(len(names))),
+            "colorbar": "RMS of |W| over the feature pair's block",
         }
     centres = [e["offset"] + (e["width"] - 1) / 2 for e in feature_map]
     bounds = (
         [e["offset"] for e in feature_map[1:]] if any(e["width"] > 1 for e in feature_map) else []
     )
     return {
-        "title": f"{title}: |K|",
+        "title": f"cross strength |W| between features, {title}",
         "matrix": matrix,
         "labels": names,
         "ticks": centres,
         "bounds": bounds,
+        "colorbar": "|W| entry (weight of x0_j * x_i)",
     }

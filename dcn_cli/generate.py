@@ -38,6 +38,7 @@ def _write_shards(
     families: dict[str, list[str]],
     chunks: Iterator[dict[str, np.ndarray]],
     shard_rows: int,
+    progress=None,
 ) -> dict[str, list[str]]:
     """CSV shards of ``shard_rows`` rows; each family (file prefix -> its columns) row-aligned.
 
@@ -46,7 +47,7 @@ def _write_shards(
     """
     files: dict[str, list[str]] = {prefix: [] for prefix in families}
     handles: dict = {}
-    in_shard = 0
+    in_shard = written = 0
     try:
         for chunk in chunks:
             columns = {p: [_format(chunk[name]) for name in names] for p, names in families.items()}
@@ -67,6 +68,9 @@ def _write_shards(
                     handles[prefix].write("".join(",".join(row) + "\n" for row in rows))
                 i += take
                 in_shard += take
+            written += n
+            if progress is not None:
+                progress(written)
     finally:
         for handle in handles.values():
             handle.close()
@@ -200,10 +204,13 @@ def build(
     return schema, chunks
 
 
-def generate(kind: str, out: str | Path, shard_rows: int = SHARD_ROWS, **options) -> Schema:
+def generate(
+    kind: str, out: str | Path, shard_rows: int = SHARD_ROWS, progress=None, **options
+) -> Schema:
     """Write dataset ``kind`` to directory ``out`` and return its schema.
 
-    ``options`` are those of :func:`build` (rows, seed, function, ...).
+    ``options`` are those of :func:`build` (rows, seed, function, ...);
+    ``progress``, when given, is called with the rows written so far.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -215,7 +222,7 @@ def generate(kind: str, out: str | Path, shard_rows: int = SHARD_ROWS, **options
         families = {"data": [c.name for c in schema.columns]}
         if kind == "ctr":
             families["truth"] = [synthetic.TRUTH_COLUMN]
-        files = _write_shards(tmp, families, chunks, shard_rows)
+        files = _write_shards(tmp, families, chunks, shard_rows, progress)
         schema.files, schema.truth = files["data"], files.get("truth", [])
         schema.save(tmp / "schema.json")
         os.chmod(tmp, normal_mode(tmp))  # mkdtemp's 0700 would hide the data from others

@@ -1,16 +1,15 @@
 """What ``dcn train`` adds around the engine's loop, each written once.
 
-:class:`Progress` draws the rich progress bar, :class:`Saver` keeps
-``history.csv`` and ``model.keras`` on disk, :class:`EarlyStopping` stops
-when validation stops improving and keeps the best weights, and
-:class:`TensorBoard` writes the epoch scalars. Under a cluster only the chief
-runs the hooks that write or print; every worker runs :class:`EarlyStopping`,
+:class:`Saver` keeps ``history.csv`` and ``model.keras`` on disk,
+:class:`EarlyStopping` stops when validation stops improving and keeps the
+best weights, and :class:`TensorBoard` writes the epoch scalars. Under a cluster only the chief
+runs the hooks that write or print (the progress hook, from
+:mod:`dcn_cli.render`, among them); every worker runs :class:`EarlyStopping`,
 whose decision depends only on the weights, which all workers share.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -21,53 +20,6 @@ from dcn_cli.engine import Engine, Hook
 from dcn_cli.errors import DcnError
 
 SAVE_EVERY_SECONDS = 10.0
-
-
-def _show(logs: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
-
-
-class Progress(Hook):
-    """Progress on stderr: in a terminal, a bar per epoch (steps, loss so far, rows per
-    second); elsewhere (a log file, a pipe), one plain line per epoch."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-
-    def on_train_begin(self, engine: Engine, epochs: int, first_epoch: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        console = Console(stderr=True)
-        self.epochs, self.steps = epochs, engine.steps_per_epoch()
-        self.plain = not console.is_terminal and not self.quiet
-        self.bar = Progress(
-            TextColumn("epoch {task.fields[epoch]}/" + str(epochs)),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[metrics]}"),
-            console=console,
-            disable=self.quiet or self.plain,
-        )
-        self.bar.start()
-
-    def on_epoch_begin(self, engine: Engine, epoch: int) -> None:
-        self.task = self.bar.add_task("", total=self.steps, epoch=epoch, metrics="")
-        self.rate = 0.0
-
-    def on_steps(self, engine: Engine, done: int, loss: float, rows_per_second: float) -> None:
-        self.rate = rows_per_second
-        text = f"loss {loss:.4f}  {rows_per_second:,.0f} rows/s"
-        self.bar.update(self.task, completed=done, metrics=text)
-
-    def on_epoch_end(self, engine: Engine, epoch: int, logs: dict[str, float]) -> None:
-        self.bar.update(self.task, completed=self.steps, metrics=_show(logs))
-        if self.plain:
-            line = f"epoch {epoch}/{self.epochs}  {_show(logs)}  {self.rate:,.0f} rows/s"
-            print(line, file=sys.stderr, flush=True)
-
-    def on_train_end(self, engine: Engine, finished: bool) -> None:
-        self.bar.stop()
 
 
 class Saver(Hook):

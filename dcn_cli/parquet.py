@@ -11,8 +11,13 @@ import pyarrow.parquet as pq
 
 from dcn_cli.delimited import check_header, check_roles, parse_names
 from dcn_cli.errors import DcnError
-from dcn_cli.schema import Column, Schema
+from dcn_cli.schema import EXTRA, Column, Schema
 from dcn_cli.table import ARROW_TYPES, CHUNK_ROWS, DECODED_PER_BYTE, Chunk, Table
+
+
+def parquet_columns(path: Path) -> list[str]:
+    """The column names of a Parquet file."""
+    return list(_open(path).schema_arrow.names)
 
 
 def _open(path: Path) -> pq.ParquetFile:
@@ -42,7 +47,9 @@ def _typed(schema: Schema, chunk: Chunk, path: Path, start: int) -> Chunk:
     columns = []
     for column in schema.columns:
         values = chunk[column.name]
-        if column.dtype == "string":
+        if column.role == EXTRA:
+            pass  # handed on as it is
+        elif column.dtype == "string":
             values = values.cast(pa.string()).fill_null("")  # a missing category is its own value
         else:
             if values.null_count:

@@ -15,6 +15,7 @@ and epoch), and cuts batches.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -70,8 +71,9 @@ class Encoder:
             return chunk[name].to_numpy().reshape(-1, 1)
         return self._ids(name, chunk[name])
 
-    def packed(self, chunk: Chunk, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(ids (n, C) int64, numbers (n, N) float32, labels (n, 1) float32)``."""
+    def packed(self, chunk: Chunk, label: str | None) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(ids (n, C) int64, numbers (n, N) float32, labels (n, 1) float32)``; the
+        labels are ``None`` when ``label`` is."""
         n = chunk.num_rows
         ids = np.empty((n, len(self.categorical)), np.int64)
         for j, name in enumerate(self.categorical):
@@ -79,7 +81,7 @@ class Encoder:
         numbers = np.empty((n, len(self.numerical)), np.float32)
         for j, name in enumerate(self.numerical):
             numbers[:, j] = self.column(chunk, name)[:, 0]
-        return ids, numbers, labels_of(chunk, label)
+        return ids, numbers, None if label is None else labels_of(chunk, label)
 
     def _ids(self, name: str, values: pa.ChunkedArray) -> np.ndarray:
         if name in self.lookups:

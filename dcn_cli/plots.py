@@ -21,57 +21,97 @@ def _pyplot():
 
 
 def bar_chart(result: dict[str, Any], path: Path) -> None:
-    """Mean metric per model with standard-deviation error bars."""
+    """Mean metric per model (bars, standard deviation as error bars), each run a dot.
+
+    The y-axis starts near the lowest run, not at 0, to show differences of a
+    few thousandths; the axis says where it starts.
+    """
     plt = _pyplot()
     models = result["models"]
     names = [m["name"] for m in models]
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 4))
+    means = np.array([m["mean"] for m in models])
+    runs = [np.asarray(m["runs"], dtype=float) for m in models]
+    every = np.concatenate(runs)
+    spread = max(float(every.max() - every.min()), float(np.max([m["std"] for m in models])), 1e-9)
+    bottom = max(float(every.min() - 0.5 * spread), 0.0)
+    top = float(every.max() + 0.3 * spread)
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 3, 4.4))
+    positions = np.arange(len(names))
     ax.bar(
-        names,
-        [m["mean"] for m in models],
+        positions,
+        means - bottom,
+        bottom=bottom,
         yerr=[m["std"] for m in models],
         capsize=6,
-        color="#4c72b0",
+        color="#a6bddb",
+        edgecolor="#4c72b0",
+        label="mean ± std",
     )
-    means = np.array([m["mean"] for m in models])
-    spread = max(float(np.max([m["std"] for m in models])), 1e-9)
-    low = float(means.min() - 4 * spread)
-    ax.set_ylim(bottom=max(low, 0.0) if result["metric"] != "rmse" or low > 0 else 0.0)
-    runs = result.get("training", {}).get("runs", len(models[0]["runs"]))
-    ax.set_ylabel(f"test {result['metric']} (mean ± std, {runs} runs)")
-    ax.set_title(f"dcn compare on {result.get('data', '')}", fontsize=9)
+    for i, values in enumerate(runs):
+        jitter = np.linspace(-0.18, 0.18, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(
+            positions[i] + jitter,
+            values,
+            s=18,
+            color="#08306b",
+            zorder=3,
+            label="one run" if i == 0 else None,
+        )
+    ax.set_xticks(positions)
+    ax.set_xticklabels(names)
+    ax.set_ylim(bottom, top)
+    t = result.get("training", {})
+    count = t.get("runs", len(models[0]["runs"]))
+    better = "higher is better" if result["metric"] == "auc" else "lower is better"
+    ax.set_ylabel(f"test {result['metric']} ({better})")
+    ax.set_xlabel("model")
+    start = "0" if bottom == 0 else f"{bottom:.4g}, not 0"
+    ax.set_title(
+        f"dcn compare: test {result['metric']} on {result.get('data', '')}, {count} runs per model"
+        f"\n(y-axis starts at {start})",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=120)
     plt.close(fig)
 
 
-def heatmaps(panels: list[dict[str, Any]], path: Path) -> None:
-    """One heatmap per panel: ``{"title", "matrix", "labels", "ticks"}``, with colour bars.
+def heatmaps(panels: list[dict[str, Any]], path: Path, note: str = "") -> None:
+    """One heatmap per panel, each with axis titles and a labelled colour bar.
 
-    ``ticks`` are the positions of ``labels`` on both axes (block centres for
-    embedded features); ``bounds`` (optional) draws the block edges.
+    A panel is ``{"title", "matrix", "labels", "ticks", "colorbar"}``: ``ticks``
+    are the positions of ``labels`` on both axes (block centres for embedded
+    features); ``bounds`` (optional) draws the block edges. ``note`` goes
+    under the figure.
     """
     plt = _pyplot()
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     cols = min(len(panels), 3)
     rows = (len(panels) + cols - 1) // cols
-    size = 5.5 if max(len(p["labels"]) for p in panels) > 4 else 4.5
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    size = 6.0 if max(len(p["labels"]) for p in panels) > 4 else 5.0
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.6), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=False):
         image = ax.matshow(panel["matrix"], cmap=plt.cm.Blues)
         ax.set_xticks(panel["ticks"])
         ax.set_yticks(panel["ticks"])
         ax.set_xticklabels(panel["labels"], rotation=45, ha="left", fontsize=8)
         ax.set_yticklabels(panel["labels"], fontsize=8)
+        ax.xaxis.set_label_position("top")
+        ax.set_xlabel("feature j, multiplied by x0_j", fontsize=8)
+        ax.set_ylabel("feature i of the layer's input x_l", fontsize=8)
         for edge in panel.get("bounds", []):
             ax.axhline(edge - 0.5, color="grey", linewidth=0.4)
             ax.axvline(edge - 0.5, color="grey", linewidth=0.4)
-        ax.set_title(panel["title"], fontsize=9, pad=40)
+        ax.set_title(panel["title"], fontsize=9, pad=12)
         cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.05)
-        fig.colorbar(image, cax=cax)
+        bar = fig.colorbar(image, cax=cax)
+        bar.set_label(panel.get("colorbar", ""), fontsize=8)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, wrap=True, va="bottom")
     fig.savefig(path, format="png", dpi=120)
     plt.close(fig)

@@ -361,6 +361,12 @@ def count_rows(table: Table) -> int:
     return sum(chunk.num_rows for chunk in table.chunks())
 
 
+def split_of(table: Table, split: str, validation: float) -> Iterator[Chunk]:
+    """One split's rows with no preparation pass (an ordered split counts the rows first)."""
+    total = count_rows(table) if table.schema.split.kind == "ordered" else 0
+    return split_chunks(table, split, validation, total)
+
+
 def _update(stat: _Stats, values: pa.ChunkedArray, column: Column, options: DataOptions) -> None:
     if column.role == "categorical":
         if stat.counts is None:

@@ -16,6 +16,9 @@ from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json, write_json
 
 ROLES = ("categorical", "numerical", "label")
+# Read and handed on, never a feature: the columns ``dcn predict`` copies to its output
+# (ids, a label). Only dcn gives it; a schema.json may not.
+EXTRA = "extra"
 SCHEMA_FORMAT = 1
 
 
@@ -124,7 +127,7 @@ class Schema:
 
     @property
     def features(self) -> list[Column]:
-        return [c for c in self.columns if c.role != "label"]
+        return [c for c in self.columns if c.role not in ("label", EXTRA)]
 
     def validate(self, where: str = "schema") -> None:
         for column in self.columns:

@@ -18,11 +18,11 @@ from typing import Any
 
 from dcn_cli import backend, checkpoint, defaults
 from dcn_cli.config import ModelConfig, check_finite, check_seed, from_json
-from dcn_cli.data import DataSpec
+from dcn_cli.data import DataSpec, scoring_table
 from dcn_cli.distribute import is_chief
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
-from dcn_cli.prepare import Prepared, count_rows, split_chunks
+from dcn_cli.prepare import Prepared, split_of
 from dcn_cli.schema import Schema
 from dcn_cli.table import Table
 
@@ -77,12 +77,16 @@ def train(
     settings: TrainSettings,
     out: str | Path = "ckpt",
     force: bool = False,
-    quiet: bool = False,
+    progress=None,
     tensorboard: bool = True,
     warn=None,
     distribute: str = "auto",
 ) -> TrainResult:
     """Train one model and write its checkpoint directory ``out``.
+
+    ``progress`` is an engine hook that shows how training goes (the CLI's
+    is :class:`dcn_cli.render.TrainProgress`); by default nothing is printed.
+    ``warn`` takes notes on the settings (a callable of one string).
 
     ``model_config`` holds the architecture settings of :class:`ModelConfig`
     except ``features``, which come from the data. ``out`` must not hold a
@@ -105,12 +109,12 @@ def train(
             warn(note)
     model = _new_model(config, settings, strategy)  # before anything is written: it may not fit
     if not chief:
-        return _fit(config, prepared, settings, None, quiet, tensorboard, model, strategy)
+        return _fit(config, prepared, settings, None, progress, tensorboard, model, strategy)
     record = {
         "model": config.to_dict(),
         "training": dataclasses.asdict(settings),
         "data": {
-            **dataclasses.asdict(data),
+            **data.to_record(out),
             "source": prepared.table.name,
             "rows": prepared.rows,
             "schema": prepared.schema.to_dict(),
@@ -126,7 +130,7 @@ def train(
     checkpoint.remove_temporary(out)
     checkpoint.save_config(out, record)
     try:
-        return _fit(config, prepared, settings, out, quiet, tensorboard, model, strategy)
+        return _fit(config, prepared, settings, out, progress, tensorboard, model, strategy)
     except BaseException:
         if not (out / checkpoint.MODEL).exists():
             # Failed (or stopped) before its first save: leave no run behind. Only
@@ -163,7 +167,7 @@ def _new_model(config: ModelConfig, settings: TrainSettings, strategy=None):
 def resume(
     out: str | Path,
     given: dict[str, Any] | None = None,
-    quiet: bool = False,
+    progress=None,
     tensorboard: bool = True,
     warn=None,
     distribute: str = "auto",
@@ -181,7 +185,7 @@ def resume(
     record = checkpoint.load_record(out)
     where = out / checkpoint.CONFIG
     config = checkpoint.model_config(record, out)
-    data = DataSpec.from_record(record)
+    data = DataSpec.from_record(record, out)
     settings = from_json(TrainSettings, record["training"], f"{where}: training")
     history = checkpoint.read_history(out)
     _check_given(given or {}, record, where, epochs_done=len(history))
@@ -220,14 +224,14 @@ def resume(
             model = checkpoint.load_model(out, config)
     if not chief:
         return _fit(
-            config, prepared, settings, None, quiet, tensorboard, model, strategy, history, out
+            config, prepared, settings, None, progress, tensorboard, model, strategy, history, out
         )
     # Only now, with the model in hand, does the directory change.
     checkpoint.remove_temporary(out)
     (out / checkpoint.METRICS).unlink(missing_ok=True)  # describes an end this run moves past
     if settings.epochs != record["training"]["epochs"]:
         checkpoint.save_config(out, {**record, "training": dataclasses.asdict(settings)})
-    return _fit(config, prepared, settings, out, quiet, tensorboard, model, strategy, history)
+    return _fit(config, prepared, settings, out, progress, tensorboard, model, strategy, history)
 
 
 def _check_given(
@@ -272,7 +276,7 @@ def _fit(
     prepared: Prepared,
     settings: TrainSettings,
     out: Path | None,
-    quiet: bool,
+    progress,
     tensorboard: bool,
     model,
     strategy,
@@ -302,7 +306,9 @@ def _fit(
     saver = None
     if out is not None:
         saver = hooks.Saver(out, history, history[-1].get("seconds", 0.0) if history else 0.0)
-        hook_list += [saver, hooks.Progress(quiet)]  # a failed save is an error, then no line
+        hook_list.append(saver)
+        if progress is not None:
+            hook_list.append(progress)  # after the saver: a failed save is an error, then no line
         if tensorboard:
             hook_list.append(hooks.TensorBoard(out / checkpoint.LOGS))
     with source_errors(), lost_workers(strategy):  # a streamed file changed; a worker died
@@ -363,7 +369,8 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
 
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
-    saved = DataSpec.from_record(record)
+    label = Schema.from_dict(record["data"]["schema"], f"{ckpt}: data.schema").label
+    saved = DataSpec.from_record(record, ckpt if data is None else None)
     model = checkpoint.load_model(ckpt, config)
     _, core = split_model(model, config)
     encoder = Encoder(config.features)
@@ -371,27 +378,16 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     if data is None:
         table = saved.open()
         _check_features(config, table, saved.data or "the built-in mixer")
-        total = count_rows(table) if table.schema.split.kind == "ordered" else 0
-        chunks = split_chunks(table, "test", saved.validation, total)
+        chunks = split_of(table, "test", saved.validation)
     else:
-        # A CSV's columns take the roles the checkpoint's features have, not inferred ones.
-        def named(kind: str) -> str:
-            return ",".join(f.name for f in config.features if f.kind == kind)
-
-        label = Schema.from_dict(record["data"]["schema"], f"{ckpt}: data.schema").label
-        table = dataclasses.replace(
-            saved,
-            data=data,
-            label=label,
-            categorical=named("categorical"),
-            numerical=named("numerical"),
-        ).open()
-        _check_features(config, table, data)
+        # The columns take the roles and types the checkpoint's features have.
+        table = scoring_table(data, config.features, config.task, label, with_label=True)
         chunks = table.chunks()
+    label = next((c.name for c in table.schema.columns if c.role == "label"), label)
 
     def batches():
         for rows in gathered(chunks):
-            ids, numbers, y = encoder.packed(rows, table.schema.label)
+            ids, numbers, y = encoder.packed(rows, label)
             for start in range(0, rows.num_rows, EVAL_BATCH):
                 part = slice(start, start + EVAL_BATCH)
                 x = encoder.unpacked(tf.constant(ids[part]), tf.constant(numbers[part]))

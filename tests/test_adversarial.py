@@ -444,8 +444,8 @@ def test_resume_on_data_that_changed_since(runner, trained):
     result = runner.invoke(app, ["train", "--resume", "--out", "ckpt", "--epochs", "2"])
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: t.csv: the data changed since this run started (its features no longer "
-        "match config.json); start a new run\n"
+        f"Error: {Path('t.csv').absolute()}: the data changed since this run started (its "
+        "features no longer match config.json); start a new run\n"
     )
 
 

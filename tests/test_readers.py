@@ -420,7 +420,6 @@ def test_streamed_and_in_memory_training_agree(tmp_path, monkeypatch):
         DataSpec(str(tmp_path / "ctr")),
         settings,
         tmp_path / "a",
-        quiet=True,
         tensorboard=False,
     )
     monkeypatch.setenv("DCN_MEMORY_BUDGET_MB", "0")
@@ -430,7 +429,6 @@ def test_streamed_and_in_memory_training_agree(tmp_path, monkeypatch):
         DataSpec(str(tmp_path / "ctr")),
         settings,
         tmp_path / "b",
-        quiet=True,
         tensorboard=False,
     )
     assert held.metrics["test_rows"] == streamed.metrics["test_rows"]
@@ -491,7 +489,6 @@ def test_evaluate_learns_nothing_from_the_data_again(tmp_path, monkeypatch):
         DataSpec(str(tmp_path / "ctr")),
         settings,
         tmp_path / "ckpt",
-        quiet=True,
         tensorboard=False,
     )
 
