@@ -100,6 +100,11 @@ def _terminate(signum, frame):
     raise _Terminated()
 
 
+def _choices(*values: str) -> dict:
+    """An option's allowed values, shown in --help and offered by shell completion."""
+    return {"metavar": "|".join(values), "autocompletion": lambda: list(values)}
+
+
 def _from_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the user typed option ``name`` (rather than leaving its default)."""
     source = ctx.get_parameter_source(name)
@@ -127,7 +132,7 @@ def main(
 @app.command()
 @_user_errors
 def generate(
-    kind: Annotated[str, typer.Argument(help="Dataset kind: mixer, poly or ctr.")],
+    kind: Annotated[str, typer.Argument(help="Dataset kind.", **_choices("mixer", "poly", "ctr"))],
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Directory to write (replaced if it holds a dataset)."),
@@ -194,12 +199,18 @@ NumericalOpt = Annotated[
     typer.Option(help="CSV, Parquet: comma-separated columns to treat as numerical."),
 ]
 TaskOpt = Annotated[
-    str | None, typer.Option(help="regression or binary. Default: inferred from the label.")
+    str | None,
+    typer.Option(
+        help="regression or binary. Default: inferred from the label.",
+        **_choices("regression", "binary"),
+    ),
 ]
 EpochsOpt = Annotated[int, typer.Option(help="Training epochs.")]
 BatchOpt = Annotated[int, typer.Option(help="Rows per training step.")]
 LrOpt = Annotated[float, typer.Option(help="Learning rate.")]
-OptimizerOpt = Annotated[str, typer.Option(help="adam, adamw, adagrad or sgd.")]
+OptimizerOpt = Annotated[
+    str, typer.Option(help="The optimizer.", **_choices("adam", "adamw", "adagrad", "sgd"))
+]
 WeightDecayOpt = Annotated[
     float, typer.Option(help="Decoupled weight decay (every optimizer). 0 turns it off.")
 ]
@@ -207,7 +218,8 @@ PrecisionOpt = Annotated[
     str,
     typer.Option(
         help="float32, or mixed_bfloat16: embeddings, cross and deep layers compute in "
-        "bfloat16 (weights stay float32); faster on CPUs with bfloat16 units, less exact."
+        "bfloat16 (weights stay float32); faster on CPUs with bfloat16 units, less exact.",
+        **_choices("float32", "mixed_bfloat16"),
     ),
 ]
 HashOpt = Annotated[
@@ -227,9 +239,20 @@ def train(
     numerical: NumericalOpt = None,
     task: TaskOpt = None,
     hash_buckets: HashOpt = None,
-    arch: Annotated[str, typer.Option(help="stacked, parallel, cross or deep.")] = "stacked",
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="Deep layers on top of the cross network (stacked), beside it (parallel), "
+            "or either alone.",
+            **_choices("stacked", "parallel", "cross", "deep"),
+        ),
+    ] = "stacked",
     cross_type: Annotated[
-        str, typer.Option(help="matrix (DCN-V2), vector (DCN-V1) or mix.")
+        str,
+        typer.Option(
+            help="matrix (DCN-V2), vector (DCN-V1) or mix (DCN-Mix).",
+            **_choices("matrix", "vector", "mix"),
+        ),
     ] = "matrix",
     cross_layers: Annotated[int, typer.Option(help="Number of cross layers.")] = 1,
     projection_dim: Annotated[
@@ -280,7 +303,8 @@ def train(
         typer.Option(
             help="auto: the cluster TF_CONFIG names, else every local GPU, else one device; "
             "off: one device; mirrored: every local GPU (or CPU device); multi-worker: "
-            "the TF_CONFIG cluster."
+            "the TF_CONFIG cluster.",
+            **_choices("auto", "off", "mirrored", "multi-worker"),
         ),
     ] = "auto",
     workers: Annotated[

@@ -25,9 +25,10 @@ from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path
 
 FIGURE_NOTE = (
-    "Cell (i, j) is how strongly the layer multiplies feature i by x0's feature j. "
-    "The diagonal is a feature crossed with itself (e.g. a square). The printed table of "
-    "strongest crosses ranks pairs of two features, combining cells (i, j) and (j, i)."
+    "Cell (i, j): how strongly the layer multiplies feature i (of its input) by feature j "
+    "(of the model's input x0). The diagonal is a feature crossed with itself (e.g. a "
+    "square). dcn explain's printed table ranks pairs of two features, combining (i, j) "
+    "and (j, i). Layers count from 0."
 )
 GATE_ROWS = 4096  # test rows whose mean gate weighs a mixture's experts
 
@@ -68,17 +69,17 @@ def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tup
     from dcn_cli.layers import Cross, MixCross, VectorCross
 
     if isinstance(layer, Cross):
-        kind = ", low rank (W = U V)" if layer.projection_dim else ""
-        return [(f"layer {index}{kind}", layer.effective_kernel())]
+        kind = " (low rank, W = U V)" if layer.projection_dim else ""
+        return [(f"cross layer {index}{kind}", layer.effective_kernel())]
     if isinstance(layer, VectorCross):
         w = np.asarray(layer.kernel)[:, 0]
-        return [(f"layer {index}, DCN-V1 (w spread over rows)", np.tile(w[:, None], (1, len(w))))]
+        return [(f"cross layer {index} (DCN-V1: row i is w_i)", np.tile(w[:, None], (1, len(w))))]
     if isinstance(layer, MixCross):
         experts = layer.expert_kernels()
-        panels = [(f"layer {index}, expert {e}", experts[e]) for e in range(len(experts))]
+        panels = [(f"cross layer {index}, expert {e}", experts[e]) for e in range(len(experts))]
         weights = mean_gate if mean_gate is not None else np.full(len(experts), 1 / len(experts))
         gated = np.tensordot(weights, experts, axes=1)
-        panels.append((f"layer {index}, experts' gated sum", gated))
+        panels.append((f"cross layer {index}, experts' gated sum", gated))
         return panels
     raise DcnError(f"unsupported cross layer {type(layer).__name__}")
 
@@ -196,7 +197,7 @@ def _panel(title: str, matrix: np.ndarray, feature_map: list[dict], block_norm: 
     names = [e["name"] for e in feature_map]
     if block_norm:
         return {
-            "title": f"cross strength between features (block RMS of |W|), {title}",
+            "title": f"cross strength between features,\n{title}: RMS of |W| per block",
             "matrix": matrix,
             "labels": names,
             "ticks": list(range(len(names))),
@@ -207,7 +208,7 @@ def _panel(title: str, matrix: np.ndarray, feature_map: list[dict], block_norm: 
         [e["offset"] for e in feature_map[1:]] if any(e["width"] > 1 for e in feature_map) else []
     )
     return {
-        "title": f"cross strength |W| between features, {title}",
+        "title": f"cross strength |W| between features,\n{title}",
         "matrix": matrix,
         "labels": names,
         "ticks": centres,

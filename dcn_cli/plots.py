@@ -33,8 +33,12 @@ def bar_chart(result: dict[str, Any], path: Path) -> None:
     runs = [np.asarray(m["runs"], dtype=float) for m in models]
     every = np.concatenate(runs)
     spread = max(float(every.max() - every.min()), float(np.max([m["std"] for m in models])), 1e-9)
-    bottom = max(float(every.min() - 0.5 * spread), 0.0)
-    top = float(every.max() + 0.3 * spread)
+    from matplotlib.ticker import MaxNLocator
+
+    # Start at a round tick below the lowest run, or at 0 when that is near.
+    low, top = float(every.min() - 0.5 * spread), float(every.max() + 0.3 * spread)
+    ticks = MaxNLocator(nbins=6).tick_values(max(low, 0.0), top)
+    bottom = max(0.0, float(max(t for t in ticks if t <= max(low, 0.0))))
     fig, ax = plt.subplots(figsize=(1.3 * len(names) + 3, 4.4))
     positions = np.arange(len(names))
     ax.bar(
@@ -58,7 +62,13 @@ def bar_chart(result: dict[str, Any], path: Path) -> None:
             label="one run" if i == 0 else None,
         )
     ax.set_xticks(positions)
-    ax.set_xticklabels(names)
+    ax.set_xticklabels(
+        [
+            name if m["p_value"] is None else f"{name}\np = {m['p_value']:.2g} vs {names[0]}"
+            for name, m in zip(names, models, strict=True)
+        ],
+        fontsize=8,
+    )
     ax.set_ylim(bottom, top)
     t = result.get("training", {})
     count = t.get("runs", len(models[0]["runs"]))
@@ -91,13 +101,16 @@ def heatmaps(panels: list[dict[str, Any]], path: Path, note: str = "") -> None:
     cols = min(len(panels), 3)
     rows = (len(panels) + cols - 1) // cols
     size = 6.0 if max(len(p["labels"]) for p in panels) > 4 else 5.0
+    count = max(len(p["labels"]) for p in panels)
+    size = max(size, 0.16 * count)  # room for every feature's name
+    font = 8 if count <= 24 else max(5, 8 * 24 / count)
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.6), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=False):
         image = ax.matshow(panel["matrix"], cmap=plt.cm.Blues)
         ax.set_xticks(panel["ticks"])
         ax.set_yticks(panel["ticks"])
-        ax.set_xticklabels(panel["labels"], rotation=45, ha="left", fontsize=8)
-        ax.set_yticklabels(panel["labels"], fontsize=8)
+        ax.set_xticklabels(panel["labels"], rotation=90, ha="center", fontsize=font)
+        ax.set_yticklabels(panel["labels"], fontsize=font)
         ax.xaxis.set_label_position("top")
         ax.set_xlabel("feature j, multiplied by x0_j", fontsize=8)
         ax.set_ylabel("feature i of the layer's input x_l", fontsize=8)
@@ -108,10 +121,11 @@ def heatmaps(panels: list[dict[str, Any]], path: Path, note: str = "") -> None:
         cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.05)
         bar = fig.colorbar(image, cax=cax)
         bar.set_label(panel.get("colorbar", ""), fontsize=8)
+        bar.ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.08 if note else 0, 1, 1))
     if note:
-        fig.text(0.01, 0.01, note, fontsize=7, wrap=True, va="bottom")
+        fig.text(0.02, 0.01, note, fontsize=7, wrap=True, va="bottom")
     fig.savefig(path, format="png", dpi=120)
     plt.close(fig)

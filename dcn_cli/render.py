@@ -42,12 +42,18 @@ def metrics(title: str, values: dict[str, Any], as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in values.items():
         table.add_row(key, _number(value))
-    console().print(table)
+    _titled(console(), title, table)
+
+
+def _titled(out, title: str, table) -> None:
+    """A title above a table, on its own line: a table's own title wraps at its width."""
+    out.print(title, highlight=False, soft_wrap=True)
+    out.print(table)
 
 
 def settings_line(result: dict[str, Any]) -> str:
@@ -81,7 +87,8 @@ def comparison(result: dict[str, Any], as_json: bool, files: list) -> None:
             p,
         )
     out = console()
-    out.print(table)
+    title = f"test {metric} on {result['data']} ({result['rows']['test']:,} test rows)"
+    _titled(out, title, table)
     out.print(settings_line(result), highlight=False, soft_wrap=True)
     print(f"wrote {', '.join(str(f) for f in files)}")
 
@@ -98,13 +105,13 @@ def crosses(result: dict[str, Any], as_json: bool) -> None:
 
     out = console()
     for entry in result["layers"]:
-        table = Table(title=f"strongest crosses, layer {entry['layer']}")
+        table = Table()
         table.add_column("rank", justify="right")
         table.add_column("cross")
         table.add_column("strength", justify="right")
         for rank, cross in enumerate(entry["top"], start=1):
             table.add_row(str(rank), " × ".join(cross["features"]), f"{cross['strength']:.4g}")
-        out.print(table)
+        _titled(out, f"strongest crosses, cross layer {entry['layer']}", table)
     out.print(
         "strength of a pair of features a, b: √(B[a,b]² + B[b,a]²), B being the root mean "
         "square of |W| over a feature-by-feature block (the --block-norm figure); "
@@ -140,14 +147,16 @@ def _show(logs: dict[str, float]) -> str:
 class TrainProgress:
     """An engine hook (:class:`dcn_cli.engine.Hook`) for ``dcn train``.
 
-    In a terminal, a bar per epoch (steps, loss so far, rows per second);
-    each finished epoch leaves one line, there and in a log alike.
+    In a terminal, a bar per epoch (steps, loss so far, rows per second).
+    Each finished epoch leaves one line, there and in a log alike; in a log,
+    a long epoch also gives a line at least every :data:`PLAIN_EVERY_SECONDS`.
     """
 
     def on_train_begin(self, engine, epochs: int, first_epoch: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.console = console(stderr=True)
+        self.plain = not self.console.is_terminal
         self.epochs, self.steps = epochs, engine.steps_per_epoch()
         self.bar = Progress(
             TextColumn("epoch {task.fields[epoch]}/" + str(epochs)),
@@ -155,27 +164,35 @@ class TrainProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[metrics]}"),
             console=self.console,
-            disable=not self.console.is_terminal,
+            disable=self.plain,
             transient=True,
         )
         self.bar.start()
+        self.last = time.monotonic()
+        if first_epoch:
+            self._line(f"resuming after epoch {first_epoch}/{epochs}")
 
     def on_epoch_begin(self, engine, epoch: int) -> None:
         self.task = self.bar.add_task("", total=self.steps, epoch=epoch, metrics="")
-        self.rate = 0.0
+        self.epoch, self.rate = epoch, 0.0
 
     def on_steps(self, engine, done: int, loss: float, rows_per_second: float) -> None:
         self.rate = rows_per_second
         text = f"loss {loss:.4f}  {rows_per_second:,.0f} rows/s"
         self.bar.update(self.task, completed=done, metrics=text)
+        if self.plain and done < self.steps and time.monotonic() - self.last >= PLAIN_EVERY_SECONDS:
+            self._line(f"epoch {self.epoch}/{self.epochs}  step {done:,}/{self.steps:,}  {text}")
 
     def on_epoch_end(self, engine, epoch: int, logs: dict[str, float]) -> None:
         self.bar.remove_task(self.task)
-        line = f"epoch {epoch}/{self.epochs}  {_show(logs)}  {self.rate:,.0f} rows/s"
-        self.console.print(line, highlight=False, soft_wrap=True)
+        self._line(f"epoch {epoch}/{self.epochs}  {_show(logs)}  {self.rate:,.0f} rows/s")
 
     def on_train_end(self, engine, finished: bool) -> None:
         self.bar.stop()
+
+    def _line(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+        self.last = time.monotonic()
 
 
 class CompareProgress:
