@@ -62,7 +62,7 @@ def child(data: str, ckpt: str, out: str) -> None:
         yield from scored(*a, **k)
 
     predict._scored = timed
-    result = predict.predict(ckpt, data, out)
+    result = predict.predict(ckpt, data, out, force=True)
     seconds = time.perf_counter() - timing["start"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"rows": result.rows, "seconds": seconds, "peak_mib": peak}))
