@@ -2,7 +2,7 @@
 
 import os
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # TensorFlow is imported lazily, by the commands that need it. When it is, keep
 # its C++ start-up chatter (oneDNN, CUDA probing) off the user's terminal.
