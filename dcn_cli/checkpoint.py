@@ -198,6 +198,11 @@ def load_record(directory: str | Path) -> dict[str, Any]:
     return record
 
 
+def label(record: dict[str, Any], directory: str | Path) -> str:
+    """The name of the label column the checkpoint was trained on."""
+    return Schema.from_dict(record["data"]["schema"], f"{directory}: data.schema").label
+
+
 def model_config(record: dict[str, Any], directory: str | Path) -> ModelConfig:
     return ModelConfig.from_dict(record["model"], source=str(Path(directory) / CONFIG))
 

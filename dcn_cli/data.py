@@ -251,14 +251,8 @@ def scoring_table(
             ",".join(f.name for f in features if f.kind == "categorical"),
             ",".join(f.name for f in features if f.kind == "numerical"),
         )
-    _check_columns([c.name for c in table.schema.columns], features, keep, data)
-    dtypes = {c.name: c.dtype for c in table.schema.columns}
-    for feature in features:
-        if dtypes[feature.name] != feature.dtype:
-            raise DcnError(
-                f"{data}: column {feature.name!r} holds {dtypes[feature.name]} values; "
-                f"the checkpoint's feature takes {feature.dtype}"
-            )
+    check_features(table.schema.columns, features, data)
+    _check_kept(table.schema.columns, keep, data)
     return table
 
 
@@ -277,9 +271,6 @@ def _scoring_file(
         check_header(header, path)
     else:
         header, _ = read_head(path, rows=0)
-    _check_columns(header, features, keep, path)
-    if with_label and label not in header:
-        raise DcnError(f"{path}: no label column {label!r}, which evaluate needs")
     kinds = {f.name: f for f in features}
     columns = []
     for name in header:
@@ -289,21 +280,37 @@ def _scoring_file(
             columns.append(Column(name, "label", "float32"))
         elif name == label or name in keep or not parquet:  # a CSV's reader reads every column
             columns.append(Column(name, EXTRA, "string"))
+    check_features(columns, features, path)  # each one found takes the feature's type
+    _check_kept(columns, keep, path)
+    if with_label and label not in header:
+        raise DcnError(f"{path}: no label column {label!r}, which evaluate needs")
     schema = Schema(columns=columns, task=task, source={"kind": "scoring"})
     if parquet:
         return parquet_files_table(schema, [path], str(path))
     return delimited_table(schema, [path], str(path))
 
 
-def _check_columns(
-    header: list[str], features: list[FeatureSpec], keep: list[str], where: str | Path
+def check_features(
+    columns: list[Column], features: list[FeatureSpec], where: str | Path, extra: str = ""
 ) -> None:
-    missing = [f.name for f in features if f.name not in header]
-    if missing:
-        raise DcnError(
-            f"{where}: does not match the checkpoint's features: missing column(s) "
-            f"{', '.join(missing)}"
-        )
-    absent = [name for name in keep if name not in header]
+    """Every feature of a checkpoint has its column, of its type; ``extra`` (names of
+    columns the checkpoint does not know, when they are an error) joins the message."""
+    names = {c.name: c.dtype for c in columns}
+    missing = [f.name for f in features if f.name not in names]
+    if missing or extra:
+        parts = [f"missing column(s) {', '.join(missing)}"] if missing else []
+        parts += [f"extra column(s) {extra}"] if extra else []
+        raise DcnError(f"{where}: does not match the checkpoint's features: {'; '.join(parts)}")
+    for feature in features:
+        if names[feature.name] != feature.dtype:
+            raise DcnError(
+                f"{where}: column {feature.name!r} holds {names[feature.name]} values; "
+                f"the checkpoint's feature takes {feature.dtype}"
+            )
+
+
+def _check_kept(columns: list[Column], keep: list[str], where: str | Path) -> None:
+    names = {c.name for c in columns}
+    absent = [name for name in keep if name not in names]
     if absent:
         raise DcnError(f"{where}: no column(s) {', '.join(absent)} to copy (--id)")

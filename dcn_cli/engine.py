@@ -165,9 +165,7 @@ class Engine:
             self._train_function = tf.function(self._memory_steps)
         else:
             self._train_function = tf.function(self._streamed_steps)
-        self._predict = tf.function(
-            lambda x: self.trainee(x, training=False), reduce_retracing=True
-        )
+        self._predict = scorer(self.trainee)
 
     # -------------------------------------------------------------- data
 
@@ -410,6 +408,11 @@ class Engine:
         del results["rows"]
         penalty = sum(float(loss) for loss in self.trainee.losses)
         return {"loss": results.pop("loss") + penalty, **results}
+
+
+def scorer(core):
+    """``core`` as one traced function of encoded batches, in inference mode."""
+    return tf.function(lambda x: core(x, training=False), reduce_retracing=True)
 
 
 def _int64(column):

@@ -90,11 +90,11 @@ def _mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
     Without the training data (a checkpoint copied alone) the experts weigh
     equally, and ``notes`` says so.
     """
-    from dcn_cli.data import DataSpec
+    from dcn_cli.data import DataSpec, check_features
     from dcn_cli.layers import MixCross
     from dcn_cli.model import cross_input_model
     from dcn_cli.prepare import split_of
-    from dcn_cli.table import concat, to_numpy
+    from dcn_cli.table import head, to_numpy
 
     if not any(isinstance(layer, MixCross) for layer in cross_network.cross_layers):
         return [None] * len(cross_network.cross_layers)
@@ -105,21 +105,13 @@ def _mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
         return [None] * len(cross_network.cross_layers)
     keras = backend.load()
     table = spec.open()
-    parts, have = [], 0
-    for chunk in split_of(table, "test", spec.validation):
-        parts.append(chunk.slice(0, GATE_ROWS - have))
-        have += parts[-1].num_rows
-        if have >= GATE_ROWS:
-            break
-    rows = concat(parts, table.schema)
     features = checkpoint.model_config(record, ckpt).features
-    types = {c.name: c.dtype for c in table.schema.columns}
-    if any(types.get(f.name) != f.dtype for f in features):
-        notes.append(
-            f"{spec.data}: its columns no longer match the checkpoint's features; "
-            "the gated sum weighs the experts equally"
-        )
+    try:
+        check_features(table.schema.columns, features, spec.data or "the built-in mixer")
+    except DcnError as err:
+        notes.append(f"{err}; the gated sum weighs the experts equally")
         return [None] * len(cross_network.cross_layers)
+    rows = head(split_of(table, "test", spec.validation), GATE_ROWS, table.schema)
     x0 = cross_input_model(model)({f.name: to_numpy(rows[f.name]) for f in features})
     gates: list[np.ndarray | None] = []
     x = x0

@@ -15,6 +15,7 @@ and epoch), and cuts batches.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,15 @@ class Encoder:
             index = pc.index_in(values, value_set=self.lookups[name])
             return pc.fill_null(pc.add(index, 1), 0).to_numpy().astype(np.int64)
         return self.layers[name](tf.constant(to_numpy(values))).numpy().astype(np.int64)
+
+    def batches(self, rows: Chunk, label: str | None, size: int) -> Iterator[tuple]:
+        """``rows`` encoded, ``size`` at a time: ``(core inputs, labels)``; the labels
+        are ``None`` when ``label`` is."""
+        ids, numbers, y = self.packed(rows, label)
+        for start in range(0, rows.num_rows, size):
+            part = slice(start, start + size)
+            x = self.unpacked(tf.constant(ids[part]), tf.constant(numbers[part]))
+            yield x, None if y is None else tf.constant(y[part])
 
     def unpacked(self, ids, numbers) -> tuple:
         """The packed columns as the core's inputs, in feature order."""

@@ -25,7 +25,6 @@ from dcn_cli import backend, checkpoint
 from dcn_cli.data import PARQUET, scoring_table
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path
-from dcn_cli.schema import Schema
 
 ROW = "row"
 PREDICTION = "prediction"
@@ -67,7 +66,7 @@ def predict(
         raise DcnError(f"{out}: exists; replace it with --force, or choose another --out")
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
-    label = Schema.from_dict(record["data"]["schema"], f"{ckpt}: data.schema").label
+    label = checkpoint.label(record, ckpt)
     table = scoring_table(data, config.features, config.task, label, ids)
     names = [c.name for c in table.schema.columns]
     # The label is copied when the input has it (unless its name is one predict writes).
@@ -97,23 +96,19 @@ def _scored(model, config, chunks, copied: list[str], progress=None) -> Iterator
     """One Arrow table per gathered chunk: row number, copied columns, prediction."""
     backend.load()
     import pyarrow as pa
-    import tensorflow as tf
 
-    from dcn_cli.engine import EVAL_BATCH
+    from dcn_cli.engine import EVAL_BATCH, scorer
     from dcn_cli.model import split_model
     from dcn_cli.pipeline import Encoder, gathered
 
     _, core = split_model(model, config)
     encoder = Encoder(config.features)
-    score = tf.function(lambda x: core(x, training=False), reduce_retracing=True)
+    score = scorer(core)
     start = 0
     for rows in gathered(chunks):
-        predictions = np.empty(rows.num_rows, np.float32)
-        ids, numbers, _ = encoder.packed(rows, None)
-        for first in range(0, rows.num_rows, EVAL_BATCH):
-            part = slice(first, first + EVAL_BATCH)
-            x = encoder.unpacked(tf.constant(ids[part]), tf.constant(numbers[part]))
-            predictions[part] = score(x).numpy().reshape(-1)
+        predictions = np.concatenate(
+            [score(x).numpy().reshape(-1) for x, _ in encoder.batches(rows, None, EVAL_BATCH)]
+        )
         if not np.isfinite(predictions).all():
             raise DcnError(
                 f"the model's prediction is not finite for row {start + _first_bad(predictions)}"

@@ -34,7 +34,7 @@ from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json, write_json
 from dcn_cli.rowhash import hash01
 from dcn_cli.schema import Column, Schema
-from dcn_cli.table import Chunk, Table, concat, to_numpy
+from dcn_cli.table import Chunk, Table, concat, head, to_numpy
 
 SPLITS = ("train", "validation", "test")
 TRAIN, VALIDATION, TEST = 0, 1, 2
@@ -210,13 +210,7 @@ class Prepared:
 
     def head(self, split: str, rows: int) -> dict[str, np.ndarray]:
         """The first ``rows`` rows of one split as NumPy columns, reading no further."""
-        parts, have = [], 0
-        for chunk in self.chunks(split):
-            parts.append(chunk.slice(0, rows - have))
-            have += parts[-1].num_rows
-            if have >= rows:
-                break
-        table = concat(parts, self.schema)
+        table = head(self.chunks(split), rows, self.schema)
         return {name: to_numpy(table[name]) for name in table.column_names}
 
     def dataset(self, split: str, batch_size: int, shuffle_seed: int | None = None):

@@ -47,6 +47,17 @@ class Table:
             raise DcnError(f"{self.name}: no data rows")
 
 
+def head(chunks: Iterator[Chunk], rows: int, schema: Schema) -> Chunk:
+    """The first ``rows`` rows of ``chunks``, reading no further."""
+    parts, have = [], 0
+    for chunk in chunks:
+        parts.append(chunk.slice(0, rows - have))
+        have += parts[-1].num_rows
+        if have >= rows:
+            break
+    return concat(parts, schema)
+
+
 def arrow_schema(schema: Schema) -> pa.Schema:
     return pa.schema([(c.name, ARROW_TYPES[c.dtype]) for c in schema.columns])
 

@@ -18,12 +18,11 @@ from typing import Any
 
 from dcn_cli import backend, checkpoint, defaults
 from dcn_cli.config import ModelConfig, check_finite, check_seed, from_json
-from dcn_cli.data import DataSpec, scoring_table
+from dcn_cli.data import DataSpec, check_features, scoring_table
 from dcn_cli.distribute import is_chief
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
 from dcn_cli.prepare import Prepared, split_of
-from dcn_cli.schema import Schema
 from dcn_cli.table import Table
 
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
@@ -361,20 +360,18 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     log loss come with the model's own.
     """
     backend.load()  # quietly, before anything imports TensorFlow
-    import tensorflow as tf
-
-    from dcn_cli.engine import EVAL_BATCH, evaluate_batches, summary
+    from dcn_cli.engine import EVAL_BATCH, evaluate_batches, scorer, summary
     from dcn_cli.model import split_model
     from dcn_cli.pipeline import Encoder, gathered, source_errors
 
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
-    label = Schema.from_dict(record["data"]["schema"], f"{ckpt}: data.schema").label
+    label = checkpoint.label(record, ckpt)
     saved = DataSpec.from_record(record, ckpt if data is None else None)
     model = checkpoint.load_model(ckpt, config)
     _, core = split_model(model, config)
     encoder = Encoder(config.features)
-    predict = tf.function(lambda x: core(x, training=False), reduce_retracing=True)
+    predict = scorer(core)
     if data is None:
         table = saved.open()
         _check_features(config, table, saved.data or "the built-in mixer")
@@ -387,11 +384,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
 
     def batches():
         for rows in gathered(chunks):
-            ids, numbers, y = encoder.packed(rows, label)
-            for start in range(0, rows.num_rows, EVAL_BATCH):
-                part = slice(start, start + EVAL_BATCH)
-                x = encoder.unpacked(tf.constant(ids[part]), tf.constant(numbers[part]))
-                yield x, tf.constant(y[part])
+            yield from encoder.batches(rows, label, EVAL_BATCH)
 
     with source_errors():
         results = evaluate_batches(predict, config.task, batches())
@@ -404,23 +397,9 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
 
 
 def _check_features(config: ModelConfig, table: Table, where: str) -> None:
-    wanted = [f.name for f in config.features]
-    have = [c.name for c in table.schema.features]
-    missing = [n for n in wanted if n not in have]
-    extra = [n for n in have if n not in wanted]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing column(s) {', '.join(missing)}")
-        if extra:
-            parts.append(f"extra column(s) {', '.join(extra)}")
-        raise DcnError(f"{where}: does not match the checkpoint's features: {'; '.join(parts)}")
-    columns = {c.name: c for c in table.schema.features}
-    for feature in config.features:
-        if columns[feature.name].dtype != feature.dtype:
-            raise DcnError(
-                f"{where}: column {feature.name!r} holds {columns[feature.name].dtype} values; "
-                f"the checkpoint's feature takes {feature.dtype}"
-            )
+    """The checkpoint's own data still holds its features, and nothing more."""
+    wanted = {f.name for f in config.features}
+    extra = [c.name for c in table.schema.features if c.name not in wanted]
+    check_features(table.schema.features, config.features, where, ", ".join(extra))
     if table.schema.task != config.task:
         raise DcnError(f"{where}: task is {table.schema.task}, the checkpoint's is {config.task}")

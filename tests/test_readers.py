@@ -415,22 +415,11 @@ def test_streamed_and_in_memory_training_agree(tmp_path, monkeypatch):
     generate("ctr", tmp_path / "ctr", rows=1500, vocab_size=100)
     settings = TrainSettings(epochs=1, batch_size=256)
     model = {"deep_layers": [8], "dropout": 0.0}
-    held = train(
-        model,
-        DataSpec(str(tmp_path / "ctr")),
-        settings,
-        tmp_path / "a",
-        tensorboard=False,
-    )
+    data = DataSpec(str(tmp_path / "ctr"))
+    held = train(model, data, settings, tmp_path / "a", tensorboard=False)
     monkeypatch.setenv("DCN_MEMORY_BUDGET_MB", "0")
-    assert not DataSpec(str(tmp_path / "ctr")).prepare().in_memory
-    streamed = train(
-        model,
-        DataSpec(str(tmp_path / "ctr")),
-        settings,
-        tmp_path / "b",
-        tensorboard=False,
-    )
+    assert not data.prepare().in_memory
+    streamed = train(model, data, settings, tmp_path / "b", tensorboard=False)
     assert held.metrics["test_rows"] == streamed.metrics["test_rows"]
     assert abs(held.metrics["logloss"] - streamed.metrics["logloss"]) < 0.05
 
