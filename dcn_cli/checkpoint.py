@@ -17,7 +17,6 @@ that model.keras has the layers and weight shapes config.json describes.
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import platform
 import shutil
@@ -28,7 +27,7 @@ from typing import Any
 from dcn_cli import __version__
 from dcn_cli.config import ModelConfig
 from dcn_cli.errors import DcnError
-from dcn_cli.fileio import atomic_path, read_json, temporary_prefix, write_json, write_text
+from dcn_cli.fileio import atomic_path, read_json, remove_leftovers, write_json, write_text
 from dcn_cli.schema import Schema
 
 MODEL = "model.keras"
@@ -130,8 +129,7 @@ def remove_temporary(directory: Path) -> None:
     if not directory.is_dir():
         return
     for name in (*RUN_FILES, *FIGURES):
-        for stray in directory.glob(glob.escape(temporary_prefix(directory / name)) + "*"):
-            stray.unlink(missing_ok=True)
+        remove_leftovers(directory / name)
 
 
 def clear_run(directory: Path, logs_before: set[str] | None = None) -> None:

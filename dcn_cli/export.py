@@ -8,27 +8,30 @@ label 1 of a binary one, equal to what ``dcn predict`` writes. The lookups,
 hashing and normalisation are inside, so TF Serving, or TensorFlow in any
 language, loads it without dcn or Keras.
 
-A feature whose name TensorFlow would not take as an input's name (spaces,
-``/``, letters beyond ASCII) takes its plain form plus a short hash, as inside
-the model (:func:`dcn_cli.model.layer_name`); :func:`export` returns the map.
+A feature whose name TensorFlow would change as an input's name (spaces,
+``/``, ``.``, letters beyond ASCII, a leading ``_`` or digit) takes its plain
+form plus a short hash (:func:`signature_names`); :func:`export` returns the map.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from dcn_cli import backend, checkpoint
 from dcn_cli.errors import DcnError
-from dcn_cli.fileio import normal_mode
+from dcn_cli.fileio import normal_mode, remove_leftovers, staging_dir
 
 SIGNATURE = "serving_default"
+# What a SavedModel directory holds; --force replaces these and keeps anything else.
+SAVED_MODEL = ("saved_model.pb", "variables", "assets", "fingerprint.pb")
 OUTPUT = "prediction"
-_TF_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-]*")
+# What a tf.function parameter and a graph op may both be named, unchanged by TensorFlow.
+_TF_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -38,11 +41,29 @@ class ExportResult:
     dtypes: dict[str, str]  # feature name -> dtype
 
 
-def signature_name(feature: str) -> str:
-    """The serving signature's input name for ``feature``."""
-    from dcn_cli.model import layer_name
+def signature_names(features: list[str]) -> dict[str, str]:
+    """The serving signature's input name of each feature: unique, and valid for TensorFlow.
 
-    return feature if _TF_NAME.fullmatch(feature) else layer_name(feature)
+    A name TensorFlow takes as it is (``[A-Za-z][A-Za-z0-9_]*``) stays; any
+    other becomes its plain characters (others as ``_``), from the first
+    letter on, plus a hash of the whole name. Should two still meet, the
+    later one takes a number.
+    """
+    names: dict[str, str] = {}
+    for feature in features:
+        name = feature if _TF_NAME.fullmatch(feature) else _plain(feature)
+        base, n = name, 1
+        while name in names.values() or (name != feature and name in features):
+            n += 1
+            name = f"{base}_{n}"
+        names[feature] = name
+    return names
+
+
+def _plain(feature: str) -> str:
+    text = re.sub(r"^[^A-Za-z]+", "", re.sub(r"[^A-Za-z0-9_]", "_", feature))
+    digest = hashlib.sha1(feature.encode("utf-8")).hexdigest()[:8]
+    return f"{text}_{digest}" if text else f"f_{digest}"
 
 
 def export(ckpt: str | Path, out: str | Path, force: bool = False) -> ExportResult:
@@ -76,9 +97,7 @@ def export(ckpt: str | Path, out: str | Path, force: bool = False) -> ExportResu
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
     model = checkpoint.load_model(ckpt, config)
-    names = {f.name: signature_name(f.name) for f in config.features}
-    if len(set(names.values())) != len(names):
-        raise DcnError(f"{ckpt}: two features share the serving input name; rename a column")
+    names = signature_names([f.name for f in config.features])
     specs = {
         names[f.name]: tf.TensorSpec([None], tf.dtypes.as_dtype(f.dtype), name=names[f.name])
         for f in config.features
@@ -92,16 +111,48 @@ def export(ckpt: str | Path, out: str | Path, force: bool = False) -> ExportResu
     archive.track(model)
     archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=[specs])
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    remove_leftovers(out)  # what a killed export left
+    staging = staging_dir(out)
     try:
         archive.write_out(str(staging), verbose=False)
         _normal_modes(staging)
         if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
+            _replace_export(staging, out)
+        else:
+            os.replace(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(Path(given), names, {f.name: f.dtype for f in config.features})
+
+
+def _replace_export(staging: Path, out: Path) -> None:
+    """Put the new SavedModel's entries in ``out`` in place of the old ones; keep the rest.
+
+    The old entries move aside first and are deleted once the new ones are in;
+    should a move fail, the old export is put back.
+    """
+    old = staging_dir(out)
+    try:
+        for name in SAVED_MODEL:
+            if (out / name).exists():
+                os.replace(out / name, old / name)
+        for entry in staging.iterdir():
+            os.replace(entry, out / entry.name)
+    except BaseException:
+        for name in SAVED_MODEL:
+            if (old / name).exists():
+                _remove(out / name)
+                os.replace(old / name, out / name)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _normal_modes(directory: Path) -> None:

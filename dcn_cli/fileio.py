@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_dir():
         raise DcnError(f"{path}: is a directory; name a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -34,9 +37,49 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def staging_dir(path: Path) -> Path:
+    """A new empty directory beside ``path``, to be renamed to it once whole."""
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=temporary_prefix(path)))
+
+
 def temporary_prefix(path: Path) -> str:
-    """How the temporary names of :func:`atomic_path` begin, for ``path``."""
-    return f".{path.name}."
+    """How the temporary names of :func:`atomic_path` and :func:`staging_dir` begin, for
+    ``path``: hidden, and holding the writing process's id."""
+    return f".{path.name}.{os.getpid()}-"
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete the temporary files and directories that a killed writer of ``path`` left.
+
+    A temporary name is ``.NAME.PID-XXXXXXXX`` plus ``path``'s suffix (dcn 0.3
+    wrote ``.NAME.XXXXXXXX``); one whose process is still running is another
+    writer's, and stays. Nothing else beside ``path`` is touched.
+    """
+    pattern = re.compile(
+        re.escape(f".{path.name}.") + r"(?:(\d+)-)?[a-z0-9_]{8}" + re.escape(path.suffix)
+    )
+    if not path.parent.is_dir():
+        return
+    for stray in path.parent.iterdir():
+        match = pattern.fullmatch(stray.name)
+        if match is None or (match[1] is not None and _running(int(match[1]))):
+            continue
+        if stray.is_dir() and not stray.is_symlink():
+            shutil.rmtree(stray, ignore_errors=True)
+        else:
+            stray.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process writes one file at a time: what it left is done with
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or a number we cannot check: leave it be
+    return True
 
 
 def normal_mode(path: Path) -> int:

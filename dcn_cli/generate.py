@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 from dcn_cli import synthetic
 from dcn_cli.config import check_finite, check_seed
 from dcn_cli.errors import DcnError
-from dcn_cli.fileio import normal_mode
+from dcn_cli.fileio import normal_mode, remove_leftovers, staging_dir
 from dcn_cli.prepare import CACHE_DIR
 from dcn_cli.schema import Column, Schema, Split
 
@@ -94,15 +93,19 @@ def _only_a_dataset(directory: Path) -> bool:
     return all(p.name in ours for p in directory.iterdir())
 
 
+def _check_out(out: Path) -> None:
+    """``out`` may be written: absent, empty, or a dataset dcn generate wrote."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _only_a_dataset(out))):
+        raise DcnError(
+            f"{out}: exists and holds more than a dataset dcn generate wrote; choose another --out"
+        )
+
+
 def _place(tmp: Path, out: Path) -> None:
     """Move the finished directory ``tmp`` to ``out``, replacing an older dataset there."""
     if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not _only_a_dataset(out)):
-            raise DcnError(
-                f"{out}: exists and holds more than a dataset dcn generate wrote; "
-                "choose another --out"
-            )
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        _check_out(out)  # again: it may have changed while the rows were written
+        old = staging_dir(out)
         os.replace(out, old / "data")
         os.replace(tmp, out)
         shutil.rmtree(old)
@@ -215,9 +218,11 @@ def generate(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DcnError(f"{out}: exists and is not a directory")
+    _check_out(out)  # before any row is made
     schema, chunks = build(kind, **options)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    remove_leftovers(out)  # what a killed generate left
+    tmp = staging_dir(out)
     try:
         families = {"data": [c.name for c in schema.columns]}
         if kind == "ctr":

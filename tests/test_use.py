@@ -277,9 +277,9 @@ def test_export_serves_raw_values_without_dcn(runner, trained, tmp_path):
     result = runner.invoke(app, ["export", ckpt, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "saved_model.pb").stat().st_mode & 0o777 == 0o666 & ~current_umask()
-    from dcn_cli.export import signature_name
+    from dcn_cli.export import signature_names
 
-    columns = {signature_name(name): name for name in FEATURES}  # "page views" is renamed
+    columns = {v: k for k, v in signature_names(FEATURES).items()}  # "page views" is renamed
     code = f"""
 import csv, json, sys
 sys.modules["dcn_cli"] = None  # importing dcn_cli now fails
