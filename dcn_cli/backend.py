@@ -9,12 +9,14 @@ sees only ``dcn``'s own output.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
+    """Standard error closed at the file descriptor: what C++ code writes there too."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -33,10 +35,11 @@ def load():
         import keras
 
         return keras
-    with _quiet_stderr():
+    with quiet_stderr():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # probes CUDA now, while stderr is muted
         tf.get_logger().setLevel("ERROR")  # its Python warnings are not the user's business
+        logging.getLogger("absl").setLevel(logging.ERROR)  # nor are tensorflow-datasets'
         import keras
     return keras

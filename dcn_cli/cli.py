@@ -17,8 +17,8 @@ from typing import Annotated
 
 import typer
 
-from dcn_cli import __version__, defaults
-from dcn_cli.errors import DcnError
+from dcn_cli import __version__, defaults, environment
+from dcn_cli.errors import DcnError, from_pipeline
 
 app = typer.Typer(
     name="dcn",
@@ -36,8 +36,11 @@ OUT_OF_MEMORY = "out of memory; try less data, a smaller model or a smaller --ba
 def _user_errors(command):
     """Turn a :class:`DcnError` into one line on stderr and exit code 1.
 
-    So do the errors of the machine rather than of dcn: a failed read or write
-    (disk full, permission denied) and running out of memory.
+    The environment variables dcn reads are checked first, as options are. A
+    DcnError raised inside ``tf.data`` (a data file changed mid-run) comes out
+    as itself, wherever in the run it happens. So do the errors of the machine
+    rather than of dcn: a failed read or write (disk full, permission denied)
+    and running out of memory.
 
     Ctrl-C ends with one line and exit code 130, not a traceback, and SIGTERM
     (what a scheduler or ``kill`` sends) the same way with 143; either way the
@@ -49,7 +52,9 @@ def _user_errors(command):
     def wrapper(*args, **kwargs):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _terminate)
+        from_pipeline()  # nothing from an earlier command run in this process
         try:
+            environment.check()
             return command(*args, **kwargs)
         except DcnError as err:
             typer.echo(f"Error: {err}", err=True)
@@ -65,6 +70,10 @@ def _user_errors(command):
             typer.echo(f"Error: {OUT_OF_MEMORY}", err=True)
             raise typer.Exit(1) from None
         except Exception as err:
+            inside = from_pipeline()  # what a reader raised inside tf.data, carried out by TF
+            if inside is not None:
+                typer.echo(f"Error: {inside}", err=True)
+                raise typer.Exit(1) from None
             interrupt = _interrupt_inside(err)
             if interrupt is not None:  # Keras re-raised a Ctrl-C as its own error
                 typer.echo("Interrupted.", err=True)
@@ -500,6 +509,9 @@ def explain(
             "(CKPT/explain-block-norm.png with --block-norm).",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace --out if it exists (CKPT's own is redrawn).")
+    ] = False,
     json_out: Annotated[
         bool,
         typer.Option(
@@ -513,7 +525,8 @@ def explain(
     from dcn_cli import render
     from dcn_cli.explain import explain as run
 
-    render.crosses(run(ckpt, block_norm=block_norm, layer=layer, top=top, out=out), json_out)
+    result = run(ckpt, block_norm=block_norm, layer=layer, top=top, out=out, force=force)
+    render.crosses(result, json_out)
 
 
 @app.command()

@@ -74,6 +74,8 @@ def make_strategy(name: str = "auto"):
     """The strategy ``--distribute name`` asks for; create it before any model."""
     import tensorflow as tf
 
+    from dcn_cli.backend import quiet_stderr
+
     if name not in STRATEGIES:
         raise DcnError(f"unknown --distribute {name!r}; expected one of: {', '.join(STRATEGIES)}")
     cluster = _cluster()
@@ -84,7 +86,9 @@ def make_strategy(name: str = "auto"):
                 "(or use --workers N to start N local workers)"
             )
         try:
-            return tf.distribute.MultiWorkerMirroredStrategy()
+            # Quietly: a port already taken makes gRPC log C++ lines before the error.
+            with quiet_stderr():
+                return tf.distribute.MultiWorkerMirroredStrategy()
         except ValueError as err:  # a cluster TensorFlow cannot use
             raise DcnError(f"TF_CONFIG: {err}") from None
         except tf.errors.OpError as err:
@@ -116,6 +120,16 @@ def is_chief(strategy) -> bool:
     task_type, task_id = resolver.task_type, resolver.task_id
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def cluster_shape(strategy) -> dict[str, int]:
+    """The workers feeding ``strategy`` (one, or a cluster's count) and its replicas.
+
+    A streamed epoch's steps depend on both, so a streamed run resumes only
+    on the same shape.
+    """
+    workers = int(getattr(strategy.extended, "_num_workers", 1) or 1)
+    return {"workers": workers, "replicas": int(strategy.num_replicas_in_sync)}
 
 
 def worker_name(strategy) -> str:

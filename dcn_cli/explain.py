@@ -131,8 +131,17 @@ def explain(
     layer: int | None = None,
     top: int = 10,
     out: str | Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Compute the panels, draw them to ``out`` and return what ``--json`` prints."""
+    """Compute the panels, draw them to ``out`` and return what ``--json`` prints.
+
+    ``out`` defaults to the checkpoint's own figure, redrawn each time; a file
+    the user names is replaced only with ``force``.
+    """
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise DcnError(f"{out}: explain draws a PNG; give --out a name ending in .png")
+    if out is not None and Path(out).is_file() and not force:
+        raise DcnError(f"{out}: exists; replace it with --force, or choose another --out")
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
     model = checkpoint.load_model(ckpt, config)
@@ -153,8 +162,6 @@ def explain(
             f"--layer {layer} is out of range: the model has {count} cross "
             f"layer(s), numbered 0..{count - 1}"
         )
-    if out is not None and Path(out).suffix.lower() != ".png":
-        raise DcnError(f"{out}: explain draws a PNG; give --out a name ending in .png")
     chosen = range(count) if layer is None else [layer]
     notes: list[str] = []
     gates = _mean_gates(ckpt, model, record, cross_network, notes)
