@@ -40,6 +40,9 @@ def _positive_int(what: str, value: Any, allow_none: bool = False) -> None:
         raise DcnError(f"{what} must be a positive integer, got {value!r}")
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def check_finite(what: str, value: Any, minimum: float | None = None) -> None:
     """A real, finite number (not a bool), at least ``minimum`` when given."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -123,9 +126,11 @@ class FeatureSpec:
                 raise DcnError(f"{where} is numerical but has dtype 'string'")
             if (self.mean is None) != (self.variance is None):
                 raise DcnError(f"{where}: set both mean and variance, or neither")
-            if self.mean is not None:
+            if self.mean is not None and self.variance is not None:
                 check_finite(f"mean of {where}", self.mean)
                 check_finite(f"variance of {where}", self.variance, minimum=0)
+                if max(abs(self.mean), self.variance) > FLOAT32_MAX:  # the model's float32
+                    raise DcnError(f"{where}: mean and variance must be within float32's range")
             return
         if self.dtype == "float32":
             raise DcnError(f"{where} is categorical; its dtype must be 'string' or 'int64'")

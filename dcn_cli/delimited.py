@@ -324,8 +324,26 @@ def delimited_table(schema: Schema, paths: list[Path], name: str, fill: bool = F
     def shard(path: Path):
         return lambda: read_delimited(schema, [path], fill)
 
+    def locate(shard: int, row: int) -> str:
+        return f"{paths[shard]}:{line_of(schema, paths[shard], row)}"
+
     nbytes = sum(p.stat().st_size * (DECODED_PER_BYTE if p.suffix == ".gz" else 1) for p in paths)
-    return Table(schema, name, [shard(p) for p in paths], nbytes, list(paths))
+    return Table(schema, name, [shard(p) for p in paths], nbytes, list(paths), locate)
+
+
+def line_of(schema: Schema, path: Path, row: int) -> int:
+    """The line of ``path`` that ends data row ``row`` (from 0), as the readers count rows."""
+    with _open_text(path) as handle:
+        reader = csv.reader(handle, delimiter=schema.delimiter)
+        with _reading(path, reader):
+            if schema.header:
+                next(reader, None)
+            seen = -1
+            for fields in reader:
+                seen += 1 if fields else 0  # blank lines hold no row
+                if seen == row:
+                    break
+    return reader.line_num
 
 
 def parse_names(text: str | None) -> list[str]:

@@ -53,9 +53,16 @@ import numpy as np
 import tensorflow as tf
 
 from dcn_cli.config import ModelConfig
+from dcn_cli.distribute import cluster_shape
 from dcn_cli.errors import DcnError
 from dcn_cli.model import split_model
-from dcn_cli.pipeline import Encoder, encoded_split, pipeline_rows, streamed_batches
+from dcn_cli.pipeline import (
+    Encoder,
+    encoded_split,
+    pipeline_rows,
+    source_errors,
+    streamed_batches,
+)
 from dcn_cli.prepare import Prepared
 
 EVAL_BATCH = 8192  # rows per evaluation batch: its activations are held at once
@@ -146,7 +153,7 @@ class Engine:
         self.batch_size = batch_size
         self.replicas = self.strategy.num_replicas_in_sync
         self.per_replica = -(-batch_size // self.replicas)
-        self.pipelines = _input_pipelines(self.strategy)
+        self.pipelines = cluster_shape(self.strategy)["workers"]
         self.names = [f.name for f in config.features]
         self.optimizer = model.optimizer
         if self.replicas > 1:
@@ -329,9 +336,10 @@ class Engine:
                         hooks, calls_per_epoch, memory=self._epoch_order(rng.permutation(rows))
                     )
                 else:
-                    loss = self._run_epoch(
-                        hooks, calls_per_epoch, iterator=self._streamed_iterator(seed, epoch)
-                    )
+                    with source_errors():  # a streamed file that changed, or went, mid-run
+                        loss = self._run_epoch(
+                            hooks, calls_per_epoch, iterator=self._streamed_iterator(seed, epoch)
+                        )
                 logs = {"loss": loss}
                 if validate:
                     logs.update({f"val_{k}": v for k, v in self.evaluate("validation").items()})
@@ -404,7 +412,8 @@ class Engine:
                 (x, y)
                 for x, y, _ in streamed_batches(self.prepared, self.encoder, split, EVAL_BATCH)
             )
-        results = evaluate_batches(self._predict, self.task, batches)
+        with source_errors():  # a streamed file that changed, or went, since the run began
+            results = evaluate_batches(self._predict, self.task, batches)
         del results["rows"]
         penalty = sum(float(loss) for loss in self.trainee.losses)
         return {"loss": results.pop("loss") + penalty, **results}
@@ -434,22 +443,20 @@ def _end(hooks, engine: Engine, finished: bool) -> None:
 
 def evaluate_batches(predict, task: str, batches) -> dict[str, float]:
     """Mean loss and the task's metrics of ``predict`` over ``(x, y)`` batches."""
+    return evaluate_predictions(task, ((y, predict(x)) for x, y in batches))
+
+
+def evaluate_predictions(task: str, pairs) -> dict[str, float]:
+    """Mean loss and the task's metrics over ``(labels, predictions)`` pairs, ``(n, 1)`` each."""
     metrics = new_metrics(task)
     loss_sum, rows = 0.0, 0
-    for x, y in batches:
-        y_pred = predict(x)
+    for y, y_pred in pairs:
         loss_sum += float(tf.reduce_sum(example_losses(task, y, y_pred)))
         rows += int(y.shape[0])
         for metric in metrics:
             metric.update_state(y, y_pred)
     results = {m.name: float(m.result()) for m in metrics}
     return {"loss": loss_sum / max(rows, 1), **results, "rows": rows}
-
-
-def _input_pipelines(strategy: tf.distribute.Strategy) -> int:
-    """Workers feeding the strategy: one, or the cluster's worker count."""
-    extended = strategy.extended
-    return int(getattr(extended, "_num_workers", 1) or 1)
 
 
 def summary(results: dict[str, Any], task: str) -> dict[str, float]:

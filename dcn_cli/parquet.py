@@ -57,8 +57,11 @@ def _typed(schema: Schema, chunk: Chunk, path: Path, start: int) -> Chunk:
                     np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]
                 )
                 raise DcnError(f"{path}: row {row + 1}: column {column.name!r} has no value")
+            source = values
             try:
-                values = values.cast(ARROW_TYPES[column.dtype])
+                # A number becomes float32 as a CSV's does, rounded (a Unix time, an id
+                # above 2^24); an integer category must stay exact.
+                values = values.cast(ARROW_TYPES[column.dtype], safe=column.dtype != "float32")
             except pa.ArrowInvalid as err:
                 raise DcnError(
                     f"{path}: column {column.name!r} does not convert to {column.dtype} ({err})"
@@ -69,7 +72,7 @@ def _typed(schema: Schema, chunk: Chunk, path: Path, start: int) -> Chunk:
             if len(bad):
                 raise DcnError(
                     f"{path}: row {start + int(bad[0]) + 1}: column {column.name!r}: "
-                    f"{array[bad[0]]} is not a finite float32 number"
+                    f"{source[int(bad[0])].as_py()} is not a finite float32 number"
                 )
             if column.role == "label" and schema.task == "binary":
                 bad = np.flatnonzero((array != 0) & (array != 1))

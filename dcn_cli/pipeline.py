@@ -15,7 +15,8 @@ and epoch), and cuts batches.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,9 @@ import pyarrow.compute as pc
 import tensorflow as tf
 
 from dcn_cli.config import FeatureSpec
-from dcn_cli.errors import DcnError
+from dcn_cli.errors import DcnError, from_pipeline, in_pipeline
 from dcn_cli.prepare import SPLITS, Prepared
-from dcn_cli.table import ARROW_TYPES, Chunk, to_numpy
+from dcn_cli.table import ARROW_TYPES, Chunk, Table, to_numpy
 
 SHUFFLE_ROWS = 131_072  # rows in the shuffle buffer that mixes the shards
 SHUFFLE_STEP = 32_768  # rows that enter (and leave) the buffer at a time
@@ -168,12 +169,9 @@ def streamed_batches(
             for rows in gathered(mine()):
                 yield encoder.packed(rows, label)
         except DcnError as err:
-            _raised.append(err)
-            raise
+            raise in_pipeline(err) from None
         except OSError as err:  # a file removed or made unreadable since the epoch began
-            error = DcnError(f"{prepared.table.name}: {err}")
-            _raised.append(error)
-            raise error from None
+            raise in_pipeline(DcnError(f"{prepared.table.name}: {err}")) from None
 
     signature = _signature(encoder)
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(shards, tf.int64))
@@ -217,6 +215,41 @@ def gathered(chunks, rows: int = ENCODE_ROWS):
             parts, have = [], 0
     if parts:
         yield pa.concat_tables(parts)
+
+
+def scored(
+    groups: Iterable[tuple[Callable[[int], str], Iterator[Chunk]]],
+    encoder: Encoder,
+    score,
+    batch: int,
+) -> Iterator[tuple[Chunk, np.ndarray]]:
+    """Rows, gathered, with the model's predictions of them: ``(rows, (n,) predictions)``.
+
+    ``groups`` pairs each run of chunks (a file's) with a function naming where
+    its row ``r`` (from 0) comes from (:func:`by_file`). A prediction that is
+    not finite (a value far beyond what the model was trained on) is an error
+    naming the row.
+    """
+    for where, chunks in groups:
+        done = 0
+        for rows in gathered(chunks):
+            predictions = np.concatenate(
+                [score(x).numpy().reshape(-1) for x, _ in encoder.batches(rows, None, batch)]
+            )
+            bad = np.flatnonzero(~np.isfinite(predictions))
+            if len(bad):
+                raise DcnError(
+                    f"{where(done + int(bad[0]))}: the model's prediction is not finite; a "
+                    "value there is far beyond those it was trained on"
+                )
+            yield rows, predictions
+            done += rows.num_rows
+
+
+def by_file(table: Table) -> Iterator[tuple[Callable[[int], str], Iterator[Chunk]]]:
+    """``table``'s shards (its files) for :func:`scored`, each naming where its rows are."""
+    for shard, read in enumerate(table.shards):
+        yield functools.partial(table.where, shard), read()
 
 
 def shards_of(prepared: Prepared, pipeline: int, pipelines: int) -> list[int]:
@@ -300,22 +333,15 @@ def encoded_split(prepared: Prepared, split: str):
     return prepared.encoded[split]
 
 
-_raised: list[DcnError] = []  # what a streamed dataset's reader raised, for source_errors()
-
-
 @contextlib.contextmanager
 def source_errors():
-    """Run over streamed datasets; a reader's DcnError comes out as itself.
-
-    tf.data runs the reader inside a ``py_func`` and re-raises what it raised as
-    a TensorFlow error whose message is a whole traceback.
-    """
-    _raised.clear()
+    """Run over streamed datasets; a reader's DcnError comes out as itself, not as the
+    TensorFlow error that carried it out of ``tf.data``."""
+    from_pipeline()  # forget what an earlier, handled run left
     try:
         yield
     except Exception:
-        if _raised:
-            raise _raised[0] from None
+        raised = from_pipeline()
+        if raised is not None:
+            raise raised from None
         raise
-    finally:
-        _raised.clear()

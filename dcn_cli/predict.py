@@ -73,7 +73,7 @@ def predict(
     own = (ROW, PREDICTION, *ids)
     copied = ids + ([label] if label in names and label not in own else [])
     model = checkpoint.load_model(ckpt, config)
-    batches = _scored(model, config, table.chunks(), copied, progress)
+    batches = _scored(model, config, table, copied, progress)
     columns = [ROW, *copied, PREDICTION]
     from dcn_cli.pipeline import source_errors
 
@@ -92,27 +92,19 @@ def predict(
     return PredictResult(rows, out, columns)
 
 
-def _scored(model, config, chunks, copied: list[str], progress=None) -> Iterator:
+def _scored(model, config, table, copied: list[str], progress=None) -> Iterator:
     """One Arrow table per gathered chunk: row number, copied columns, prediction."""
     backend.load()
     import pyarrow as pa
 
     from dcn_cli.engine import EVAL_BATCH, scorer
     from dcn_cli.model import split_model
-    from dcn_cli.pipeline import Encoder, gathered
+    from dcn_cli.pipeline import Encoder, by_file, scored
 
     _, core = split_model(model, config)
     encoder = Encoder(config.features)
-    score = scorer(core)
     start = 0
-    for rows in gathered(chunks):
-        predictions = np.concatenate(
-            [score(x).numpy().reshape(-1) for x, _ in encoder.batches(rows, None, EVAL_BATCH)]
-        )
-        if not np.isfinite(predictions).all():
-            raise DcnError(
-                f"the model's prediction is not finite for row {start + _first_bad(predictions)}"
-            )
+    for rows, predictions in scored(by_file(table), encoder, scorer(core), EVAL_BATCH):
         yield pa.table(
             {
                 ROW: pa.array(np.arange(start, start + rows.num_rows), pa.int64()),
@@ -123,10 +115,8 @@ def _scored(model, config, chunks, copied: list[str], progress=None) -> Iterator
         start += rows.num_rows
         if progress is not None:
             progress(start)
-
-
-def _first_bad(values: np.ndarray) -> int:
-    return int(np.flatnonzero(~np.isfinite(values))[0])
+    if start == 0:
+        raise DcnError(f"{table.name}: no data rows")
 
 
 def _write_csv(batches, handle) -> int:

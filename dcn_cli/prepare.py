@@ -29,7 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dcn_cli.config import FeatureSpec
+from dcn_cli import environment
+from dcn_cli.config import FLOAT32_MAX, FeatureSpec
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json, write_json
 from dcn_cli.rowhash import hash01
@@ -38,8 +39,6 @@ from dcn_cli.table import Chunk, Table, concat, head, to_numpy
 
 SPLITS = ("train", "validation", "test")
 TRAIN, VALIDATION, TEST = 0, 1, 2
-MEMORY_BUDGET = 512 * 2**20  # bytes of source; above this, batches stream from disk
-BUDGET_VARIABLE = "DCN_MEMORY_BUDGET_MB"  # the budget in MiB, where a user sets another
 HASH_THRESHOLD = 100_000  # distinct training values above which a feature is hashed
 CACHE_FORMAT = 1
 OOV_TOKENS = {"string": "[UNK]", "int64": -1}  # what StringLookup / IntegerLookup reserve
@@ -52,7 +51,7 @@ class DataOptions:
     validation: float = 0.0  # fraction of the training rows held out for validation
     hash_threshold: int = HASH_THRESHOLD
     hash_buckets: dict[str, int] = field(default_factory=dict)  # feature -> buckets, forced
-    memory_budget: int = field(default_factory=lambda: budget_from_env())
+    memory_budget: int = field(default_factory=lambda: environment.memory_budget())
     cache: bool = True
 
     def __post_init__(self) -> None:
@@ -61,20 +60,6 @@ class DataOptions:
         for name, buckets in self.hash_buckets.items():
             if buckets <= 0:
                 raise DcnError(f"--hash-buckets for {name!r} must be positive, got {buckets}")
-
-
-def budget_from_env() -> int:
-    """Bytes of source data held in memory: :data:`MEMORY_BUDGET`, or what the user set."""
-    text = os.environ.get(BUDGET_VARIABLE)
-    if not text:
-        return MEMORY_BUDGET
-    try:
-        megabytes = float(text)
-    except ValueError:
-        megabytes = -1
-    if not megabytes >= 0:
-        raise DcnError(f"{BUDGET_VARIABLE}={text!r}: expected a number of MiB, such as 2048")
-    return int(megabytes * 2**20)
 
 
 def parse_hash_buckets(text: str | None) -> dict[str, int]:
@@ -125,18 +110,22 @@ def split_chunks(
     validation: float,
     total_rows: int = 0,
     shards: list[int] | None = None,
-    offsets: list[int] | None = None,
+    shard_rows: list[list[int]] | None = None,
 ) -> Iterator[Chunk]:
     """The rows of one split, chunk by chunk: all shards in order, or the ``shards`` named.
 
-    Reading a shard on its own needs its first row's number, from ``offsets``.
+    Reading a shard on its own needs what the preparation pass counted of
+    every shard (``shard_rows``): where its first row is, and how many rows
+    it must hold. A shard that no longer holds them is an error.
     """
     code = SPLITS.index(split)
-    if offsets is None:
+    if shard_rows is None:
         coded = _coded(table.chunks(), 0, table.schema, validation, total_rows)
     else:
+        sizes = [sum(r) for r in shard_rows]
+        offsets = [0, *itertools.accumulate(sizes)]
         coded = itertools.chain.from_iterable(
-            _coded(table.shards[i](), offsets[i], table.schema, validation, total_rows)
+            _coded(_counted(table, i, sizes[i]), offsets[i], table.schema, validation, total_rows)
             for i in (shards if shards is not None else range(len(table.shards)))
         )
     for chunk, codes in coded:
@@ -145,6 +134,22 @@ def split_chunks(
             yield chunk
         elif mask.any():
             yield chunk.filter(pa.array(mask))
+
+
+def _counted(table: Table, shard: int, rows: int) -> Iterator[Chunk]:
+    """Shard ``shard``'s chunks, checked to hold the ``rows`` rows it held when prepared."""
+    seen = 0
+    for chunk in table.shards[shard]():
+        seen += chunk.num_rows
+        if seen > rows:
+            break
+        yield chunk
+    if seen != rows:
+        where = table.files[shard] if shard < len(table.files) else table.name
+        raise DcnError(
+            f"{where}: holds {'more than ' if seen > rows else ''}{seen} rows, not the {rows} "
+            "it held when prepared: it changed since; run the command again to prepare it anew"
+        )
 
 
 @dataclass
@@ -158,6 +163,7 @@ class Prepared:
     shard_rows: list[list[int]]  # per shard: its train, validation and test rows
     memory: dict[str, Chunk] | None = None  # the rows of each split, when held in memory
     cached: bool = False  # read from the cache, not learnt by a pass over the rows
+    cache: Path | None = None  # the cache file it was read from or saved to
     encoded: dict[str, Any] = field(default_factory=dict)  # split -> the engine's tensors
 
     @property
@@ -187,10 +193,6 @@ class Prepared:
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
-    def offsets(self) -> list[int]:
-        """The number of each shard's first row."""
-        return [0, *np.cumsum([sum(r) for r in self.shard_rows])[:-1].tolist()]
-
     def vocabulary_sizes(self) -> dict[str, int]:
         return {f.name: f.input_size() for f in self.features if f.kind == "categorical"}
 
@@ -199,9 +201,15 @@ class Prepared:
         if shards is None and self.memory is not None and self.memory[split] is not None:
             yield self.memory[split]
             return
-        yield from split_chunks(
-            self.table, split, self.validation, self.total_rows, shards, self.offsets()
-        )
+        try:
+            yield from split_chunks(
+                self.table, split, self.validation, self.total_rows, shards, self.shard_rows
+            )
+        except DcnError:
+            # The rows were good when prepared: the data changed since, so the cache is stale.
+            if self.cache is not None:
+                self.cache.unlink(missing_ok=True)
+            raise
 
     def arrays(self, split: str) -> dict[str, np.ndarray]:
         """All rows of one split as NumPy columns (strings as Python objects)."""
@@ -281,23 +289,38 @@ def prepare(table: Table, options: DataOptions | None = None) -> Prepared:
     in_memory = table.nbytes <= options.memory_budget
     path = cache_path(table, options) if options.cache else None
     prepared = _from_cache(table, options, path) if path else None
+    if prepared is not None and in_memory:
+        memory, shard_rows = _held(table, options.validation, prepared.total_rows)
+        if shard_rows == prepared.shard_rows:
+            prepared.memory = memory
+        else:  # the files changed under the same sizes and times: the cache is stale
+            prepared = None
     if prepared is None:
         prepared = _learn(table, options, in_memory)
         if path is not None:
             _save_cache(path, prepared)
-    elif in_memory:
-        prepared.memory = _held(table, options.validation, prepared.total_rows)
+    prepared.cache = path
     pa.default_memory_pool().release_unused()  # what the pass's chunks took, back to the system
     return prepared
 
 
-def _held(table: Table, validation: float, total_rows: int) -> dict[str, Chunk]:
-    """Every split's rows in memory, from one pass over the table."""
+def _held(
+    table: Table, validation: float, total_rows: int
+) -> tuple[dict[str, Chunk], list[list[int]]]:
+    """Every split's rows in memory, from one pass over the table, and each shard's rows
+    of each split."""
     kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
-    for chunk, codes in _coded(table.chunks(), 0, table.schema, validation, total_rows):
-        for code, parts in kept.items():
-            parts.append(chunk.filter(pa.array(codes == code)))
-    return {SPLITS[code]: concat(parts, table.schema) for code, parts in kept.items()}
+    shard_rows, start = [], 0
+    for shard in table.shards:
+        rows = [0, 0, 0]
+        for chunk, codes in _coded(shard(), start, table.schema, validation, total_rows):
+            for code, parts in kept.items():
+                parts.append(chunk.filter(pa.array(codes == code)))
+                rows[code] += len(parts[-1])
+        shard_rows.append(rows)
+        start += sum(rows)
+    memory = {SPLITS[code]: concat(parts, table.schema) for code, parts in kept.items()}
+    return memory, shard_rows
 
 
 def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
@@ -341,7 +364,7 @@ def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
         )
     return Prepared(
         table=table,
-        features=[_feature_spec(c, stats[c.name], options) for c in features],
+        features=[_feature_spec(c, stats[c.name], options, table.name) for c in features],
         rows=dict(zip(SPLITS, rows, strict=True)),
         validation=options.validation,
         shard_rows=shard_rows,
@@ -389,12 +412,17 @@ def _merged(parts: list[pa.Table]) -> pa.Table:
     return summed.rename_columns(["value", "count"])
 
 
-def _feature_spec(column: Column, stat: _Stats, options: DataOptions) -> FeatureSpec:
+def _feature_spec(column: Column, stat: _Stats, options: DataOptions, where: str) -> FeatureSpec:
     if column.role == "numerical":
         spec = FeatureSpec(column.name, "numerical", column.dtype)
         if column.normalize and stat.n:
             mean = stat.total / stat.n
             variance = max(stat.total_sq / stat.n - mean * mean, 0.0)
+            if variance > FLOAT32_MAX:  # the model normalises in float32
+                raise DcnError(
+                    f"{where}: column {column.name!r}: its values spread too far to normalise in "
+                    f"float32 (variance {variance:.3g}); rescale them, e.g. by a logarithm"
+                )
             spec.mean, spec.variance = mean, variance if variance > 0 else 1.0
         return spec
     counts = _merged(stat.counts) if stat.counts else None
@@ -416,14 +444,6 @@ def _feature_spec(column: Column, stat: _Stats, options: DataOptions) -> Feature
 
 
 # ------------------------------------------------------------------ the cache
-
-
-def user_cache_dir() -> Path:
-    """Where caches go when the data's own directory is read-only."""
-    if os.environ.get("DCN_CACHE_DIR"):
-        return Path(os.environ["DCN_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dcn"
 
 
 def cache_key(table: Table, options: DataOptions) -> str:
@@ -452,7 +472,7 @@ def cache_path(table: Table, options: DataOptions) -> Path | None:
     beside = table.files[0].parent / CACHE_DIR
     if (beside / name).is_file() or os.access(table.files[0].parent, os.W_OK):
         return beside / name
-    return user_cache_dir() / name
+    return environment.cache_dir() / name
 
 
 def _from_cache(table: Table, options: DataOptions, path: Path) -> Prepared | None:

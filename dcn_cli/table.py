@@ -36,6 +36,8 @@ class Table:
     shards: list[Callable[[], Iterator[Chunk]]]  # each call starts a fresh pass over one shard
     nbytes: int  # size as text (compressed files: estimated), to choose memory or streaming
     files: list[Path] = field(default_factory=list)  # what the cache key looks at; [] = no cache
+    # Where row r (from 0) of shard s is, for messages: "file:line" for text files.
+    locate: Callable[[int, int], str] | None = None
 
     def chunks(self) -> Iterator[Chunk]:
         """Every chunk of every shard, in order."""
@@ -45,6 +47,14 @@ class Table:
             yield chunk
         if rows == 0:
             raise DcnError(f"{self.name}: no data rows")
+
+    def where(self, shard: int, row: int) -> str:
+        """Where row ``row`` (from 0) of shard ``shard`` comes from: ``file:line``, or
+        ``file: row N`` where a file has no lines."""
+        if self.locate is not None:
+            return self.locate(shard, row)
+        name = self.files[shard] if shard < len(self.files) else self.name
+        return f"{name}: row {row + 1}"
 
 
 def head(chunks: Iterator[Chunk], rows: int, schema: Schema) -> Chunk:

@@ -19,7 +19,7 @@ from typing import Any
 from dcn_cli import backend, checkpoint, defaults
 from dcn_cli.config import ModelConfig, check_finite, check_seed, from_json
 from dcn_cli.data import DataSpec, check_features, scoring_table
-from dcn_cli.distribute import is_chief
+from dcn_cli.distribute import cluster_shape, is_chief
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
 from dcn_cli.prepare import Prepared, split_of
@@ -120,6 +120,7 @@ def train(
         },
         "feature_map": config.feature_map(),
         "vocabulary_sizes": prepared.vocabulary_sizes(),
+        "cluster": cluster_shape(strategy),
         "versions": checkpoint.versions(),
     }
     if force and checkpoint.holds_run(out):
@@ -210,6 +211,13 @@ def resume(
             f"{data.data or 'the built-in mixer'}: the data changed since this run started "
             "(its features no longer match config.json); start a new run"
         )
+    shape, saved = cluster_shape(strategy), record.get("cluster", {"workers": 1, "replicas": 1})
+    if not prepared.in_memory and shape != saved:
+        raise DcnError(
+            f"{where}: the run streams its data and trained on {_shape(saved)}, not on "
+            f"{_shape(shape)} as now; an epoch's steps depend on it, so resume it on "
+            f"the same (--workers {saved['workers']})"
+        )
     if not (out / checkpoint.MODEL).exists():
         if warn is not None and chief:
             warn(f"{out}: no model was saved yet; starting the run afresh with its settings")
@@ -231,6 +239,10 @@ def resume(
     if settings.epochs != record["training"]["epochs"]:
         checkpoint.save_config(out, {**record, "training": dataclasses.asdict(settings)})
     return _fit(config, prepared, settings, out, progress, tensorboard, model, strategy, history)
+
+
+def _shape(shape: dict[str, int]) -> str:
+    return f"{shape['workers']} worker(s) with {shape['replicas']} replica(s) in all"
 
 
 def _check_given(
@@ -292,7 +304,6 @@ def _fit(
     from dcn_cli.distribute import barrier, lost_workers
     from dcn_cli.engine import Engine, summary
     from dcn_cli.model import count_trainable_params
-    from dcn_cli.pipeline import source_errors
 
     engine = Engine(model, config, prepared, settings.batch_size, strategy)
     history = list(history or [])
@@ -310,7 +321,7 @@ def _fit(
             hook_list.append(progress)  # after the saver: a failed save is an error, then no line
         if tensorboard:
             hook_list.append(hooks.TensorBoard(out / checkpoint.LOGS))
-    with source_errors(), lost_workers(strategy):  # a streamed file changed; a worker died
+    with lost_workers(strategy):  # a worker died
         engine.fit(
             settings.epochs,
             settings.seed,
@@ -355,14 +366,17 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     """Metrics of a checkpoint on its own test split, or on every row of other data.
 
     The rows are encoded with the checkpoint's own vocabularies and statistics:
-    nothing is learnt from the data again. When the data knows each row's true
-    probability (``dcn generate ctr``), the test split's Bayes-optimal AUC and
-    log loss come with the model's own.
+    nothing is learnt from the data again, and they stream through in flat
+    memory. When the data knows each row's true probability (``dcn generate
+    ctr``), the test split's Bayes-optimal AUC and log loss come with the
+    model's own.
     """
     backend.load()  # quietly, before anything imports TensorFlow
-    from dcn_cli.engine import EVAL_BATCH, evaluate_batches, scorer, summary
+    import numpy as np
+
+    from dcn_cli.engine import EVAL_BATCH, evaluate_predictions, scorer, summary
     from dcn_cli.model import split_model
-    from dcn_cli.pipeline import Encoder, gathered, source_errors
+    from dcn_cli.pipeline import Encoder, by_file, labels_of, scored, source_errors
 
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
@@ -370,24 +384,23 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     saved = DataSpec.from_record(record, ckpt if data is None else None)
     model = checkpoint.load_model(ckpt, config)
     _, core = split_model(model, config)
-    encoder = Encoder(config.features)
-    predict = scorer(core)
     if data is None:
         table = saved.open()
-        _check_features(config, table, saved.data or "the built-in mixer")
-        chunks = split_of(table, "test", saved.validation)
+        name = saved.data or "the built-in mixer"
+        _check_features(config, table, name)
+        test = split_of(table, "test", saved.validation)
+        groups = iter([(lambda row: f"{name}: row {row + 1} of the test split", test)])
     else:
         # The columns take the roles and types the checkpoint's features have.
         table = scoring_table(data, config.features, config.task, label, with_label=True)
-        chunks = table.chunks()
+        groups = by_file(table)
     label = next((c.name for c in table.schema.columns if c.role == "label"), label)
-
-    def batches():
-        for rows in gathered(chunks):
-            yield from encoder.batches(rows, label, EVAL_BATCH)
-
+    rows = scored(groups, Encoder(config.features), scorer(core), EVAL_BATCH)
+    pairs = ((labels_of(r, label), p.reshape(-1, 1).astype(np.float32)) for r, p in rows)
     with source_errors():
-        results = evaluate_batches(predict, config.task, batches())
+        results = evaluate_predictions(config.task, pairs)
+    if results["rows"] == 0:
+        raise DcnError(f"{table.name}: no data rows")
     metrics = {**summary(results, config.task), "rows": results["rows"]}
     if data is None and table.schema.truth:
         from dcn_cli.truth import bayes_optimal

@@ -9,50 +9,60 @@ against.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from dcn_cli.errors import DcnError
 from dcn_cli.prepare import TEST, assign_splits
-from dcn_cli.table import Table
+from dcn_cli.table import CHUNK_ROWS, Table
 
 COLUMN = "probability"
 
 
-def read_truth(table: Table) -> np.ndarray:
-    """Every row's true probability, in row order, from the schema's side files."""
-    parts = []
-    directory = Path(table.name)  # the dataset directory: its schema.json names the files
-    for name in table.schema.truth:
-        path = Path(directory, name)
-        if not path.is_file():
-            raise DcnError(f"{path}: no such file (schema.json lists it under truth)")
-        convert = pa_csv.ConvertOptions(column_types={COLUMN: pa.float64()})
-        try:
-            column = pa_csv.read_csv(path, convert_options=convert).column(COLUMN)
-            values = column.to_numpy()
-        except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as err:
-            raise DcnError(
-                f"{path}: not a truth file of {COLUMN!r} numbers ({_first_line(err)})"
-            ) from None
-        if not ((values >= 0) & (values <= 1)).all():
-            raise DcnError(f"{path}: a {COLUMN!r} is not between 0 and 1")
-        parts.append(values)
-    return np.concatenate(parts)
+def _column(path: Path, name: str, delimiter: str = ",") -> Iterator[np.ndarray]:
+    """One column of a CSV file (plain or gzip) or a Parquet file, a block at a time, as
+    float64; only that column is parsed."""
+    if path.suffix in (".parquet", ".pq"):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS, columns=[name]):
+            yield batch.column(0).to_numpy(zero_copy_only=False).astype(np.float64)
+        return
+    convert = pa_csv.ConvertOptions(include_columns=[name], column_types={name: pa.float64()})
+    parse = pa_csv.ParseOptions(delimiter=delimiter)
+    with pa_csv.open_csv(path, parse_options=parse, convert_options=convert) as reader:
+        for batch in reader:
+            yield batch.column(0).to_numpy(zero_copy_only=False)
+
+
+def _truth(path: Path) -> Iterator[np.ndarray]:
+    """The true probabilities of one side file, checked, a block at a time."""
+    if not path.is_file():
+        raise DcnError(f"{path}: no such file (schema.json lists it under truth)")
+    try:
+        for values in _column(path, COLUMN):
+            if not ((values >= 0) & (values <= 1)).all():
+                raise DcnError(f"{path}: a {COLUMN!r} is not between 0 and 1")
+            yield values
+    except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as err:
+        raise DcnError(
+            f"{path}: not a truth file of {COLUMN!r} numbers ({_first_line(err)})"
+        ) from None
+
+
+def _labels(table: Table, path: Path) -> Iterator[np.ndarray]:
+    try:
+        yield from _column(path, table.schema.label, table.schema.delimiter)
+    except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as err:
+        raise DcnError(f"{path}: cannot read its labels ({_first_line(err)})") from None
 
 
 def _first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-def read_labels(table: Table) -> np.ndarray:
-    return np.concatenate(
-        [chunk[table.schema.label].to_numpy() for chunk in table.chunks()]
-    ).astype(np.float64)
 
 
 def exact_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -78,15 +88,34 @@ def logloss(labels: np.ndarray, p: np.ndarray) -> float:
 
 
 def bayes_optimal(table: Table, validation: float) -> dict[str, float]:
-    """The test split's AUC and log loss of the true probabilities."""
-    truth, labels = read_truth(table), read_labels(table)
-    if len(truth) != len(labels):
-        raise DcnError(
-            f"{table.name}: the truth files hold {len(truth)} rows, the data {len(labels)}"
-        )
-    codes = assign_splits(np.arange(len(labels)), table.schema, validation, len(labels))
-    test = codes == TEST
+    """The test split's AUC and log loss of the true probabilities.
+
+    The labels and the side files stream through a block at a time, in flat
+    memory but for the test rows' labels and probabilities.
+    """
+    files = [Path(table.name, name) for name in table.schema.truth]
+    total = 0
+    if table.schema.split.kind == "ordered":  # placing the first row needs the count
+        total = sum(len(values) for path in files for values in _truth(path))
+    labels, truth, start = [], [], 0
+    for data, side in zip(table.files, files, strict=True):
+        carry = np.empty(0)
+        rows = _labels(table, data)
+        for p in _truth(side):
+            while len(carry) < len(p):
+                more = next(rows, None)
+                if more is None:
+                    raise DcnError(f"{side}: holds more rows than {data}")
+                carry = np.concatenate([carry, more])
+            y, carry = carry[: len(p)], carry[len(p) :]
+            test = assign_splits(np.arange(start, start + len(p)), table.schema, validation, total)
+            labels.append(y[test == TEST].astype(np.int8))
+            truth.append(p[test == TEST])
+            start += len(p)
+        if len(carry) or next(rows, None) is not None:
+            raise DcnError(f"{side}: holds fewer rows than {data}")
+    test_labels, test_truth = np.concatenate(labels), np.concatenate(truth)
     return {
-        "bayes_auc": exact_auc(labels[test], truth[test]),
-        "bayes_logloss": logloss(labels[test], truth[test]),
+        "bayes_auc": exact_auc(test_labels, test_truth),
+        "bayes_logloss": logloss(test_labels, test_truth),
     }
