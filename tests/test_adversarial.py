@@ -166,6 +166,14 @@ BAD = [
         "t.csv: every training label is 1; a binary model needs rows of both classes",
     ),
     (
+        "variance-overflow",
+        lambda: (
+            write("t.csv", "a,y\n" + "".join(f"{i}e30,{i % 2}\n" for i in range(40)))
+            or ["train", "--data", "t.csv", "--label", "y", *FAST]
+        ),
+        "t.csv: column 'a': its values spread too far to normalise in float32",
+    ),
+    (
         "noise-overflow",
         lambda: ["generate", "poly", "--out", "p", "--noise", "1e39"],
         "--noise 1e+39 puts labels beyond float32's range",
