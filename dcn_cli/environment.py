@@ -28,8 +28,8 @@ BACKEND = "KERAS_BACKEND"
 def check() -> None:
     """Every variable dcn reads (``TF_CONFIG`` aside: training checks it), or a DcnError."""
     memory_budget()
-    cache_dir()
-    backend = os.environ.get(BACKEND, "tensorflow")
+    _cache_dir_set()
+    backend = os.environ.get(BACKEND) or "tensorflow"  # dcn_cli sets it when unset or empty
     if backend != "tensorflow":
         raise DcnError(
             f"{BACKEND}={backend!r}: dcn runs on TensorFlow; unset it or set it to tensorflow"
@@ -50,15 +50,27 @@ def memory_budget() -> int:
     return int(megabytes * 2**20)
 
 
-def cache_dir() -> Path:
-    """Where caches go when the data's own directory is read-only."""
+def _cache_dir_set() -> Path | None:
+    """``DCN_CACHE_DIR``, checked, when it is set."""
     text = os.environ.get(CACHE, "")
-    if text:
-        path = Path(text)
-        if path.exists() and not path.is_dir():
-            raise DcnError(f"{CACHE}={text}: exists and is not a directory")
-        return path
+    if not text:
+        return None
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise DcnError(f"{CACHE}={text}: exists and is not a directory")
+    return path
+
+
+def cache_dir() -> Path | None:
+    """Where caches go when the data's own directory is read-only; None when there is no
+    such place (no home directory, as for a user without a passwd entry)."""
+    chosen = _cache_dir_set()
+    if chosen is not None:
+        return chosen
     base = os.environ.get("XDG_CACHE_HOME", "")
-    # The XDG spec: a relative path is to be ignored.
-    home = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    return home / "dcn"
+    if os.path.isabs(base):  # the XDG spec: a relative path is to be ignored
+        return Path(base) / "dcn"
+    try:
+        return Path.home() / ".cache" / "dcn"
+    except RuntimeError:
+        return None

@@ -46,17 +46,20 @@ def signature_names(features: list[str]) -> dict[str, str]:
 
     A name TensorFlow takes as it is (``[A-Za-z][A-Za-z0-9_]*``) stays; any
     other becomes its plain characters (others as ``_``), from the first
-    letter on, plus a hash of the whole name. Should two still meet, the
-    later one takes a number.
+    letter on, plus a hash of the whole name. Should two still meet (or differ
+    only in case, which TensorFlow does not tell apart), the later one takes
+    a number.
     """
     names: dict[str, str] = {}
+    taken: set[str] = set()  # lower case: TensorFlow's op names are unique regardless of case
     for feature in features:
         name = feature if _TF_NAME.fullmatch(feature) else _plain(feature)
         base, n = name, 1
-        while name in names.values() or (name != feature and name in features):
+        while name.lower() in taken:
             n += 1
             name = f"{base}_{n}"
         names[feature] = name
+        taken.add(name.lower())
     return names
 
 
@@ -132,24 +135,26 @@ def _replace_export(staging: Path, out: Path) -> None:
     should a move fail, the old export is put back.
     """
     old = staging_dir(out)
+    moved, placed = [], []
     try:
         for name in SAVED_MODEL:
             if (out / name).exists():
                 os.replace(out / name, old / name)
+                moved.append(name)
         for entry in staging.iterdir():
             os.replace(entry, out / entry.name)
+            placed.append(entry.name)
     except BaseException:
-        for name in SAVED_MODEL:
-            if (old / name).exists():
-                _remove(out / name)
-                os.replace(old / name, out / name)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+        for name in placed:
+            _remove(out / name)
+        for name in moved:
+            os.replace(old / name, out / name)
+        raise  # (should putting one back fail, the old export stays in ``old``)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,30 +46,39 @@ def staging_dir(path: Path) -> Path:
 
 def temporary_prefix(path: Path) -> str:
     """How the temporary names of :func:`atomic_path` and :func:`staging_dir` begin, for
-    ``path``: hidden, and holding the writing process's id."""
-    return f".{path.name}.{os.getpid()}-"
+    ``path``: hidden, then this host and this process (``.NAME.HOST-PID-``)."""
+    return f".{path.name}.{_HOST}-{os.getpid()}-"
+
+
+# A short, fixed-width token of this machine's name: process ids are only unique per host.
+_HOST = hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]
 
 
 def remove_leftovers(path: Path) -> None:
     """Delete the temporary files and directories that a killed writer of ``path`` left.
 
-    A temporary name is ``.NAME.PID-XXXXXXXX`` plus ``path``'s suffix (dcn 0.3
-    wrote ``.NAME.XXXXXXXX``); one whose process is still running is another
-    writer's, and stays. Nothing else beside ``path`` is touched.
+    A temporary name is ``.NAME.HOST-PID-XXXXXXXX`` (plus ``path``'s suffix for
+    a file). Only this host's are considered, and only those whose process is
+    gone: another host's, or another writer's still running, stay, and so does
+    anything not named so.
     """
-    pattern = re.compile(
-        re.escape(f".{path.name}.") + r"(?:(\d+)-)?[a-z0-9_]{8}" + re.escape(path.suffix)
-    )
     if not path.parent.is_dir():
         return
+    pattern = re.compile(
+        re.escape(f".{path.name}.{_HOST}-")
+        + r"(\d+)-[a-z0-9_]{8}(?:"
+        + re.escape(path.suffix)
+        + ")?"
+    )
     for stray in path.parent.iterdir():
         match = pattern.fullmatch(stray.name)
-        if match is None or (match[1] is not None and _running(int(match[1]))):
+        if match is None or _running(int(match[1])):
             continue
-        if stray.is_dir() and not stray.is_symlink():
-            shutil.rmtree(stray, ignore_errors=True)
-        else:
-            stray.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # another user's, say: not ours to clean
+            if stray.is_dir() and not stray.is_symlink():
+                shutil.rmtree(stray)
+            else:
+                stray.unlink()
 
 
 def _running(pid: int) -> bool:

@@ -75,20 +75,17 @@ def predict(
     model = checkpoint.load_model(ckpt, config)
     batches = _scored(model, config, table, copied, progress)
     columns = [ROW, *copied, PREDICTION]
-    from dcn_cli.pipeline import source_errors
-
-    with source_errors():
-        if out is None:
-            rows = _write_csv(batches, stream or sys.stdout.buffer)
-            return PredictResult(rows, None, columns)
-        out = Path(out)
-        with atomic_path(out) as tmp:
-            if out.suffix.lower() in PARQUET:
-                rows = _write_parquet(batches, tmp)
-            else:
-                opener = gzip.open if out.suffix.lower() == ".gz" else open
-                with opener(tmp, "wb") as handle:
-                    rows = _write_csv(batches, handle)
+    if out is None:
+        rows = _write_csv(batches, stream or sys.stdout.buffer)
+        return PredictResult(rows, None, columns)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() in PARQUET:
+            rows = _write_parquet(batches, tmp)
+        else:
+            opener = gzip.open if out.suffix.lower() == ".gz" else open
+            with opener(tmp, "wb") as handle:
+                rows = _write_csv(batches, handle)
     return PredictResult(rows, out, columns)
 
 

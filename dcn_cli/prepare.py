@@ -15,12 +15,13 @@ changes it. A second run on the same data reads the cache instead of the rows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,9 @@ def _counted(table: Table, shard: int, rows: int) -> Iterator[Chunk]:
     if seen != rows:
         where = table.files[shard] if shard < len(table.files) else table.name
         raise DcnError(
-            f"{where}: holds {'more than ' if seen > rows else ''}{seen} rows, not the {rows} "
-            "it held when prepared: it changed since; run the command again to prepare it anew"
+            f"{where}: holds {f'more than {rows}' if seen > rows else seen} rows, not the "
+            f"{rows} it held when prepared: it changed since; run the command again to "
+            "prepare it anew"
         )
 
 
@@ -208,7 +210,8 @@ class Prepared:
         except DcnError:
             # The rows were good when prepared: the data changed since, so the cache is stale.
             if self.cache is not None:
-                self.cache.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only cache: the error still stands
+                    self.cache.unlink(missing_ok=True)
             raise
 
     def arrays(self, split: str) -> dict[str, np.ndarray]:
@@ -310,17 +313,26 @@ def _held(
     """Every split's rows in memory, from one pass over the table, and each shard's rows
     of each split."""
     kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
-    shard_rows, start = [], 0
-    for shard in table.shards:
-        rows = [0, 0, 0]
-        for chunk, codes in _coded(shard(), start, table.schema, validation, total_rows):
-            for code, parts in kept.items():
-                parts.append(chunk.filter(pa.array(codes == code)))
-                rows[code] += len(parts[-1])
-        shard_rows.append(rows)
-        start += sum(rows)
+    shard_rows = [[0, 0, 0] for _ in table.shards]
+    for chunk, codes in _by_shard(table, validation, total_rows, shard_rows):
+        for code, parts in kept.items():
+            parts.append(chunk.filter(pa.array(codes == code)))
     memory = {SPLITS[code]: concat(parts, table.schema) for code, parts in kept.items()}
     return memory, shard_rows
+
+
+def _by_shard(
+    table: Table, validation: float, total_rows: int, shard_rows: list[list[int]]
+) -> Iterator[tuple[Chunk, np.ndarray]]:
+    """Every chunk of every shard with its rows' split codes, counting each shard's rows
+    of each split into ``shard_rows`` (one ``[train, validation, test]`` per shard)."""
+    start = 0
+    for index, shard in enumerate(table.shards):
+        for chunk, codes in _coded(shard(), start, table.schema, validation, total_rows):
+            counts = np.bincount(codes, minlength=3)
+            shard_rows[index] = [r + int(n) for r, n in zip(shard_rows[index], counts, strict=True)]
+            yield chunk, codes
+        start += sum(shard_rows[index])
 
 
 def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
@@ -330,24 +342,18 @@ def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
     # An ordered split needs the row count before it can place the first row.
     total = count_rows(table) if schema.split.kind == "ordered" else 0
     kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
-    shard_rows = []
+    shard_rows = [[0, 0, 0] for _ in table.shards]
     positives = 0  # binary: training rows labelled 1
-    start = 0
-    for shard in table.shards:
-        rows = [0, 0, 0]
-        for chunk, codes in _coded(shard(), start, schema, options.validation, total):
-            rows = [r + int(n) for r, n in zip(rows, np.bincount(codes, minlength=3), strict=True)]
-            train = chunk.filter(pa.array(codes == TRAIN))
-            if in_memory:
-                kept[TRAIN].append(train)
-                for code in (VALIDATION, TEST):
-                    kept[code].append(chunk.filter(pa.array(codes == code)))
-            for column in features:
-                _update(stats[column.name], train[column.name], column, options)
-            label = train[schema.label].to_numpy()
-            positives += int(np.count_nonzero(label == 1))
-        shard_rows.append(rows)
-        start += sum(rows)
+    for chunk, codes in _by_shard(table, options.validation, total, shard_rows):
+        train = chunk.filter(pa.array(codes == TRAIN))
+        if in_memory:
+            kept[TRAIN].append(train)
+            for code in (VALIDATION, TEST):
+                kept[code].append(chunk.filter(pa.array(codes == code)))
+        for column in features:
+            _update(stats[column.name], train[column.name], column, options)
+        label = train[schema.label].to_numpy()
+        positives += int(np.count_nonzero(label == 1))
     rows = [sum(r[code] for r in shard_rows) for code in (TRAIN, VALIDATION, TEST)]
     if sum(rows) == 0:
         raise DcnError(f"{table.name}: no data rows")
@@ -382,6 +388,41 @@ def split_of(table: Table, split: str, validation: float) -> Iterator[Chunk]:
     """One split's rows with no preparation pass (an ordered split counts the rows first)."""
     total = count_rows(table) if table.schema.split.kind == "ordered" else 0
     return split_chunks(table, split, validation, total)
+
+
+def split_by_file(
+    table: Table, split: str, validation: float
+) -> Iterator[tuple[Callable[[int], str], Iterator[Chunk]]]:
+    """One split's rows file by file, with no preparation pass, for
+    :func:`dcn_cli.pipeline.scored`: each file's rows with a function naming
+    where its ``r``-th row of the split is (the file is read again to find it).
+
+    The files follow one another: a file's first row number is known once the
+    one before it has been read to its end.
+    """
+    total = count_rows(table) if table.schema.split.kind == "ordered" else 0
+    code = SPLITS.index(split)
+    start = 0
+    for shard, read in enumerate(table.shards):
+        first = start
+
+        def rows(read=read, first=first) -> Iterator[Chunk]:
+            nonlocal start
+            for chunk, codes in _coded(read(), first, table.schema, validation, total):
+                start += chunk.num_rows
+                if (codes == code).any():
+                    yield chunk.filter(pa.array(codes == code))
+
+        def where(r: int, read=read, first=first, shard=shard) -> str:
+            done = 0
+            for chunk, codes in _coded(read(), first, table.schema, validation, total):
+                hits = np.flatnonzero(codes == code)
+                if r < len(hits):
+                    break
+                r, done = r - len(hits), done + chunk.num_rows
+            return table.where(shard, done + int(hits[r]))
+
+        yield where, rows()
 
 
 def _update(stat: _Stats, values: pa.ChunkedArray, column: Column, options: DataOptions) -> None:
@@ -472,7 +513,8 @@ def cache_path(table: Table, options: DataOptions) -> Path | None:
     beside = table.files[0].parent / CACHE_DIR
     if (beside / name).is_file() or os.access(table.files[0].parent, os.W_OK):
         return beside / name
-    return environment.cache_dir() / name
+    elsewhere = environment.cache_dir()
+    return elsewhere / name if elsewhere is not None else None
 
 
 def _from_cache(table: Table, options: DataOptions, path: Path) -> Prepared | None:

@@ -22,7 +22,7 @@ from dcn_cli.data import DataSpec, check_features, scoring_table
 from dcn_cli.distribute import cluster_shape, is_chief
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
-from dcn_cli.prepare import Prepared, split_of
+from dcn_cli.prepare import Prepared, split_by_file
 from dcn_cli.table import Table
 
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
@@ -120,7 +120,7 @@ def train(
         },
         "feature_map": config.feature_map(),
         "vocabulary_sizes": prepared.vocabulary_sizes(),
-        "cluster": cluster_shape(strategy),
+        "cluster": _run_shape(strategy, prepared),
         "versions": checkpoint.versions(),
     }
     if force and checkpoint.holds_run(out):
@@ -211,13 +211,7 @@ def resume(
             f"{data.data or 'the built-in mixer'}: the data changed since this run started "
             "(its features no longer match config.json); start a new run"
         )
-    shape, saved = cluster_shape(strategy), record.get("cluster", {"workers": 1, "replicas": 1})
-    if not prepared.in_memory and shape != saved:
-        raise DcnError(
-            f"{where}: the run streams its data and trained on {_shape(saved)}, not on "
-            f"{_shape(shape)} as now; an epoch's steps depend on it, so resume it on "
-            f"the same (--workers {saved['workers']})"
-        )
+    _check_shape(record.get("cluster"), _run_shape(strategy, prepared), where)
     if not (out / checkpoint.MODEL).exists():
         if warn is not None and chief:
             warn(f"{out}: no model was saved yet; starting the run afresh with its settings")
@@ -241,8 +235,26 @@ def resume(
     return _fit(config, prepared, settings, out, progress, tensorboard, model, strategy, history)
 
 
-def _shape(shape: dict[str, int]) -> str:
-    return f"{shape['workers']} worker(s) with {shape['replicas']} replica(s) in all"
+def _run_shape(strategy, prepared: Prepared) -> dict[str, Any]:
+    """What a run's epoch steps depend on, for config.json: its workers and replicas, and
+    whether it streams (held in memory, the steps depend on neither)."""
+    return {**cluster_shape(strategy), "streamed": not prepared.in_memory}
+
+
+def _check_shape(saved: dict[str, Any] | None, now: dict[str, Any], where: Path) -> None:
+    """A streamed run resumes on the workers and replicas it started on (dcn 0.3 saved none)."""
+    if saved is None or saved == now or not (saved.get("streamed") or now["streamed"]):
+        return
+
+    def shape(s: dict[str, Any]) -> str:
+        how = "streamed" if s.get("streamed") else "held in memory"
+        return f"{s.get('workers')} worker(s), {s.get('replicas')} replica(s), data {how}"
+
+    raise DcnError(
+        f"{where}: the run started on {shape(saved)}, and now it would run on {shape(now)}; "
+        "a streamed epoch's steps depend on these, so resume it as it started "
+        f"(--workers {saved.get('workers')}, the same devices and DCN_MEMORY_BUDGET_MB)"
+    )
 
 
 def _check_given(
@@ -376,7 +388,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
 
     from dcn_cli.engine import EVAL_BATCH, evaluate_predictions, scorer, summary
     from dcn_cli.model import split_model
-    from dcn_cli.pipeline import Encoder, by_file, labels_of, scored, source_errors
+    from dcn_cli.pipeline import Encoder, by_file, labels_of, scored
 
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
@@ -386,10 +398,8 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     _, core = split_model(model, config)
     if data is None:
         table = saved.open()
-        name = saved.data or "the built-in mixer"
-        _check_features(config, table, name)
-        test = split_of(table, "test", saved.validation)
-        groups = iter([(lambda row: f"{name}: row {row + 1} of the test split", test)])
+        _check_features(config, table, saved.data or "the built-in mixer")
+        groups = split_by_file(table, "test", saved.validation)
     else:
         # The columns take the roles and types the checkpoint's features have.
         table = scoring_table(data, config.features, config.task, label, with_label=True)
@@ -397,8 +407,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     label = next((c.name for c in table.schema.columns if c.role == "label"), label)
     rows = scored(groups, Encoder(config.features), scorer(core), EVAL_BATCH)
     pairs = ((labels_of(r, label), p.reshape(-1, 1).astype(np.float32)) for r, p in rows)
-    with source_errors():
-        results = evaluate_predictions(config.task, pairs)
+    results = evaluate_predictions(config.task, pairs)
     if results["rows"] == 0:
         raise DcnError(f"{table.name}: no data rows")
     metrics = {**summary(results, config.task), "rows": results["rows"]}
