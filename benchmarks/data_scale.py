@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -47,6 +46,8 @@ import numpy as np
 START = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from memory import peak_mib  # noqa: E402
 
 MODEL = {"arch": "stacked", "embedding_dim": 16}
 BATCH = 4096
@@ -111,7 +112,7 @@ def child(args) -> None:
     model = {**MODEL, "arch": args.arch}
     settings = TrainSettings(epochs=args.epochs, batch_size=BATCH)
     result = train(model, DataSpec(args.data), settings, args.out, force=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_mib()
     print(
         json.dumps(
             {

@@ -12,9 +12,14 @@ model is evaluated on 100k and on 1M test rows.
 
 Each ``dcn evaluate`` runs in a fresh process, alternated, ``--repeats`` times;
 it prints the seconds of ``evaluate`` itself (imports left out) and the
-process's peak RSS. ``--source`` names dcn source trees to compare (each a
-directory holding ``dcn_cli``; default this one), run side by side in the
-same loop, e.g. a ``git worktree`` of an older commit.
+process's peak RSS. TensorFlow and the model set a floor of about 1.3 GB
+under which the data's own memory hides at these sizes, so the
+Bayes-optimal figures, the part that grew with the rows, are also measured
+alone, in a process that never imports TensorFlow.
+
+``--source`` names dcn source trees to compare (each a directory holding
+``dcn_cli``; default this one), run side by side in the same loop, e.g. a
+``git worktree`` of an older commit.
 """
 
 from __future__ import annotations
@@ -32,35 +37,46 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from use_scale import dataset  # noqa: E402 (the same data, made once)
+
 MODEL = {"arch": "stacked", "embedding_dim": 16}
 
 CHILD = """
-import json, resource, sys, time
-sys.path.insert(0, sys.argv[1])
+import json, sys, time
+sys.path[:0] = [sys.argv[1], sys.argv[3]]
+from memory import peak_mib
 from dcn_cli import backend
 backend.load()
 from dcn_cli.training import evaluate
 start = time.perf_counter()
 metrics = evaluate(sys.argv[2])
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+peak = peak_mib()
 print(json.dumps({"rows": metrics["rows"], "seconds": seconds, "peak_mib": peak,
                   "bayes_auc": metrics.get("bayes_auc")}))
 """
 
 
-def dataset(work: Path, rows: int) -> Path:
-    out = work / f"ctr-{rows}"
-    if not (out / "schema.json").exists():
-        from dcn_cli.generate import generate
+BAYES = """
+import json, sys, time
+sys.path[:0] = [sys.argv[1], sys.argv[3]]
+from memory import peak_mib
+from dcn_cli.data import open_table
+from dcn_cli.truth import bayes_optimal
+start = time.perf_counter()
+figures = bayes_optimal(open_table(sys.argv[2]), 0.0)
+seconds = time.perf_counter() - start
+peak = peak_mib()
+print(json.dumps({"rows": 0, "seconds": seconds, "peak_mib": peak,
+                  "bayes_auc": figures["bayes_auc"]}))
+"""
 
-        generate("ctr", out, rows=rows)
-    return out
 
-
-def run_child(source: Path, ckpt: Path) -> dict:
+def run_child(code: str, source: Path, target: Path) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(source), str(ckpt)], capture_output=True, text=True
+        [sys.executable, "-c", code, str(source), str(target), str(ROOT / "benchmarks")],
+        capture_output=True,
+        text=True,
     )
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
@@ -90,15 +106,21 @@ def main() -> None:
         record["data"].pop("data_from_checkpoint", None)
         config.write_text(json.dumps(record))
 
+        jobs = {
+            "evaluate 500k": (CHILD, ckpts["500k"]),
+            "evaluate 5M": (CHILD, ckpts["5M"]),
+            "Bayes alone 500k": (BAYES, small),
+            "Bayes alone 5M": (BAYES, large),
+        }
         runs: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.repeats):
             for source in sources:
-                for name, ckpt in ckpts.items():
-                    result = run_child(source, ckpt)
+                for name, (code, target) in jobs.items():
+                    result = run_child(code, source, target)
                     runs.setdefault((str(source), name), []).append(result)
                     print(
-                        f"{source} evaluate {name}: {result['rows']:,} test rows, "
-                        f"{result['seconds']:.1f} s, peak RSS {result['peak_mib']:,.0f} MiB, "
+                        f"{source} {name}: {result['seconds']:.1f} s, "
+                        f"peak RSS {result['peak_mib']:,.0f} MiB, "
                         f"Bayes AUC {result['bayes_auc']:.6f}",
                         flush=True,
                     )
@@ -106,15 +128,16 @@ def main() -> None:
             seconds = [r["seconds"] for r in results]
             peaks = [r["peak_mib"] for r in results]
             print(
-                f"{source} evaluate {name}: median {np.median(seconds):.1f} s "
+                f"{source} {name}: median {np.median(seconds):.1f} s "
                 f"({', '.join(f'{s:.1f}' for s in seconds)}); median peak RSS "
                 f"{np.median(peaks):,.0f} MiB ({', '.join(f'{p:,.0f}' for p in peaks)})"
             )
         for source in sources:
-            ratio = np.median([r["peak_mib"] for r in runs[(str(source), "5M")]]) / np.median(
-                [r["peak_mib"] for r in runs[(str(source), "500k")]]
-            )
-            print(f"{source}: peak RSS, 5M rows / 500k rows: {ratio:.3f}")
+            for kind in ("evaluate", "Bayes alone"):
+                ratio = np.median(
+                    [r["peak_mib"] for r in runs[(str(source), f"{kind} 5M")]]
+                ) / np.median([r["peak_mib"] for r in runs[(str(source), f"{kind} 500k")]])
+                print(f"{source}: {kind}, peak RSS 5M rows / 500k rows: {ratio:.3f}")
 
 
 if __name__ == "__main__":

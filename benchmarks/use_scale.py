@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import numpy as np
 START = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from memory import peak_mib  # noqa: E402
 
 MODEL = {"arch": "stacked", "embedding_dim": 16}
 SERVE_ROWS = 8192
@@ -64,7 +65,7 @@ def child(data: str, ckpt: str, out: str) -> None:
     predict._scored = timed
     result = predict.predict(ckpt, data, out, force=True)
     seconds = time.perf_counter() - timing["start"]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_mib()
     print(json.dumps({"rows": result.rows, "seconds": seconds, "peak_mib": peak}))
 
 

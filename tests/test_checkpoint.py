@@ -297,3 +297,28 @@ def test_sigterm_before_the_first_save_leaves_only_what_was_there(data, tmp_path
         "logs/train",
         "logs/train/notes.txt",
     ]
+
+
+V030 = Path(__file__).parent / "data" / "dcn-0.3.0"
+
+
+@pytest.mark.parametrize("name", ["stacked", "low-rank-parallel", "v1", "mix"])
+def test_a_checkpoint_of_dcn_0_3_0_loads_and_predicts_the_same(runner, tmp_path, name):
+    """Keras' registered names are part of the file format: what 0.3.0 wrote still loads,
+    predicts its numbers, evaluates and trains on (its optimizer reloaded)."""
+    import csv
+
+    shutil.copytree(V030, tmp_path / "v030")  # commands write beside a checkpoint
+    ckpt, data = tmp_path / "v030" / name, str(tmp_path / "v030" / "clicks.csv")
+    result = runner.invoke(app, ["predict", str(ckpt), "--data", data])
+    assert result.exit_code == 0, result.output
+    got = [float(r["prediction"]) for r in csv.DictReader(result.stdout.splitlines())]
+    with open(ckpt / "predictions.csv") as handle:
+        want = [float(r["prediction"]) for r in csv.DictReader(handle)]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--json"])  # finds its data beside it
+    assert result.exit_code == 0, result.output
+    (ckpt / "metrics.json").unlink()
+    result = runner.invoke(app, ["train", "--resume", "--out", str(ckpt), "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    assert len((ckpt / "history.csv").read_text().splitlines()) == 4  # header and 3 epochs

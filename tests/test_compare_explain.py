@@ -186,7 +186,7 @@ def test_explain_low_rank_block_norm_on_embeddings(runner, tmp_path):
     expected = norms(np.abs(layer.effective_kernel()), load_record(ckpt)["feature_map"])
     np.testing.assert_allclose(report["matrix"], expected, rtol=1e-5)
     assert out.exists()
-    both = json.loads(invoke(runner, "explain", ckpt, "--json", "--out", out).stdout)
+    both = json.loads(invoke(runner, "explain", ckpt, "--json", "--out", out, "--force").stdout)
     assert [entry["layer"] for entry in both] == [0, 1]
 
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dcn_cli import engine, movielens
+from dcn_cli import engine
 from dcn_cli.cli import app
 from dcn_cli.generate import generate
 
@@ -47,8 +47,10 @@ def write_odd_csv(path: Path, rows: int = 120) -> None:
 def test_signature_names_are_unique_and_valid_by_construction():
     from dcn_cli.export import signature_names
 
-    features = [*ODD, "plain", "城", "城 ", "_", "__", "x_y_2"]
+    # TensorFlow's op names are unique regardless of case: Age and age must differ so.
+    features = [*ODD, "plain", "城", "城 ", "_", "__", "x_y_2", "Age", "age"]
     names = signature_names(features)
+    assert len({n.lower() for n in names.values()}) == len(features)
     # A raw name equal to another's plain form plus its hash still gets its own.
     clash = names["x y"]
     names = signature_names([*features, clash])
@@ -185,13 +187,27 @@ def test_a_streamed_run_resumes_only_on_its_own_cluster_shape(runner, tmp_path, 
     generate("poly", tmp_path / "d", rows=300)
     assert runner.invoke(app, ["train", "--data", "d", *FAST]).exit_code == 0
     record = json.loads(Path("ckpt/config.json").read_text())
-    assert record["cluster"] == {"workers": 1, "replicas": 1}
+    assert record["cluster"] == {"workers": 1, "replicas": 1, "streamed": True}
     # As a run of two workers, interrupted, would have left it.
     record["cluster"]["workers"] = record["cluster"]["replicas"] = 2
     Path("ckpt/config.json").write_text(json.dumps(record))
     Path("ckpt/metrics.json").unlink()
     result = runner.invoke(app, ["train", "--resume", "--out", "ckpt", "--epochs", "2"])
-    one_line_error(result, "trained on 2 worker(s) with 2 replica(s) in all", "--workers 2")
+    one_line_error(result, "started on 2 worker(s), 2 replica(s), data streamed", "--workers 2")
+    # Held in memory, the steps do not depend on the cluster: resumed.
+    monkeypatch.setenv("DCN_MEMORY_BUDGET_MB", "512")
+    record["cluster"]["streamed"] = False
+    Path("ckpt/config.json").write_text(json.dumps(record))
+    resume = ["train", "--resume", "--out", "ckpt", "--json"]
+    assert runner.invoke(app, [*resume, "--epochs", "2"]).exit_code == 0
+    # dcn 0.3 recorded no shape: resumed, streamed or not.
+    monkeypatch.setenv("DCN_MEMORY_BUDGET_MB", "0")
+    record = json.loads(Path("ckpt/config.json").read_text())
+    del record["cluster"]
+    Path("ckpt/config.json").write_text(json.dumps(record))
+    Path("ckpt/metrics.json").unlink()
+    result = runner.invoke(app, [*resume, "--epochs", "3"])
+    assert result.exit_code == 0, result.output
 
 
 # ---------------------------------------------------------------- the environment
@@ -224,15 +240,18 @@ def test_a_bad_environment_variable_is_one_error_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "t.csv"]
 
 
-def test_tfds_offline_writes_no_absl_warning(runner, monkeypatch, tmp_path, capfd):
-    """tensorflow-datasets' own warning (a folder without dataset_info.json) stays quiet."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+def test_tfds_offline_writes_one_line(tmp_path):
+    """tensorflow-datasets' own warning (a folder without dataset_info.json) stays quiet.
+
+    A real process: in this one the test set-up has quietened absl already. It
+    must be offline, as this machine and CI are (else the download is tried)."""
     (tmp_path / "tfds/movielens/100k-ratings/0.1.1").mkdir(parents=True)
-    monkeypatch.setattr(movielens, "_online", lambda host, timeout=5.0: False)
-    result = runner.invoke(app, ["train", "--data", "tfds:movielens/100k-ratings", *FAST])
-    one_line_error(result, "cannot be reached (offline?)")
-    assert "absl" not in capfd.readouterr().err
+    env = {**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")}
+    command = [sys.executable, "-m", "dcn_cli", "train", "--data", "tfds:movielens/100k-ratings"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: tfds:movielens/100k-ratings: not downloaded yet")
+    assert done.stderr.count("\n") == 1, done.stderr
 
 
 # ---------------------------------------------------------------- leftovers of kill -9
@@ -251,21 +270,29 @@ def test_the_next_run_removes_what_a_killed_one_left(runner, tmp_path, monkeypat
     Path("t.csv").write_text("a,b,y\n" + "".join(f"{i % 7},{i % 3},{i % 2}\n" for i in range(80)))
     assert runner.invoke(app, ["train", "--data", "t.csv", "--label", "y", *FAST]).exit_code == 0
     _killed_while_writing(tmp_path, "with fileio.atomic_path(Path('scores.csv')) as tmp:")
-    _killed_while_writing(tmp_path, "if fileio.staging_dir(Path('sm')):")
+    _killed_while_writing(tmp_path, "if fileio.staging_dir(Path('sm.v1')):")
     _killed_while_writing(tmp_path, "if fileio.staging_dir(Path('d')):")  # dcn generate's
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".s", ".d.")))
-    assert [re.sub(r"\d+-\w+", "PID-X", name) for name in left] == [
-        ".d.PID-X",
-        ".scores.csv.PID-X.csv",
-        ".sm.PID-X",
+    assert [re.sub(r"\.\w+-\d+-\w+", ".HOST-PID-X", name) for name in left] == [
+        ".d.HOST-PID-X",
+        ".scores.csv.HOST-PID-X.csv",
+        ".sm.v1.HOST-PID-X",
     ]
-    # Not ours, or another writer's still running: left alone.
-    mine = [".scores.csv.bak", f".scores.csv.{os.getppid()}-abcd1234.csv"]
+    # Not ours, another host's, or another writer's still running: left alone.
+    host = re.match(r"\.d\.(\w+)-", left[0])[1]
+    mine = [
+        ".scores.csv.bak",
+        ".scores.csv.backup12.csv",
+        f".scores.csv.{host}-{os.getppid()}-abcd1234.csv",
+        ".scores.csv.0000beef-1-abcd1234.csv",
+    ]
     for name in mine:
         Path(name).write_text("keep")
+    Path(".sm.v1.versions").mkdir()
+    mine.append(".sm.v1.versions")
     predict = ["predict", "ckpt", "--data", "t.csv", "--out", "scores.csv"]
     assert runner.invoke(app, predict).exit_code == 0
-    assert runner.invoke(app, ["export", "ckpt", "--out", "sm"]).exit_code == 0
+    assert runner.invoke(app, ["export", "ckpt", "--out", "sm.v1"]).exit_code == 0
     assert runner.invoke(app, ["generate", "poly", "--out", "d", "--rows", "50"]).exit_code == 0
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".s", ".d.")))
     assert left == sorted(mine)
@@ -288,28 +315,48 @@ def test_explain_replaces_a_file_the_user_names_only_with_force(runner, tmp_path
 # ---------------------------------------------------------------- errors that name the row
 
 
-@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("command", ["predict", "evaluate --data", "evaluate its own"])
 def test_a_prediction_that_is_not_finite_names_file_and_line(
     runner, tmp_path, monkeypatch, command
 ):
+    from dcn_cli.data import open_table
+    from dcn_cli.prepare import TEST, assign_splits
+
     monkeypatch.chdir(tmp_path)
     rows = [f"{i % 7},{i % 3},{i % 2}" for i in range(80)]
     Path("t.csv").write_text("a,b,y\n" + "\n".join(rows) + "\n")
     args = ["train", "--data", "t.csv", "--label", "y", "--numerical", "a,b", *FAST]
     assert runner.invoke(app, args).exit_code == 0
-    rows[9] = "3e38,1,0"
-    Path("new.csv").write_text("a,b,y\n\n" + "\n".join(rows) + "\n")  # a blank line 2
-    extra = ["--data", "new.csv"]
-    one_line_error(runner.invoke(app, [command, "ckpt", *extra]), "new.csv:12: the model's")
+    schema = open_table("t.csv", "y", numerical="a,b").schema
+    tested = np.flatnonzero(assign_splits(np.arange(80), schema, 0.0, 80) == TEST)
+    bad = int(tested[tested > 2][0])  # a test row, so that evaluate reads it too
+    rows[bad] = "3e38,1,0"
+    # A blank line 2: the row is on line bad + 3.
+    Path("new.csv").write_text("a,b,y\n\n" + "\n".join(rows) + "\n")
+    if command == "evaluate its own":
+        Path("new.csv").replace("t.csv")
+    args = {
+        "predict": ["predict", "ckpt", "--data", "new.csv"],
+        "evaluate --data": ["evaluate", "ckpt", "--data", "new.csv"],
+        "evaluate its own": ["evaluate", "ckpt"],
+    }[command]
+    where = f"{Path('t.csv').absolute()}" if command == "evaluate its own" else "new.csv"
+    one_line_error(runner.invoke(app, args), f"{where}:{bad + 3}: the model's prediction")
 
 
-def test_bayes_figures_match_the_whole_arrays(tmp_path):
-    """Streamed in blocks, the Bayes-optimal figures equal the ones from whole arrays."""
+@pytest.mark.parametrize("split", ["random", "ordered"])
+def test_bayes_figures_match_the_whole_arrays(tmp_path, split):
+    """Streamed in blocks and binned, the Bayes-optimal figures are those of whole arrays
+    (an ordered split leaves whole blocks without a test row)."""
     from dcn_cli.data import open_table
     from dcn_cli.prepare import TEST, assign_splits
     from dcn_cli.truth import bayes_optimal, exact_auc, logloss
 
     generate("ctr", tmp_path / "ctr", rows=3000, vocab_size=50, shard_rows=1100)
+    if split == "ordered":
+        schema = json.loads((tmp_path / "ctr/schema.json").read_text())
+        schema["split"] = {"kind": "ordered", "test": 0.2}
+        (tmp_path / "ctr/schema.json").write_text(json.dumps(schema))
     table = open_table(str(tmp_path / "ctr"))
     labels = np.concatenate([c[table.schema.label].to_numpy() for c in table.chunks()])
     truth = np.concatenate(
@@ -317,5 +364,5 @@ def test_bayes_figures_match_the_whole_arrays(tmp_path):
     )
     test = assign_splits(np.arange(len(labels)), table.schema, 0.1, len(labels)) == TEST
     figures = bayes_optimal(table, 0.1)
-    assert figures["bayes_auc"] == pytest.approx(exact_auc(labels[test], truth[test]), abs=1e-12)
+    assert figures["bayes_auc"] == pytest.approx(exact_auc(labels[test], truth[test]), abs=1e-5)
     assert figures["bayes_logloss"] == pytest.approx(logloss(labels[test], truth[test]))
