@@ -74,7 +74,8 @@ def lint() -> None:
 
 
 def test() -> None:
-    run(BIN / "python", "-m", "pytest", "-q", *sys.argv[2:])
+    # The 15 slowest tests close every run, so that a slow one stays visible.
+    run(BIN / "python", "-m", "pytest", "-q", "--durations=15", *sys.argv[2:])
 
 
 def main() -> None:
