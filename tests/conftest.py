@@ -1,5 +1,10 @@
+import shutil
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -14,6 +19,16 @@ def isolated_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory) -> Path:
+    """A directory holding a copy of the repository's ``sample_data/``: tests never write
+    into the repository, and a preparation cache lands beside the data it reads."""
+    home = tmp_path_factory.mktemp("samples")
+    ignore = shutil.ignore_patterns(".dcn-cache")
+    shutil.copytree(ROOT / "sample_data", home / "sample_data", ignore=ignore)
+    return home
 
 
 def pytest_configure(config):

@@ -9,13 +9,23 @@ from dcn_cli import backend
 from dcn_cli.config import ModelConfig
 from dcn_cli.data import open_table
 from dcn_cli.engine import Engine, compile_model, evaluate_batches
+from dcn_cli.generate import generate
 from dcn_cli.model import build_model, split_model
 from dcn_cli.optimizers import make as make_optimizer
 from dcn_cli.prepare import DataOptions, prepare
 
-SAMPLES = {"ctr": "sample_data/ctr", "mixer": "sample_data/mixer"}
+SAMPLES: dict[str, str] = {}  # sample name -> its copy's path (the fixture below)
 # No dropout: the engine pads the last batch of an epoch, so its masks would differ.
 MODEL = {"arch": "stacked", "cross_layers": 1, "deep_layers": [16, 16], "dropout": 0.0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _small_samples(samples, tmp_path_factory):
+    """Click rows as sample_data/ctr's, fewer and with small vocabularies (what the engine
+    does with them does not depend on their number), and a copy of the mixer."""
+    ctr = tmp_path_factory.mktemp("engine") / "ctr"
+    generate("ctr", ctr, rows=1500, vocab_size=200)
+    SAMPLES.update(ctr=str(ctr), mixer=str(samples / "sample_data/mixer"))
 
 
 def _setup(sample, memory_budget=None, seed=0, hash_buckets=None, strategy=None, optimizer="adam"):
