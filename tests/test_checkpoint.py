@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_same_weights
 from typer.testing import CliRunner
 
 from dcn_cli import backend
@@ -60,9 +61,8 @@ def weights(out: Path) -> list[np.ndarray]:
     return load_model(out).get_weights()
 
 
-def assert_same_weights(a: Path, b: Path) -> None:
-    for x, y in zip(weights(a), weights(b), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+def assert_same_checkpoints(a: Path, b: Path) -> None:
+    assert_same_weights(weights(a), weights(b))
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -106,7 +106,7 @@ def test_resume_continues_exactly(runner, data, whole, tmp_path):
     # Bare --resume takes every setting, the data included, from the run; --epochs extends it.
     result = runner.invoke(app, ["train", "--resume", "--out", str(part), "--epochs", "4"])
     assert result.exit_code == 0, result.output
-    assert_same_weights(part, whole)
+    assert_same_checkpoints(part, whole)
     history = (part / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3", "4"]
     record = json.loads((part / "config.json").read_text())
@@ -265,7 +265,7 @@ def test_kill_9_at_any_moment_then_resume_finishes_the_run(
     if saved_epochs is None:
         assert "no model was saved yet; starting the run afresh" in result.stderr
     assert not list(out.glob(".*"))  # no temporary file outlives the run
-    assert_same_weights(out, whole)
+    assert_same_checkpoints(out, whole)
 
 
 TERMINATOR = """

@@ -1,25 +1,29 @@
 """The command-line surface: help, version, module entry point, error reporting."""
 
+import re
 import subprocess
 import sys
 
 from dcn_cli import __version__
 from dcn_cli.cli import app
 
-COMMANDS = ["generate", "train", "evaluate", "compare", "explain"]
+COMMANDS = ["generate", "train", "evaluate", "compare", "explain", "predict", "export"]
 
 
 def test_help_lists_every_command(runner):
+    assert [c.name or c.callback.__name__ for c in app.registered_commands] == COMMANDS
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0, result.output
-    for command in COMMANDS:
-        assert command in result.output
+    listed = re.findall(r"^  (\w+)  ", result.output.split("Commands:")[1], re.MULTILINE)
+    assert listed == COMMANDS
 
 
 def test_no_arguments_shows_help(runner):
+    """The help, on stderr with the option parser's usage-error code (Click's convention)."""
     result = runner.invoke(app, [])
-    assert "Usage" in result.output
-    assert "train" in result.output
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Usage: dcn ")
+    assert re.findall(r"^  (\w+)  ", result.stderr.split("Commands:")[1], re.MULTILINE) == COMMANDS
 
 
 def test_version(runner):
@@ -67,7 +71,6 @@ def test_ctrl_c_is_one_line_and_exit_130(runner, monkeypatch):
 
 def test_readme_command_lines_use_real_options(runner):
     """Every `dcn ...` line in the README names a command and options that exist."""
-    import re
     import shlex
     from pathlib import Path
 

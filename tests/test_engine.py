@@ -4,6 +4,7 @@ import functools
 
 import numpy as np
 import pytest
+from helpers import assert_same_weights
 
 from dcn_cli import backend
 from dcn_cli.config import ModelConfig
@@ -57,18 +58,6 @@ def _mirrored():
 
 def _weights(model):
     return [w.numpy() for w in model.weights]
-
-
-def assert_same_weights(got, want, rtol=1e-5):
-    """Each weight tensor equal to ``rtol`` relative to its norm.
-
-    Not element by element: summing gradients in another order changes them
-    by float rounding, and Adam divides by the root of the squared gradient,
-    so an element whose gradient is nearly 0 may move by 1e-4 of itself
-    while the tensor agrees to 1e-7.
-    """
-    for a, b in zip(got, want, strict=True):
-        assert np.linalg.norm(a - b) <= rtol * np.linalg.norm(b) + 1e-12, np.abs(a - b).max()
 
 
 def _fit_with_keras(sample, memory_budget=None, optimizer="adam"):

@@ -138,31 +138,16 @@ def test_mixed_bfloat16_trains_evaluates_and_compares(runner, datasets, tmp_path
 
 
 def test_patience_keeps_a_validation_split(runner, datasets, tmp_path):
+    """(And a note on the settings reaches stderr as a warning: test_model checks which.)"""
     out = tmp_path / "ckpt"
-    result = invoke(
-        runner, "train", "--data", datasets / "poly", "--out", out, "--patience", "1", *FAST
-    )
+    extra = ["--patience", "1", "--projection-dim", "4"]
+    result = invoke(runner, "train", "--data", datasets / "poly", "--out", out, *extra, *FAST)
     assert result.exit_code == 0, result.output
+    assert "Warning: projection_dim 4 is at least half the input width 4" in result.stderr
     record = json.loads((out / "config.json").read_text())
     assert record["data"]["validation"] == 0.1 and record["data"]["rows"]["validation"] > 0
     with open(out / "history.csv") as handle:
         assert "val_loss" in next(csv.DictReader(handle))
-
-
-def test_projection_dim_that_saves_nothing_warns(runner, datasets, tmp_path):
-    result = invoke(
-        runner,
-        "train",
-        "--data",
-        datasets / "poly",
-        "--out",
-        tmp_path / "c",
-        "--projection-dim",
-        "4",
-        *FAST,
-    )
-    assert result.exit_code == 0, result.output
-    assert "Warning: projection_dim 4 is at least half the input width 4" in result.stderr
 
 
 def _write(path: Path, text: str) -> Path:

@@ -354,11 +354,21 @@ def test_config_saves_the_data_path_to_travel(trained):
     assert record["data"]["data_from_checkpoint"] == os.path.join("..", "clicks.csv")
 
 
-def test_compare_refuses_a_directory_that_holds_files(runner, tmp_path):
+@pytest.fixture(scope="module")
+def mixer(tmp_path_factory) -> str:
+    """The mixer toy, 2,000 rows: what these tests check does not need the built-in 100k."""
+    from dcn_cli.generate import generate
+
+    path = tmp_path_factory.mktemp("mixer") / "mixer"
+    generate("mixer", path, rows=2000)
+    return str(path)
+
+
+def test_compare_refuses_a_directory_that_holds_files(runner, mixer, tmp_path):
     out = tmp_path / "cmp"
     out.mkdir()
     (out / "notes.txt").write_text("mine\n")
-    args = ["compare", "cross", "--runs", "1", "--epochs", "1", "--out", str(out)]
+    args = ["compare", "cross", "--runs", "1", "--epochs", "1", "--data", mixer, "--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert result.stderr == (
@@ -379,9 +389,11 @@ def test_compare_refuses_a_directory_that_holds_files(runner, tmp_path):
         assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask(), path
 
 
-def test_outside_a_terminal_progress_is_plain_lines(runner, tmp_path):
+def test_outside_a_terminal_progress_is_plain_lines(runner, mixer, tmp_path):
     result = runner.invoke(
-        app, ["train", "--arch", "cross", "--epochs", "2", "--out", str(tmp_path / "ckpt")]
+        app,
+        ["train", "--arch", "cross", "--epochs", "2", "--data", mixer]
+        + ["--out", str(tmp_path / "ckpt")],
     )
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
@@ -389,7 +401,8 @@ def test_outside_a_terminal_progress_is_plain_lines(runner, tmp_path):
     assert all("rows/s" in line and "…" not in line for line in lines)
     result = runner.invoke(
         app,
-        ["compare", "cross", "dnn", "--runs", "2", "--epochs", "1", "--out", str(tmp_path / "c")],
+        ["compare", "cross", "dnn", "--runs", "2", "--epochs", "1", "--data", mixer]
+        + ["--out", str(tmp_path / "c")],
     )
     assert result.exit_code == 0, result.output
     runs = [line for line in result.stderr.splitlines() if line.startswith("run ")]
@@ -405,8 +418,8 @@ def test_outside_a_terminal_progress_is_plain_lines(runner, tmp_path):
         ["compare", "cross", "--runs", "1", "--epochs", "1", "--json"],
     ],
 )
-def test_json_output_is_the_json_alone(runner, tmp_path, args):
-    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+def test_json_output_is_the_json_alone(runner, mixer, tmp_path, args):
+    result = runner.invoke(app, [*args, "--data", mixer, "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)  # nothing else on stdout
     assert result.stderr == ""
