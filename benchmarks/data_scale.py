@@ -47,7 +47,7 @@ START = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory import peak_mib  # noqa: E402
+from child import peak_mib  # noqa: E402
 
 MODEL = {"arch": "stacked", "embedding_dim": 16}
 BATCH = 4096

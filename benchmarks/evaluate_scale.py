@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from child import report  # noqa: E402
 from use_scale import dataset  # noqa: E402 (the same data, made once)
 
 MODEL = {"arch": "stacked", "embedding_dim": 16}
@@ -44,7 +44,7 @@ MODEL = {"arch": "stacked", "embedding_dim": 16}
 CHILD = """
 import json, sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[3]]
-from memory import peak_mib
+from child import peak_mib
 from dcn_cli import backend
 backend.load()
 from dcn_cli.training import evaluate
@@ -60,7 +60,7 @@ print(json.dumps({"rows": metrics["rows"], "seconds": seconds, "peak_mib": peak,
 BAYES = """
 import json, sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[3]]
-from memory import peak_mib
+from child import peak_mib
 from dcn_cli.data import open_table
 from dcn_cli.truth import bayes_optimal
 start = time.perf_counter()
@@ -73,14 +73,7 @@ print(json.dumps({"rows": 0, "seconds": seconds, "peak_mib": peak,
 
 
 def run_child(code: str, source: Path, target: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(source), str(target), str(ROOT / "benchmarks")],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        raise SystemExit(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return report([sys.executable, "-c", code, str(source), str(target), str(ROOT / "benchmarks")])
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ START = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory import peak_mib  # noqa: E402
+from child import peak_mib, report  # noqa: E402
 
 MODEL = {"arch": "stacked", "embedding_dim": 16}
 SERVE_ROWS = 8192
@@ -91,14 +91,7 @@ print(json.dumps({"prediction": out.tolist(), "ms": 1000 * float(np.median(times
 
 
 def run_child(data: Path, ckpt: Path, out: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "child", str(data), str(ckpt), str(out)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        raise SystemExit(done.stderr[-3000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return report([sys.executable, __file__, "child", str(data), str(ckpt), str(out)])
 
 
 def main() -> None:

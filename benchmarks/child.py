@@ -1,6 +1,9 @@
-"""Peak memory of this process, as the benchmarks report it."""
+"""The benchmarks' child processes: what they report, and how it is read back."""
 
 from __future__ import annotations
+
+import json
+import subprocess
 
 
 def peak_mib() -> float:
@@ -15,3 +18,11 @@ def peak_mib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024  # kB
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def report(command: list[str]) -> dict:
+    """Run a child; the last line it prints is its JSON report. A failure ends the benchmark."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
