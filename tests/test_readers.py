@@ -429,8 +429,9 @@ def test_streamed_and_in_memory_training_agree(tmp_path, monkeypatch):
 def test_ctr_truth_side_files_and_bayes_optimal_figures(tmp_path, runner):
     import json
 
+    from helpers import exact_auc
+
     from dcn_cli.cli import app
-    from dcn_cli.truth import exact_auc
 
     schema = generate("ctr", tmp_path / "ctr", rows=1200, vocab_size=100, shard_rows=500)
     assert schema.truth == ["truth-00000.csv", "truth-00001.csv", "truth-00002.csv"]

@@ -348,9 +348,11 @@ def test_a_prediction_that_is_not_finite_names_file_and_line(
 def test_bayes_figures_match_the_whole_arrays(tmp_path, split):
     """Streamed in blocks and binned, the Bayes-optimal figures are those of whole arrays
     (an ordered split leaves whole blocks without a test row)."""
+    from helpers import exact_auc
+
     from dcn_cli.data import open_table
     from dcn_cli.prepare import TEST, assign_splits
-    from dcn_cli.truth import bayes_optimal, exact_auc, logloss
+    from dcn_cli.truth import bayes_optimal, logloss
 
     generate("ctr", tmp_path / "ctr", rows=3000, vocab_size=50, shard_rows=1100)
     if split == "ordered":
