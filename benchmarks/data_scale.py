@@ -57,7 +57,7 @@ PLANTED = [("C1", "C2"), ("C3", "I1"), ("I2", "I3")]
 def dataset(work: Path, rows: int) -> Path:
     out = work / f"ctr-{rows}"
     if not (out / "schema.json").exists():
-        from dcn_cli.generate import generate
+        from dcn_cli.data.generate import generate
 
         generate("ctr", out, rows=rows)
     return out
@@ -75,9 +75,9 @@ def child(args) -> None:
     from dcn_cli import backend
 
     backend.load()
-    from dcn_cli import engine
-    from dcn_cli.data import DataSpec
-    from dcn_cli.training import TrainSettings, train
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train import engine
+    from dcn_cli.train.run import TrainSettings, train
 
     first_step = {}
     fit = engine.Engine.fit
@@ -104,7 +104,7 @@ def child(args) -> None:
 
         setattr(owner, name, timed)
 
-    from dcn_cli import checkpoint
+    from dcn_cli.model import checkpoint
 
     timing(engine.Engine, "evaluate", "evaluate_s")  # validation passes too, if any
     timing(checkpoint, "save_model", "save_s")
@@ -154,7 +154,7 @@ def run_child(data: Path, out: Path, budget_mb: float | None = None, arch="stack
 def parse(work: Path, repeats: int) -> dict:
     import pyarrow.csv as pa_csv
 
-    from dcn_cli.data import open_table
+    from dcn_cli.data.sources import open_table
 
     data = dataset(work, 500_000)
     path = data / "data-00000.csv"
@@ -248,8 +248,8 @@ def planted_ranks(ckpt: Path, work: Path) -> dict:
     16-wide embedding's block has 16 or 256 entries where two numbers' has one,
     which that norm rewards.
     """
-    from dcn_cli import checkpoint
-    from dcn_cli.explain import explain, top_crosses
+    from dcn_cli.inspect.explain import explain, top_crosses
+    from dcn_cli.model import checkpoint
 
     layer = explain(ckpt, block_norm=True, top=10_000, out=work / "explain.png")["layers"][0]
     names, blocks = layer["features"], np.array(layer["matrix"])
@@ -271,8 +271,8 @@ def pipeline(work: Path) -> dict:
     from dcn_cli import backend
 
     backend.load()
-    from dcn_cli.data import DataSpec
-    from dcn_cli.pipeline import Encoder, streamed_batches
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.pipeline import Encoder, streamed_batches
 
     os.environ["DCN_MEMORY_BUDGET_MB"] = "0"
     prepared = DataSpec(str(dataset(work, 5_000_000))).prepare()

@@ -63,12 +63,12 @@ def _engine(
 ):
     import tensorflow as tf
 
-    from dcn_cli.config import ModelConfig
-    from dcn_cli.data import open_table
-    from dcn_cli.engine import Engine, compile_model
-    from dcn_cli.model import build_model
-    from dcn_cli.optimizers import make as make_optimizer
-    from dcn_cli.prepare import DataOptions, prepare
+    from dcn_cli.data.prepare import DataOptions, prepare
+    from dcn_cli.data.sources import open_table
+    from dcn_cli.model.config import ModelConfig
+    from dcn_cli.model.factory import build_model
+    from dcn_cli.model.optimizers import make as make_optimizer
+    from dcn_cli.train.engine import Engine, compile_model
 
     table = open_table(data)
     options = DataOptions()
@@ -133,7 +133,7 @@ def measure_bytes(
 
 
 def _flops(config) -> int:
-    from dcn_cli.model import forward_flops
+    from dcn_cli.model.factory import forward_flops
 
     return forward_flops(config)
 
@@ -284,7 +284,7 @@ def main() -> None:
     args = parser.parse_args()
     only = set(args.only.split(","))
     _split_cpu()
-    from dcn_cli.generate import generate
+    from dcn_cli.data.generate import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         ctr = str(Path(tmp) / "ctr")

@@ -47,7 +47,7 @@ sys.path[:0] = [sys.argv[1], sys.argv[3]]
 from child import peak_mib
 from dcn_cli import backend
 backend.load()
-from dcn_cli.training import evaluate
+from dcn_cli.inspect.evaluate import evaluate
 start = time.perf_counter()
 metrics = evaluate(sys.argv[2])
 seconds = time.perf_counter() - start
@@ -61,8 +61,8 @@ BAYES = """
 import json, sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[3]]
 from child import peak_mib
-from dcn_cli.data import open_table
-from dcn_cli.truth import bayes_optimal
+from dcn_cli.data.sources import open_table
+from dcn_cli.data.truth import bayes_optimal
 start = time.perf_counter()
 figures = bayes_optimal(open_table(sys.argv[2]), 0.0)
 seconds = time.perf_counter() - start
@@ -86,8 +86,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     small, large = dataset(args.work, 500_000), dataset(args.work, 5_000_000)
 
-    from dcn_cli.data import DataSpec
-    from dcn_cli.training import TrainSettings, train
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.run import TrainSettings, train
 
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         ckpts = {"500k": Path(tmp) / "ckpt-500k", "5M": Path(tmp) / "ckpt-5M"}

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from dcn_cli.data import open_table  # noqa: E402
+from dcn_cli.data.sources import open_table  # noqa: E402
 
 keras = tf.keras
 STRING = ["movie_id", "user_id", "user_zip_code", "user_occupation_text"]
@@ -92,7 +92,7 @@ def main() -> None:
         )
         model = build(vocab, args.variant, args.arch)
         if args.variant == "dedup":  # duplicate sparse-gradient rows summed first
-            from dcn_cli.optimizers import Adam
+            from dcn_cli.model.optimizers import Adam
 
             optimizer = Adam(0.01)
         else:

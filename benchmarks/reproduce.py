@@ -54,9 +54,9 @@ def matmul_flops_per_second(size: int = 2048, repeats: int = 20, dtype: str = "f
 
 
 def toy(runs: int) -> None:
-    from dcn_cli.data import DataSpec
-    from dcn_cli.explain import explain
-    from dcn_cli.training import TrainSettings, train
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.inspect.explain import explain
+    from dcn_cli.train.run import TrainSettings, train
 
     print("\n### Toy: the tutorial's mixer\n")
     print("| model | seed | test RMSE | trainable params | train s | strongest cross |")
@@ -97,9 +97,9 @@ TUTORIAL_FLAGS = "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --drop
 
 def compare_flops(result: dict, data: str, settings) -> float:
     """Matmul FLOPs of a compare: 3 x forward per training example, 1 x per test example."""
-    from dcn_cli.config import ModelConfig
-    from dcn_cli.data import DataSpec
-    from dcn_cli.model import forward_flops
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.model.config import ModelConfig
+    from dcn_cli.model.factory import forward_flops
 
     features = DataSpec(data).prepare().features
     rows, flops = result["rows"], 0.0
@@ -120,8 +120,8 @@ def comparison(
     embedding_l2: float,
     dropout: float,
 ) -> None:
-    from dcn_cli.compare import compare
-    from dcn_cli.data import DataSpec
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.compare import compare
 
     start = time.perf_counter()
     result = compare(
@@ -164,9 +164,9 @@ def _median_seconds(command: list[str], times: int) -> float:
 
 
 def speed(data: str, runs: int, repeats: int) -> None:
-    from dcn_cli.compare import compare
-    from dcn_cli.data import DataSpec
-    from dcn_cli.training import TrainSettings
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.compare import compare
+    from dcn_cli.train.run import TrainSettings
 
     settings = TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
     precisions = ("float32", "mixed_bfloat16")
@@ -222,9 +222,9 @@ def speed(data: str, runs: int, repeats: int) -> None:
 
 
 def poly() -> None:
-    from dcn_cli.data import DataSpec
-    from dcn_cli.generate import generate
-    from dcn_cli.training import TrainSettings, train
+    from dcn_cli.data.generate import generate
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.run import TrainSettings, train
 
     print("\n### DCN-V2 paper polynomials, one cross layer\n")
     print("| function | rows | test RMSE | params | train s |")
@@ -259,8 +259,8 @@ def main() -> None:
     backend.load()
     import tensorflow as tf
 
-    from dcn_cli import defaults
-    from dcn_cli.training import TrainSettings
+    from dcn_cli import settings
+    from dcn_cli.train.run import TrainSettings
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs.")
     if "toy" in sections:
@@ -289,8 +289,8 @@ def main() -> None:
                 args.runs,
                 TrainSettings(),
                 peak,
-                embedding_l2=defaults.EMBEDDING_L2,
-                dropout=defaults.DROPOUT,
+                embedding_l2=settings.EMBEDDING_L2,
+                dropout=settings.DROPOUT,
             )
         if "speed" in sections:
             speed(args.ml100k, args.runs, args.repeats)

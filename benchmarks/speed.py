@@ -38,7 +38,7 @@ TUTORIAL_MODEL = {"deep_layers": [192, 192], "dropout": 0.0, "embedding_l2": 0.0
 
 
 def _settings():
-    from dcn_cli.training import TrainSettings
+    from dcn_cli.train.run import TrainSettings
 
     return TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
 
@@ -47,9 +47,9 @@ def dcn_job(path: str, job: str) -> dict:
     from dcn_cli import backend
 
     backend.load()
-    from dcn_cli.compare import compare
-    from dcn_cli.data import DataSpec
-    from dcn_cli.training import train
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.compare import compare
+    from dcn_cli.train.run import train
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

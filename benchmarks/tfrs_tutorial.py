@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
-from dcn_cli.data import open_table  # noqa: E402
+from dcn_cli.data.sources import open_table  # noqa: E402
 
 
 def ratings_dataset(path: str) -> tf.data.Dataset:

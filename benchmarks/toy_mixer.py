@@ -30,9 +30,10 @@ def main() -> None:
     args = parser.parse_args()
 
     keras = backend.load()
-    from dcn_cli.config import FeatureSpec, ModelConfig
-    from dcn_cli.model import build_model, count_trainable_params
-    from dcn_cli.synthetic import MIXER_FEATURES, mixer
+    from dcn_cli.data.features import FeatureSpec
+    from dcn_cli.data.synthetic import MIXER_FEATURES, mixer
+    from dcn_cli.model.config import ModelConfig
+    from dcn_cli.model.factory import build_model, count_trainable_params
 
     columns, y = mixer()
     split = 90_000

@@ -1,4 +1,4 @@
-"""Validation RMSE behind dcn's defaults (dcn_cli/defaults.py), never the test split.
+"""Validation RMSE behind dcn's defaults (dcn_cli/settings.py), never the test split.
 
     python benchmarks/tune_defaults.py ML100K_DIR [--seeds 2]
 
@@ -17,16 +17,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dcn_cli import backend, defaults  # noqa: E402
+from dcn_cli import backend, settings  # noqa: E402
 
 SETTINGS = {
     "tutorial protocol": dict(epochs=8, batch_size=8192, lr=0.01, embedding_l2=0.0, dropout=0.0),
     "dcn defaults": dict(
-        epochs=defaults.EPOCHS,
-        batch_size=defaults.BATCH_SIZE,
-        lr=defaults.LR,
-        embedding_l2=defaults.EMBEDDING_L2,
-        dropout=defaults.DROPOUT,
+        epochs=settings.EPOCHS,
+        batch_size=settings.BATCH_SIZE,
+        lr=settings.LR,
+        embedding_l2=settings.EMBEDDING_L2,
+        dropout=settings.DROPOUT,
     ),
 }
 
@@ -37,11 +37,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
     keras = backend.load()
-    from dcn_cli.config import ModelConfig
-    from dcn_cli.data import DataSpec
-    from dcn_cli.engine import Engine, Hook, compile_model
-    from dcn_cli.model import build_model
-    from dcn_cli.training import TrainSettings, make_optimizer
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.model.config import ModelConfig
+    from dcn_cli.model.factory import build_model
+    from dcn_cli.train.engine import Engine, Hook, compile_model
+    from dcn_cli.train.run import TrainSettings, make_optimizer
 
     class Curve(Hook):
         def __init__(self):

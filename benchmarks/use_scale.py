@@ -42,7 +42,7 @@ SERVE_ROWS = 8192
 def dataset(work: Path, rows: int) -> Path:
     out = work / f"ctr-{rows}"
     if not (out / "schema.json").exists():
-        from dcn_cli.generate import generate
+        from dcn_cli.data.generate import generate
 
         generate("ctr", out, rows=rows)
     return out
@@ -53,7 +53,7 @@ def child(data: str, ckpt: str, out: str) -> None:
     from dcn_cli import backend
 
     backend.load()
-    import dcn_cli.predict as predict
+    import dcn_cli.inspect.predict as predict
 
     timing = {}
     scored = predict._scored
@@ -105,8 +105,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     small, large = dataset(args.work, 500_000), dataset(args.work, 5_000_000)
 
-    from dcn_cli.data import DataSpec
-    from dcn_cli.training import TrainSettings, train
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.run import TrainSettings, train
 
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         tmp = Path(tmp)
@@ -136,7 +136,7 @@ def main() -> None:
         )
         print(f"peak RSS, 5M rows / 500k rows: {ratio:.3f}")
 
-        from dcn_cli.export import export
+        from dcn_cli.model.export import export
 
         start = time.perf_counter()
         export(ckpt, tmp / "saved")

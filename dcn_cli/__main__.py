@@ -1,3 +1,3 @@
-from dcn_cli.cli import app
+from dcn_cli.commands import app
 
 app(prog_name="dcn")

@@ -5,7 +5,7 @@
 - ``DCN_CACHE_DIR``: where preparation caches go when the data's own directory
   is read-only (default ``$XDG_CACHE_HOME/dcn``, else ``~/.cache/dcn``).
 - ``KERAS_BACKEND``: dcn's models run on TensorFlow; another backend is refused.
-- ``TF_CONFIG``: the cluster of a multi-worker run (:mod:`dcn_cli.distribute`).
+- ``TF_CONFIG``: the cluster of a multi-worker run (:mod:`dcn_cli.train.distribute`).
 
 :func:`check` runs before any command does its work, so a bad value is one
 ``Error:`` line naming the variable, not a traceback halfway through a run.

@@ -12,7 +12,7 @@ class DcnError(Exception):
 # tf.data runs a reader inside a ``py_func`` and re-raises what it raised as a
 # TensorFlow error whose message is a whole traceback. Readers record their
 # DcnError here first, so that whoever catches the TensorFlow error can show
-# the user's mistake instead (:func:`dcn_cli.pipeline.source_errors`, the CLI).
+# the user's mistake instead (:func:`dcn_cli.train.pipeline.source_errors`, the CLI).
 _raised_in_pipeline: list[DcnError] = []
 
 

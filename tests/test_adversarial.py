@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dcn_cli import movielens
-from dcn_cli.cli import app
-from dcn_cli.data import open_table
+from dcn_cli.commands import app
+from dcn_cli.data import movielens
+from dcn_cli.data.generate import generate
+from dcn_cli.data.sources import open_table
 from dcn_cli.errors import DcnError
-from dcn_cli.generate import generate
 
 FAST = ["--epochs", "1", "--batch-size", "64", "--deep-layers", "8"]
 CSV = "a,b,y\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 4}\n" for i in range(40))
@@ -94,10 +94,14 @@ BAD = [
     ("lr-inf", lambda: ["train", *FAST, "--lr", "inf"], "--lr must be a finite positive"),
     ("lr-nan", lambda: ["train", *FAST, "--lr", "nan"], "--lr must be a finite positive"),
     ("wd-nan", lambda: ["train", *FAST, "--weight-decay", "nan"], "--weight-decay must be a"),
-    ("diag-nan", lambda: ["train", *FAST, "--diag-scale", "nan"], "diag_scale must be a finite"),
-    ("l2-nan", lambda: ["train", *FAST, "--embedding-l2", "nan"], "embedding_l2 must be a finite"),
+    ("diag-nan", lambda: ["train", *FAST, "--diag-scale", "nan"], "--diag-scale must be a finite"),
+    ("l2-nan", lambda: ["train", *FAST, "--embedding-l2", "nan"], "--embedding-l2 must be a"),
     ("dropout-nan", lambda: ["train", *FAST, "--dropout", "nan"], "dropout must be a finite"),
-    ("validation-nan", lambda: ["train", *FAST, "--validation", "nan"], "validation fraction"),
+    (
+        "validation-nan",
+        lambda: ["train", *FAST, "--validation", "nan"],
+        "--validation must be a finite",
+    ),
     (
         "compare-dropout-inf",
         lambda: ["compare", "dnn", "--runs", "1", *FAST[:4], "--dropout", "inf"],
@@ -455,7 +459,7 @@ def test_tfds_fails_at_once_offline(monkeypatch, tmp_path):
 
 
 def test_matrix_of_odd_names_stays_distinct():
-    from dcn_cli.model import input_name, layer_name
+    from dcn_cli.model.factory import input_name, layer_name
 
     names = ["a b", "a_b", "a/b", "größe", "logit", "embed_x", "deep_0", "plain", "x.1"]
     assert len({layer_name(n) for n in names}) == len(names)
@@ -515,7 +519,7 @@ def test_a_model_without_its_history_is_refused(runner, trained):
 def test_out_of_memory_is_one_error_line(runner, tmp_path, monkeypatch):
     import tensorflow as tf
 
-    from dcn_cli import training
+    from dcn_cli.train import run as training
 
     def too_big(*args):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
@@ -589,7 +593,7 @@ def test_explain_a_mixture_over_renamed_inputs(runner, tmp_path, monkeypatch):
 
 
 def test_a_ctrl_c_that_keras_rewraps_is_still_an_interrupt(runner, tmp_path, monkeypatch):
-    from dcn_cli import training
+    from dcn_cli.train import run as training
 
     def interrupted(*args):
         try:

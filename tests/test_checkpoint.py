@@ -15,9 +15,9 @@ from helpers import assert_same_weights
 from typer.testing import CliRunner
 
 from dcn_cli import backend
-from dcn_cli.checkpoint import load_model
-from dcn_cli.cli import app
-from dcn_cli.generate import generate
+from dcn_cli.commands import app
+from dcn_cli.data.generate import generate
+from dcn_cli.model.checkpoint import load_model
 
 keras = backend.load()
 
@@ -135,13 +135,16 @@ def test_resume_of_a_finished_run_changes_nothing(runner, one_epoch, tmp_path):
         (["--data", "other.csv"], "--data other.csv (the run has "),
         (["--deep-layers", "8,8"], "--deep-layers 8,8 (the run has 8)"),
         (["--lr", "0.5"], "--lr 0.5 (the run has 0.001)"),
-        (["--epochs", "0"], "--epochs 0 (the run has 1 epochs already)"),
+        (["--epochs", "1"], "--epochs 1 (the run has 2 epochs already)"),
     ],
     ids=lambda v: v[0] if isinstance(v, list) else None,
 )
 def test_resume_refuses_other_settings(runner, data, one_epoch, tmp_path, flags, message):
     out = copy_of(one_epoch, tmp_path)
     (out / "metrics.json").unlink()  # as if interrupted: resumable
+    history = (out / "history.csv").read_text().splitlines()
+    second = history[-1].replace("1", "2", 1)  # as if it had trained two epochs
+    (out / "history.csv").write_text("\n".join([*history, second]) + "\n")
     before = snapshot(out)
     result = runner.invoke(app, ["train", "--resume", "--out", str(out), *flags])
     assert result.exit_code == 1, result.output
@@ -206,7 +209,7 @@ def test_a_failed_run_removes_only_what_it_wrote(runner, tmp_path, monkeypatch):
 
 KILLER = """
 import os, signal, sys
-from dcn_cli import hooks
+from dcn_cli.train import hooks
 
 hooks.SAVE_EVERY_SECONDS = 0  # a save after every epoch
 name, nth, when = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -223,7 +226,7 @@ def replace(src, dst):
 
 os.replace = replace
 sys.argv = ["dcn", *sys.argv[4:]]
-from dcn_cli.cli import app
+from dcn_cli.commands import app
 app()
 """
 
@@ -270,14 +273,14 @@ def test_kill_9_at_any_moment_then_resume_finishes_the_run(
 
 TERMINATOR = """
 import os, signal, sys
-from dcn_cli import checkpoint
+from dcn_cli.model import checkpoint
 
 def save_model(model, directory):  # SIGTERM arrives just as the first save would start
     os.kill(os.getpid(), signal.SIGTERM)
 
 checkpoint.save_model = save_model
 sys.argv = ["dcn", *sys.argv[1:]]
-from dcn_cli.cli import app
+from dcn_cli.commands import app
 app()
 """
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from dcn_cli import __version__
-from dcn_cli.cli import app
+from dcn_cli.commands import app
 
 COMMANDS = ["generate", "train", "evaluate", "compare", "explain", "predict", "export"]
 
@@ -58,12 +58,12 @@ def test_python_dash_m_reports_version():
 
 
 def test_ctrl_c_is_one_line_and_exit_130(runner, monkeypatch):
-    import dcn_cli.generate
+    import dcn_cli.data.generate
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dcn_cli.generate, "generate", interrupted)
+    monkeypatch.setattr(dcn_cli.data.generate, "generate", interrupted)
     result = runner.invoke(app, ["generate", "mixer", "--out", "x"])
     assert result.exit_code == 130
     assert result.stderr == "Interrupted.\n"

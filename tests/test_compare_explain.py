@@ -5,12 +5,14 @@ import math
 
 import numpy as np
 import pytest
+from helpers import dataset
 
-from dcn_cli.cli import app
-from dcn_cli.compare import PRESETS, resolve_model, welch_p_value
+from dcn_cli.commands import app
+from dcn_cli.data.generate import generate
 from dcn_cli.errors import DcnError
-from dcn_cli.explain import block_norms, top_crosses
-from dcn_cli.generate import generate
+from dcn_cli.inspect.explain import block_norms, top_crosses
+from dcn_cli.model.presets import PRESETS, resolve_model
+from dcn_cli.train.compare import welch_p_value
 
 FAST = ["--epochs", "1", "--batch-size", "512"]
 
@@ -107,10 +109,10 @@ def test_compare_table(runner, mixer, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["compare", "dcn", "--runs", "0"], "--runs must be at least 1, got 0"),
+        (["compare", "dcn", "--runs", "0"], "--runs must be a positive integer, got 0"),
         (["compare", "dcnn", "--runs", "1"], "unknown model 'dcnn'"),
         (["compare", "dcn", "--runs", "1", "--data", "nowhere"], "nowhere: no such file"),
-        (["compare", "dcn", "--runs", "1", "--optimizer", "rmsprop"], "unknown optimizer"),
+        (["compare", "dcn", "--runs", "1", "--optimizer", "rmsprop"], "--optimizer must be one of"),
     ],
 )
 def test_compare_bad_input(runner, tmp_path, monkeypatch, args, message):
@@ -146,7 +148,7 @@ def test_explain_full_rank_raw_features(runner, mixer, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["layer"] == 0 and report["features"] == ["country", "bananas", "cookbooks"]
-    from dcn_cli.checkpoint import load_model
+    from dcn_cli.model.checkpoint import load_model
 
     layer = load_model(ckpt).get_layer("cross_network").cross_layers[0]
     np.testing.assert_allclose(report["matrix"], np.abs(layer.effective_kernel()), rtol=1e-6)
@@ -179,8 +181,8 @@ def test_explain_low_rank_block_norm_on_embeddings(runner, tmp_path):
     report = json.loads(result.stdout)
     assert report["layer"] == 1 and len(report["features"]) == 39
     assert np.array(report["matrix"]).shape == (39, 39)
-    from dcn_cli.checkpoint import load_model, load_record
-    from dcn_cli.explain import block_norms as norms
+    from dcn_cli.inspect.explain import block_norms as norms
+    from dcn_cli.model.checkpoint import load_model, load_record
 
     layer = load_model(ckpt).get_layer("cross_network").cross_layers[1]
     expected = norms(np.abs(layer.effective_kernel()), load_record(ckpt)["feature_map"])
@@ -210,8 +212,8 @@ def test_explain_vector_and_mix_layers(runner, mixer, tmp_path, cross_type):
     assert result.exit_code == 0, result.output
     matrix = np.array(json.loads(result.stdout)["matrix"])
     from dcn_cli import backend
-    from dcn_cli.checkpoint import load_model, load_record
-    from dcn_cli.data import DataSpec
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.model.checkpoint import load_model, load_record
 
     keras = backend.load()
     model = load_model(ckpt)
@@ -251,12 +253,12 @@ def test_explain_bad_input(runner, mixer, tmp_path):
 def test_reused_model_runs_match_freshly_built_ones(mixer):
     """compare reuses the first run's traced model; later seeds must not notice."""
     from dcn_cli import backend
-    from dcn_cli.compare import compare
-    from dcn_cli.config import ModelConfig
-    from dcn_cli.data import DataSpec
-    from dcn_cli.engine import compile_model, evaluate_batches
-    from dcn_cli.model import build_model
-    from dcn_cli.training import TrainSettings, make_optimizer
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.model.config import ModelConfig
+    from dcn_cli.model.factory import build_model
+    from dcn_cli.train.compare import compare
+    from dcn_cli.train.engine import compile_model, evaluate_batches
+    from dcn_cli.train.run import TrainSettings, make_optimizer
 
     keras = backend.load()
     spec, settings = DataSpec(str(mixer)), TrainSettings(epochs=2, batch_size=256)
@@ -269,7 +271,7 @@ def test_reused_model_runs_match_freshly_built_ones(mixer):
     )
     model = build_model(config)
     compile_model(model, "regression", make_optimizer(settings))
-    model.fit(prepared.dataset("train", 256, shuffle_seed=1), epochs=2, verbose=0, shuffle=False)
-    test = prepared.dataset("test", 8192)
+    model.fit(dataset(prepared, "train", 256, shuffle_seed=1), epochs=2, verbose=0, shuffle=False)
+    test = dataset(prepared, "test", 8192)
     fresh = evaluate_batches(lambda x: model(x, training=False), "regression", test)["rmse"]
     assert runs[1] == pytest.approx(fresh, rel=1e-5)

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import dataset
 
-from dcn_cli.cli import app
-from dcn_cli.data import open_table
+from dcn_cli.commands import app
+from dcn_cli.data.generate import generate
+from dcn_cli.data.movielens import bucketize_age
+from dcn_cli.data.prepare import DataOptions, prepare
+from dcn_cli.data.schema import Schema
+from dcn_cli.data.sources import open_table
+from dcn_cli.data.splits import assign_splits
 from dcn_cli.errors import DcnError
-from dcn_cli.generate import generate
-from dcn_cli.movielens import bucketize_age
-from dcn_cli.prepare import DataOptions, assign_splits, parse_hash_buckets, prepare
-from dcn_cli.schema import Schema
+from dcn_cli.settings import parse_pairs as parse_hash_buckets
 
 
 def tutorial_mixer(data_size=100_000, random_seed=42):
@@ -165,7 +168,7 @@ def test_streaming_matches_in_memory(tmp_path):
         a, b = small.arrays(split), streamed.arrays(split)
         np.testing.assert_array_equal(a["C3"], b["C3"])
         np.testing.assert_array_equal(a["label"], b["label"])
-    batches = list(streamed.dataset("test", 256))
+    batches = list(dataset(streamed, "test", 256))
     assert sum(len(label) for _, label in batches) == small.rows["test"]
     assert [len(label) for _, label in batches[:-1]] == [256] * (len(batches) - 1)
     expected = small.arrays("test")["I2"]
@@ -322,7 +325,7 @@ def test_criteo_tsv_with_empty_fields(tmp_path, gz):
 def test_tfds_movielens_through_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    from dcn_cli import movielens
+    from dcn_cli.data import movielens
 
     monkeypatch.setattr(movielens, "_online", lambda host, timeout=5.0: True)  # no real look
     with tfds.testing.mock_data(num_examples=30):
@@ -408,9 +411,12 @@ def test_bad_input_names_the_file(tmp_path, monkeypatch, files, data, kwargs, me
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["generate", "spiral", "--out", "d"], "Error: unknown dataset kind 'spiral'"),
+        (["generate", "spiral", "--out", "d"], "Error: the dataset kind must be one of mixer"),
         (["generate", "mixer", "--out", "d", "--rows", "-3"], "Error: --rows must be a positive"),
-        (["generate", "poly", "--out", "d", "--function", "f9"], "Error: unknown polynomial 'f9'"),
+        (
+            ["generate", "poly", "--out", "d", "--function", "f9"],
+            "Error: --function must be one of f1",
+        ),
     ],
 )
 def test_generate_rejects_bad_arguments(runner, tmp_path, monkeypatch, args, message):
@@ -476,11 +482,11 @@ def test_shuffled_batches_cover_every_row_once_in_a_new_order_each_epoch(tmp_pat
         assert all(len(label) == 64 for _, label in batches[:-1])
         return np.concatenate([features["x1"].numpy() for features, _ in batches])
 
-    ds = prepared.dataset("train", 64, shuffle_seed=3)
+    ds = dataset(prepared, "train", 64, shuffle_seed=3)
     first, second = epoch(ds), epoch(ds)
     np.testing.assert_array_equal(np.sort(first), expected)
     np.testing.assert_array_equal(np.sort(second), expected)
     assert not np.array_equal(first, second)  # reshuffled every epoch
-    again = prepared.dataset("train", 64, shuffle_seed=3)
+    again = dataset(prepared, "train", 64, shuffle_seed=3)
     np.testing.assert_array_equal(epoch(again), first)  # seeded
     assert ds.cardinality().numpy() == -(-prepared.rows["train"] // 64)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from dcn_cli.cli import app
+from dcn_cli.commands import app
 
 
 @pytest.mark.slow  # about 2.5 minutes: the defaults train 20 epochs, and compare trains 10 models

@@ -17,7 +17,8 @@ import psutil
 import pytest
 from helpers import assert_same_weights
 
-from dcn_cli import checkpoint, distribute
+from dcn_cli.model import checkpoint
+from dcn_cli.train import launcher
 
 # A stacked DCN on categorical and numerical features. No dropout: each replica
 # would draw its own masks.
@@ -65,7 +66,7 @@ def test_a_killed_worker_ends_the_job_and_resume_finishes(tmp_path):
     """Killed after the chief's first save (epoch 1): it must still be training then.
     An epoch here takes about 3 s, and the kill follows the save within 0.2 s."""
     out = tmp_path / "run"
-    launcher = subprocess.Popen(
+    job = subprocess.Popen(
         [sys.executable, "-m", "dcn_cli", "train", *FAST, "--epochs", EPOCHS]
         + ["--workers", "2", "--out", str(out)],
         stdout=subprocess.DEVNULL,
@@ -75,24 +76,24 @@ def test_a_killed_worker_ends_the_job_and_resume_finishes(tmp_path):
     try:
         deadline = time.monotonic() + 240
         while not (out / checkpoint.MODEL).exists():  # the chief saved once
-            assert launcher.poll() is None, launcher.stderr.read()
+            assert job.poll() is None, job.stderr.read()
             assert time.monotonic() < deadline, "no checkpoint was saved"
             time.sleep(0.2)
         worker = next(
             p
-            for p in psutil.Process(launcher.pid).children()
+            for p in psutil.Process(job.pid).children()
             if '"index": 1' in p.environ().get("TF_CONFIG", "")
         )
         killed = time.monotonic()
         os.kill(worker.pid, signal.SIGKILL)
-        _, stderr = launcher.communicate(timeout=60)
+        _, stderr = job.communicate(timeout=60)
         took = time.monotonic() - killed
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert launcher.returncode == 1
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 1
     assert stderr.strip().splitlines()[-1] == "Error: worker 1: killed by SIGKILL"
-    assert took < distribute.STOP_SECONDS + 15
+    assert took < launcher.STOP_SECONDS + 15
     # Every worker is gone, and the checkpoint still loads.
     assert not any(p.is_running() for p in psutil.Process().children(recursive=True))
     assert int(checkpoint.load_model(out).optimizer.iterations.numpy()) > 0  # a trained save
@@ -107,7 +108,7 @@ def test_a_killed_worker_ends_the_job_and_resume_finishes(tmp_path):
 
 def test_without_the_launcher_a_dead_worker_ends_the_others(tmp_path):
     """A real cluster: TF_CONFIG set by hand, no --workers to stop the survivors."""
-    ports = distribute.free_ports(2)
+    ports = launcher.free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     out = tmp_path / "run"
     workers = []
@@ -152,10 +153,10 @@ def test_a_taken_port_ends_the_job_naming_the_worker(tmp_path, capfd):
         taken.bind(("localhost", 0))
         taken.listen()
         # The chief's: what it writes to stderr reaches the user's.
-        ports = [taken.getsockname()[1], distribute.free_ports(1)[0]]
+        ports = [taken.getsockname()[1], launcher.free_ports(1)[0]]
         argv = ["train", *FAST, "--epochs", "1", "--out", str(tmp_path / "run")]
         start = time.monotonic()
-        code = distribute.launch(2, argv, ports=ports)
+        code = launcher.launch(2, argv, ports=ports)
     assert code == 1
     assert time.monotonic() - start < 120
     lines = capfd.readouterr().err.strip().splitlines()
@@ -174,11 +175,11 @@ def test_a_taken_port_ends_the_job_naming_the_worker(tmp_path, capfd):
     ],
 )
 def test_the_launcher_passes_the_command_line_on(argv, kept):
-    assert distribute.without_workers_option(argv) == kept
+    assert launcher.without_workers_option(argv) == kept
 
 
 def test_multi_worker_without_a_cluster_is_an_error(runner, tmp_path, monkeypatch):
-    from dcn_cli.cli import app
+    from dcn_cli.commands import app
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     result = runner.invoke(
@@ -212,7 +213,7 @@ def test_multi_worker_without_a_cluster_is_an_error(runner, tmp_path, monkeypatc
     ],
 )
 def test_a_wrong_tf_config_is_one_error_line(runner, tmp_path, monkeypatch, tf_config, message):
-    from dcn_cli.cli import app
+    from dcn_cli.commands import app
 
     monkeypatch.setenv("TF_CONFIG", tf_config)
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "x"), "--epochs", "1"])

@@ -4,16 +4,16 @@ import functools
 
 import numpy as np
 import pytest
-from helpers import assert_same_weights
+from helpers import assert_same_weights, dataset
 
 from dcn_cli import backend
-from dcn_cli.config import ModelConfig
-from dcn_cli.data import open_table
-from dcn_cli.engine import Engine, compile_model, evaluate_batches
-from dcn_cli.generate import generate
-from dcn_cli.model import build_model, split_model
-from dcn_cli.optimizers import make as make_optimizer
-from dcn_cli.prepare import DataOptions, prepare
+from dcn_cli.data.generate import generate
+from dcn_cli.data.prepare import DataOptions, prepare
+from dcn_cli.data.sources import open_table
+from dcn_cli.model.config import ModelConfig
+from dcn_cli.model.factory import build_model, split_model
+from dcn_cli.model.optimizers import make as make_optimizer
+from dcn_cli.train.engine import Engine, compile_model, evaluate_batches
 
 SAMPLES: dict[str, str] = {}  # sample name -> its copy's path (the fixture below)
 # No dropout: the engine pads the last batch of an epoch, so its masks would differ.
@@ -67,11 +67,11 @@ def _fit_with_keras(sample, memory_budget=None, optimizer="adam"):
     Streamed rows: the model's core on the streamed pipeline's encoded batches
     (the encoding itself is checked against the model's layers in test_readers).
     """
-    from dcn_cli.pipeline import Encoder, streamed_batches
+    from dcn_cli.train.pipeline import Encoder, streamed_batches
 
     keras, prepared, config, fitted = _setup(sample, memory_budget, optimizer=optimizer)
     if prepared.in_memory:
-        batches = prepared.dataset("train", 256, shuffle_seed=3)
+        batches = dataset(prepared, "train", 256, shuffle_seed=3)
         fitted.fit(batches, epochs=2, verbose=0, shuffle=False)
         return fitted
     _, core = split_model(fitted, config)
@@ -111,7 +111,7 @@ def test_engine_trains_as_model_fit_does(sample, memory_budget, optimizer):
     assert int(model.optimizer.iterations.numpy()) == 2 * engine.steps_per_epoch()
     metrics = engine.evaluate("test")
     expected = evaluate_batches(
-        lambda x: fitted(x, training=False), config.task, prepared.dataset("test", 8192)
+        lambda x: fitted(x, training=False), config.task, dataset(prepared, "test", 8192)
     )
     for name in ("auc", "logloss") if sample == "ctr" else ("rmse", "mae"):
         assert metrics[name] == pytest.approx(expected[name], rel=1e-4)

@@ -7,7 +7,7 @@ from dcn_cli import backend
 
 keras = backend.load()
 
-from dcn_cli.layers import Cross, CrossNetwork, MixCross, VectorCross  # noqa: E402
+from dcn_cli.model.layers import Cross, CrossNetwork, MixCross, VectorCross  # noqa: E402
 
 RNG = np.random.default_rng(0)
 X0 = RNG.normal(size=(4, 3)).astype("float32")

@@ -10,10 +10,12 @@ from dcn_cli import backend
 
 keras = backend.load()
 
-from dcn_cli.config import FeatureSpec, ModelConfig, parse_int_list  # noqa: E402
+from dcn_cli.data.features import FeatureSpec  # noqa: E402
 from dcn_cli.errors import DcnError  # noqa: E402
-from dcn_cli.layers import Cross, CrossNetwork, MixCross, VectorCross  # noqa: E402
-from dcn_cli.model import build_model, count_trainable_params  # noqa: E402
+from dcn_cli.model.config import ModelConfig  # noqa: E402
+from dcn_cli.model.factory import build_model, count_trainable_params  # noqa: E402
+from dcn_cli.model.layers import Cross, CrossNetwork, MixCross, VectorCross  # noqa: E402
+from dcn_cli.settings import parse_sizes as parse_int_list  # noqa: E402
 
 
 def mixer_config(**overrides):
@@ -217,17 +219,17 @@ def test_config_json_round_trip_rebuilds_the_same_architecture(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"arch": "tower"}, "unknown arch 'tower'"),
-        ({"cross_type": "diagonal"}, "unknown cross type 'diagonal'"),
-        ({"task": "ranking"}, "unknown task 'ranking'"),
+        ({"arch": "tower"}, "arch must be one of stacked, parallel, cross, deep; got 'tower'"),
+        ({"cross_type": "diagonal"}, "cross_type must be one of matrix"),
+        ({"task": "ranking"}, "task must be one of regression, binary; got 'ranking'"),
         ({"cross_layers": 0}, "cross_layers must be a positive integer, got 0"),
         ({"projection_dim": 0}, "projection_dim must be a positive integer, got 0"),
         ({"num_experts": -1}, "num_experts must be a positive integer, got -1"),
         ({"diag_scale": -0.5}, "diag_scale must be a finite number >= 0, got -0.5"),
-        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"dropout": 1.0}, r"dropout must be a finite number in \[0, 1\), got 1.0"),
         ({"deep_layers": []}, "arch 'stacked' needs at least one deep layer"),
         ({"embedding_dim": 0}, "embedding_dim must be a positive integer, got 0"),
-        ({"precision": "float16"}, "unknown precision 'float16'"),
+        ({"precision": "float16"}, "precision must be one of float32"),
     ],
 )
 def test_bad_model_settings_are_user_errors(overrides, message):
@@ -288,7 +290,7 @@ def test_layers_module_exports_stay_registered():
 
 
 def test_forward_flops_count_the_matrix_products():
-    from dcn_cli.model import forward_flops
+    from dcn_cli.model.factory import forward_flops
 
     raw = mixer_config()  # d = 3, one full cross layer, then the output
     assert forward_flops(raw) == 2 * 9 + 2 * 3

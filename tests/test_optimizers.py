@@ -8,7 +8,7 @@ from dcn_cli import backend
 keras = backend.load()
 import tensorflow as tf  # noqa: E402
 
-from dcn_cli import optimizers  # noqa: E402
+from dcn_cli.model import optimizers  # noqa: E402
 
 
 def test_deduplicate_sums_rows_that_share_an_index():

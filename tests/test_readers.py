@@ -1,7 +1,6 @@
 """The data layer at scale: pyarrow readers, Parquet, the preparation cache, the encoder,
 the streamed input, the truth side files, and imports that flow one way."""
 
-import ast
 import os
 from pathlib import Path
 
@@ -10,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dcn_cli import delimited
-from dcn_cli.data import open_table
+from dcn_cli.data import delimited
+from dcn_cli.data.generate import generate
+from dcn_cli.data.prepare import DataOptions, prepare
+from dcn_cli.data.sources import open_table
 from dcn_cli.errors import DcnError
-from dcn_cli.generate import generate
-from dcn_cli.prepare import DataOptions, prepare
 
 
 @pytest.fixture
@@ -150,7 +149,7 @@ def _parquet(path: Path, n=300):
 
 
 def test_parquet_file_roles_values_and_training(tmp_path, runner):
-    from dcn_cli.cli import app
+    from dcn_cli.commands import app
 
     written = _parquet(tmp_path / "clicks.parquet")
     table = open_table(str(tmp_path / "clicks.parquet"), label="clicked", categorical="shop")
@@ -262,13 +261,13 @@ def test_cache_goes_to_the_user_cache_when_the_data_is_read_only(tmp_path, monke
 
 def test_cache_path_falls_back_when_the_directory_is_not_writable(tmp_path, monkeypatch):
     """The same decision as above, checked even as root: os.access says no."""
-    from dcn_cli import prepare as prep
+    from dcn_cli.data import cache
 
     generate("ctr", tmp_path / "ctr", rows=300, vocab_size=50)
     monkeypatch.setenv("DCN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(prep.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(cache.os, "access", lambda path, mode: False)
     table = open_table(str(tmp_path / "ctr"))
-    path = prep.cache_path(table, DataOptions())
+    path = cache.path_for(table, DataOptions().keyed())
     assert path.parent == tmp_path / "cache"
 
 
@@ -287,8 +286,8 @@ def test_a_damaged_cache_is_learnt_again(tmp_path):
 
 def _model(prepared, **settings):
     from dcn_cli import backend
-    from dcn_cli.config import ModelConfig
-    from dcn_cli.model import build_model
+    from dcn_cli.model.config import ModelConfig
+    from dcn_cli.model.factory import build_model
 
     keras = backend.load()
     config = ModelConfig(features=prepared.features, task=prepared.task, **settings)
@@ -300,8 +299,8 @@ def test_encoder_gives_the_models_own_ids(tmp_path):
     """Arrow's lookups and the model's layers agree: vocabularies, unseen values, hashing."""
     import tensorflow as tf
 
-    from dcn_cli.model import split_model
-    from dcn_cli.pipeline import Encoder
+    from dcn_cli.model.factory import split_model
+    from dcn_cli.train.pipeline import Encoder
 
     generate("ctr", tmp_path / "ctr", rows=1000, vocab_size=3000)
     prepared = prepare(
@@ -327,8 +326,8 @@ def test_keras_reserved_token_as_the_commonest_value(tmp_path, dtype, token):
     """Keras strips its OOV token from a vocabulary; the encoder must agree with it."""
     import tensorflow as tf
 
-    from dcn_cli.model import split_model
-    from dcn_cli.pipeline import Encoder
+    from dcn_cli.model.factory import split_model
+    from dcn_cli.train.pipeline import Encoder
 
     values = [token] * 50 + (list(range(10)) * 3 if dtype == "int64" else list("abcdefghij") * 3)
     lines = ["g,x,y"] + [f"{v},{i * 0.1},{i % 2}" for i, v in enumerate(values)]
@@ -350,7 +349,7 @@ def _streamed(tmp_path, rows=2000, shard_rows=400):
     generate("ctr", tmp_path / "ctr", rows=rows, vocab_size=200, shard_rows=shard_rows)
     prepared = prepare(open_table(str(tmp_path / "ctr")), DataOptions(memory_budget=0))
     model, config = _model(prepared)
-    from dcn_cli.pipeline import Encoder
+    from dcn_cli.train.pipeline import Encoder
 
     return prepared, Encoder(config.features), config
 
@@ -361,7 +360,7 @@ def _column(batches, config, name="I1"):
 
 
 def test_streamed_epoch_holds_every_row_once_mixed_across_shards(tmp_path, monkeypatch):
-    from dcn_cli import pipeline
+    from dcn_cli.train import pipeline
 
     monkeypatch.setattr(pipeline, "SHUFFLE_ROWS", 300)
     prepared, encoder, config = _streamed(tmp_path)
@@ -387,7 +386,7 @@ def test_streamed_epoch_holds_every_row_once_mixed_across_shards(tmp_path, monke
 
 @pytest.mark.parametrize("shard_rows", [400, 2000], ids=["by-file", "by-row"])
 def test_each_pipeline_reads_its_own_share_in_equal_padded_steps(tmp_path, shard_rows):
-    from dcn_cli.pipeline import pipeline_rows, streamed_batches
+    from dcn_cli.train.pipeline import pipeline_rows, streamed_batches
 
     prepared, encoder, config = _streamed(tmp_path, shard_rows=shard_rows)
     train = prepared.arrays("train")
@@ -408,8 +407,8 @@ def test_each_pipeline_reads_its_own_share_in_equal_padded_steps(tmp_path, shard
 
 def test_streamed_and_in_memory_training_agree(tmp_path, monkeypatch):
     """The same model trained on the same rows, held or streamed: the same test loss, nearly."""
-    from dcn_cli.data import DataSpec
-    from dcn_cli.training import TrainSettings, train
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.run import TrainSettings, train
 
     generate("ctr", tmp_path / "ctr", rows=1500, vocab_size=100)
     settings = TrainSettings(epochs=1, batch_size=256)
@@ -431,7 +430,7 @@ def test_ctr_truth_side_files_and_bayes_optimal_figures(tmp_path, runner):
 
     from helpers import exact_auc
 
-    from dcn_cli.cli import app
+    from dcn_cli.commands import app
 
     schema = generate("ctr", tmp_path / "ctr", rows=1200, vocab_size=100, shard_rows=500)
     assert schema.truth == ["truth-00000.csv", "truth-00001.csv", "truth-00002.csv"]
@@ -467,9 +466,10 @@ def test_ctr_truth_side_files_and_bayes_optimal_figures(tmp_path, runner):
 
 def test_evaluate_learns_nothing_from_the_data_again(tmp_path, monkeypatch):
     """dcn evaluate encodes with the checkpoint's vocabularies: no preparation pass."""
-    from dcn_cli import prepare as prep
-    from dcn_cli.data import DataSpec
-    from dcn_cli.training import TrainSettings, evaluate, train
+    from dcn_cli.data import prepare as prep
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.inspect.evaluate import evaluate
+    from dcn_cli.train.run import TrainSettings, train
 
     generate("ctr", tmp_path / "ctr", rows=800, vocab_size=100)
     settings = TrainSettings(epochs=1, batch_size=256)
@@ -492,7 +492,7 @@ def test_evaluate_learns_nothing_from_the_data_again(tmp_path, monkeypatch):
 
 
 def test_a_damaged_truth_file_is_one_error(tmp_path):
-    from dcn_cli.truth import bayes_optimal
+    from dcn_cli.data.truth import bayes_optimal
 
     generate("ctr", tmp_path / "ctr", rows=300, vocab_size=50)
     table = open_table(str(tmp_path / "ctr"))
@@ -513,31 +513,3 @@ def test_parquet_label_must_hold_numbers(tmp_path):
 
 
 # ---------------------------------------------------------------- imports
-
-
-def test_imports_flow_one_way():
-    """No cycle among dcn_cli's modules, counting imports inside functions too."""
-    package = Path(__file__).parent.parent / "dcn_cli"
-    graph = {}
-    for path in package.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module == "dcn_cli":
-                    found |= {a.name for a in node.names}
-                elif node.module.startswith("dcn_cli."):
-                    found.add(node.module.split(".")[1])
-        graph[path.stem] = found - {path.stem, "__init__"}
-
-    def cycle_from(node, trail):
-        if node in trail:
-            return trail[trail.index(node) :] + [node]
-        for nxt in sorted(graph.get(node, ())):
-            found = cycle_from(nxt, trail + [node])
-            if found:
-                return found
-        return None
-
-    for module in sorted(graph):
-        assert cycle_from(module, []) is None, " -> ".join(cycle_from(module, []))

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dcn_cli import engine
-from dcn_cli.cli import app
-from dcn_cli.generate import generate
+from dcn_cli.commands import app
+from dcn_cli.data.generate import generate
+from dcn_cli.train import engine
 
 FAST = ["--epochs", "1", "--batch-size", "64", "--deep-layers", "8", "--embedding-dim", "2"]
 # Text columns first, then numbers (each kind inferred from its values).
@@ -45,7 +45,7 @@ def write_odd_csv(path: Path, rows: int = 120) -> None:
 
 
 def test_signature_names_are_unique_and_valid_by_construction():
-    from dcn_cli.export import signature_names
+    from dcn_cli.model.export import signature_names
 
     # TensorFlow's op names are unique regardless of case: Age and age must differ so.
     features = [*ODD, "plain", "城", "城 ", "_", "__", "x_y_2", "Age", "age"]
@@ -73,7 +73,7 @@ def test_export_of_odd_column_names_serves_predicts_numbers(runner, tmp_path, mo
     result = runner.invoke(app, ["export", "ckpt", "--out", "sm"])
     assert result.exit_code == 0, result.output
     serve = tf.saved_model.load("sm").signatures["serving_default"]
-    from dcn_cli.export import signature_names
+    from dcn_cli.model.export import signature_names
 
     names = signature_names(ODD)
     assert sorted(serve.structured_input_signature[1]) == sorted(names.values())
@@ -319,8 +319,8 @@ def test_explain_replaces_a_file_the_user_names_only_with_force(runner, tmp_path
 def test_a_prediction_that_is_not_finite_names_file_and_line(
     runner, tmp_path, monkeypatch, command
 ):
-    from dcn_cli.data import open_table
-    from dcn_cli.prepare import TEST, assign_splits
+    from dcn_cli.data.sources import open_table
+    from dcn_cli.data.splits import TEST, assign_splits
 
     monkeypatch.chdir(tmp_path)
     rows = [f"{i % 7},{i % 3},{i % 2}" for i in range(80)]
@@ -350,9 +350,9 @@ def test_bayes_figures_match_the_whole_arrays(tmp_path, split):
     (an ordered split leaves whole blocks without a test row)."""
     from helpers import exact_auc
 
-    from dcn_cli.data import open_table
-    from dcn_cli.prepare import TEST, assign_splits
-    from dcn_cli.truth import bayes_optimal, logloss
+    from dcn_cli.data.sources import open_table
+    from dcn_cli.data.splits import TEST, assign_splits
+    from dcn_cli.data.truth import bayes_optimal, logloss
 
     generate("ctr", tmp_path / "ctr", rows=3000, vocab_size=50, shard_rows=1100)
     if split == "ordered":

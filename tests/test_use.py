@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcn_cli.cli import app
+from dcn_cli.commands import app
 
 FEATURES = ["user", "item", "page views", "price"]
 
@@ -84,7 +84,7 @@ def trained(tmp_path_factory):
 
 def raw_predictions(ckpt: Path, csv_path: Path) -> np.ndarray:
     """The saved Keras model's own predictions on a CSV's rows: the reference."""
-    from dcn_cli.checkpoint import load_model
+    from dcn_cli.model.checkpoint import load_model
 
     with open(csv_path, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -175,9 +175,9 @@ def current_umask() -> int:
 
 def test_predict_streams_a_sharded_dataset_chunk_by_chunk(runner, trained, tmp_path, monkeypatch):
     """Rows are scored a few at a time, numbered across files in order."""
-    import dcn_cli.delimited
-    import dcn_cli.pipeline
-    from dcn_cli.schema import Column, Schema
+    import dcn_cli.data.delimited
+    import dcn_cli.train.pipeline
+    from dcn_cli.data.schema import Column, Schema
 
     data = tmp_path / "shards"
     data.mkdir()
@@ -196,15 +196,15 @@ def test_predict_streams_a_sharded_dataset_chunk_by_chunk(runner, trained, tmp_p
         files=[f"part-{k}.csv" for k in range(3)],
     )
     schema.save(data / "schema.json")
-    gathered, sizes = dcn_cli.pipeline.gathered, []
+    gathered, sizes = dcn_cli.train.pipeline.gathered, []
 
     def small(chunks, rows=0):
         for table in gathered(chunks, rows=25):
             sizes.append(table.num_rows)
             yield table
 
-    monkeypatch.setattr(dcn_cli.pipeline, "gathered", small)
-    monkeypatch.setattr(dcn_cli.delimited, "PIECE_BYTES", 600)  # a file is read in pieces
+    monkeypatch.setattr(dcn_cli.train.pipeline, "gathered", small)
+    monkeypatch.setattr(dcn_cli.data.delimited, "PIECE_BYTES", 600)  # a file is read in pieces
     result = runner.invoke(
         app, ["predict", str(trained / "ckpt"), "--data", str(data), "--id", "request_id"]
     )
@@ -277,7 +277,7 @@ def test_export_serves_raw_values_without_dcn(runner, trained, tmp_path):
     result = runner.invoke(app, ["export", ckpt, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "saved_model.pb").stat().st_mode & 0o777 == 0o666 & ~current_umask()
-    from dcn_cli.export import signature_names
+    from dcn_cli.model.export import signature_names
 
     columns = {v: k for k, v in signature_names(FEATURES).items()}  # "page views" is renamed
     code = f"""
@@ -357,7 +357,7 @@ def test_config_saves_the_data_path_to_travel(trained):
 @pytest.fixture(scope="module")
 def mixer(tmp_path_factory) -> str:
     """The mixer toy, 2,000 rows: what these tests check does not need the built-in 100k."""
-    from dcn_cli.generate import generate
+    from dcn_cli.data.generate import generate
 
     path = tmp_path_factory.mktemp("mixer") / "mixer"
     generate("mixer", path, rows=2000)
@@ -425,12 +425,15 @@ def test_json_output_is_the_json_alone(runner, mixer, tmp_path, args):
     assert result.stderr == ""
 
 
-def test_help_shows_flags_as_flags_and_offers_completion(runner):
+def test_help_shows_flags_as_flags_and_offers_completion(runner, monkeypatch):
     result = runner.invoke(app, ["--help"])
     assert "--install-completion" in result.output
     for command in ("train", "compare", "explain", "evaluate", "predict", "export"):
         text = runner.invoke(app, [command, "--help"]).output
         assert "<bool>" not in text and "--no-" not in text, command
+    # Typer detects the shell from the parent process unless told not to; then it takes
+    # the shell named, whatever runs the tests.
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     result = runner.invoke(app, ["--show-completion", "bash"])
     assert result.exit_code == 0, result.output
     assert "complete" in result.output

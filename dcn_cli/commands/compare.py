@@ -1,0 +1,89 @@
+"""``dcn compare``: several models over several seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dcn_cli import settings
+from dcn_cli.commands import options as opt
+from dcn_cli.commands.app import user_errors
+from dcn_cli.model.presets import resolve_model
+
+
+@user_errors
+def compare(
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="Presets (dcn, dcn-lr, dnn, cross, dcn-parallel, dcn-v1, dcn-mix) or JSON "
+            "config paths. The first is the baseline of the p-values."
+        ),
+    ],
+    runs: Annotated[int, typer.Option(help="Runs per model, with seeds 0..N-1.")] = 5,
+    data: opt.Data = None,
+    label: opt.Label = None,
+    categorical: opt.Categorical = None,
+    numerical: opt.Numerical = None,
+    task: opt.Task = None,
+    hash_buckets: opt.HashBuckets = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory for comparison.json/.csv/.png.")
+    ] = Path("comparison"),
+    epochs: opt.Epochs = settings.EPOCHS,
+    batch_size: opt.Batch = settings.BATCH_SIZE,
+    lr: opt.Lr = settings.LR,
+    optimizer: opt.Optimizer = settings.OPTIMIZER,
+    weight_decay: opt.WeightDecay = settings.WEIGHT_DECAY,
+    embedding_dim: Annotated[
+        int | None, typer.Option(help="Embedding width for every model. Default: 32.")
+    ] = None,
+    embedding_l2: Annotated[
+        float, typer.Option(help="L2 penalty on the embedding tables, for every model.")
+    ] = settings.EMBEDDING_L2,
+    dropout: Annotated[
+        float, typer.Option(help="Dropout after each deep layer, for every model.")
+    ] = settings.DROPOUT,
+    precision: opt.Precision = "float32",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Write into --out even if it holds files (a comparison's are replaced)."
+        ),
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Train several models over several seeds and compare them."""
+    for model in models:  # presets and model files, checked before any work
+        resolve_model(model)
+    from dcn_cli.commands import render
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.train.compare import claim_output, write_outputs
+    from dcn_cli.train.compare import compare as run
+    from dcn_cli.train.run import TrainSettings
+
+    claim_output(out, force)
+    spec = DataSpec(data, label, categorical, numerical, task, hash_buckets)
+    training = TrainSettings(
+        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay
+    )
+    progress = None if json_out else render.CompareProgress(runs * len(models))
+    try:
+        result = run(
+            models,
+            runs,
+            spec,
+            training,
+            embedding_dim=embedding_dim,
+            embedding_l2=embedding_l2,
+            dropout=dropout,
+            precision=precision,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+    files = write_outputs(result, out)
+    render.comparison(result, json_out, files)

@@ -1,0 +1,128 @@
+"""The options the commands share, each with its help text, default and choices.
+
+Choices come from :data:`dcn_cli.settings.SETTINGS`, the one table that also
+checks every value (:func:`dcn_cli.commands.app.user_errors` runs it before a
+command does any work), so ``--help``, shell completion and the checks agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dcn_cli import settings
+
+
+def choices(name: str) -> dict:
+    """Setting ``name``'s allowed values, shown in --help and offered by shell completion."""
+    values = settings.SETTINGS[name].choices
+    return {"metavar": "|".join(values), "autocompletion": lambda: list(values)}
+
+
+def from_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed option ``name`` (rather than leaving its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+Ckpt = Annotated[Path, typer.Argument(help="Checkpoint directory written by dcn train.")]
+Json = Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")]
+
+# The data: train, compare.
+Data = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Dataset directory, CSV or Parquet file (with --label), MovieLens dir/zip, "
+        "tfds:movielens/100k-ratings or Criteo TSV. Default: the built-in mixer toy.",
+    ),
+]
+Label = Annotated[str | None, typer.Option(help="CSV, Parquet: name of the label column.")]
+Categorical = Annotated[
+    str | None,
+    typer.Option(help="CSV, Parquet: comma-separated columns to treat as categorical."),
+]
+Numerical = Annotated[
+    str | None,
+    typer.Option(help="CSV, Parquet: comma-separated columns to treat as numerical."),
+]
+Task = Annotated[
+    str | None,
+    typer.Option(help="regression or binary. Default: inferred from the label.", **choices("task")),
+]
+HashBuckets = Annotated[
+    str | None,
+    typer.Option("--hash-buckets", help="Hash these features, e.g. zip=1000,C1=50000."),
+]
+
+# The model: train (compare takes a few, for every model).
+Arch = Annotated[
+    str,
+    typer.Option(
+        help="Deep layers on top of the cross network (stacked), beside it (parallel), "
+        "or either alone.",
+        **choices("arch"),
+    ),
+]
+CrossType = Annotated[
+    str,
+    typer.Option(
+        help="matrix (DCN-V2), vector (DCN-V1) or mix (DCN-Mix).", **choices("cross_type")
+    ),
+]
+CrossLayers = Annotated[int, typer.Option(help="Number of cross layers.")]
+ProjectionDim = Annotated[
+    int | None, typer.Option(help="Rank of each cross matrix. Default: full rank.")
+]
+NumExperts = Annotated[int, typer.Option(help="mix: number of low-rank experts.")]
+DiagScale = Annotated[float, typer.Option(help="matrix: add s*x_l inside the product.")]
+DeepLayers = Annotated[str, typer.Option(help="Deep network sizes, e.g. 192,192.")]
+Dropout = Annotated[float, typer.Option(help="Dropout after each deep layer.")]
+EmbeddingL2 = Annotated[
+    float, typer.Option(help="L2 penalty on the embedding tables, added to the loss.")
+]
+EmbeddingDim = Annotated[int, typer.Option(help="Embedding width of categorical features.")]
+Precision = Annotated[
+    str,
+    typer.Option(
+        help="float32, or mixed_bfloat16: embeddings, cross and deep layers compute in "
+        "bfloat16 (weights stay float32); faster on CPUs with bfloat16 units, less exact.",
+        **choices("precision"),
+    ),
+]
+
+# Training: train, compare.
+Epochs = Annotated[int, typer.Option(help="Training epochs.")]
+Batch = Annotated[int, typer.Option(help="Rows per training step.")]
+Lr = Annotated[float, typer.Option(help="Learning rate.")]
+Optimizer = Annotated[str, typer.Option(help="The optimizer.", **choices("optimizer"))]
+WeightDecay = Annotated[
+    float, typer.Option(help="Decoupled weight decay (every optimizer). 0 turns it off.")
+]
+Seed = Annotated[int, typer.Option(help="Seed for weights and shuffling.")]
+Patience = Annotated[
+    int | None,
+    typer.Option(
+        help="Stop after this many epochs without validation improvement; "
+        "keeps the best weights. Holds out 10% of train unless --validation."
+    ),
+]
+Validation = Annotated[float, typer.Option(help="Fraction of train held out.")]
+Distribute = Annotated[
+    str,
+    typer.Option(
+        help="auto: the cluster TF_CONFIG names, else every local GPU, else one device; "
+        "off: one device; mirrored: every local GPU (or CPU device); multi-worker: "
+        "the TF_CONFIG cluster.",
+        **choices("distribute"),
+    ),
+]
+Workers = Annotated[
+    int,
+    typer.Option(
+        help="Start N worker processes on this machine as one cluster (--batch-size stays "
+        "the global batch); worker 0 writes --out."
+    ),
+]

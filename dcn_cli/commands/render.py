@@ -1,0 +1,265 @@
+"""What the commands print: tables and JSON on stdout, progress on stderr.
+
+Nothing here trains or reads data, and nothing imports TensorFlow. Tables
+and progress lines are never cut: outside a terminal (a log file, a pipe)
+the console is as wide as the longest line, and a progress bar becomes a
+plain line at each epoch (``dcn train``), or at each finished run and at
+least every :data:`PLAIN_EVERY_SECONDS` (``dcn compare``). With ``--json``,
+stdout holds the JSON document alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+PLAIN_EVERY_SECONDS = 10.0
+WIDE = 250  # columns of a console that is not a terminal: wide enough not to cut a line
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    # No markup: a file name or a column name may hold [brackets].
+    out = Console(stderr=stderr, markup=False)
+    return out if out.is_terminal else Console(stderr=stderr, markup=False, width=WIDE)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2), flush=True)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
+
+
+def metrics(title: str, values: dict[str, Any], as_json: bool) -> None:
+    """A metric per row, or the dict as JSON."""
+    if as_json:
+        print_json(values)
+        return
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        table.add_row(key, _number(value))
+    _titled(console(), title, table)
+
+
+def _titled(out, title: str, table) -> None:
+    """A title above a table, on its own line: a table's own title wraps at its width."""
+    out.print(title, highlight=False, soft_wrap=True)
+    out.print(table)
+
+
+def settings_line(result: dict[str, Any]) -> str:
+    """The training settings a comparison used, in one line."""
+    t = result["training"]
+    return (
+        f"{t['runs']} runs per model (seeds 0..{t['runs'] - 1}); {t['epochs']} epochs, "
+        f"batch {t['batch_size']}, {t['optimizer']} lr {t['lr']:g}, weight decay "
+        f"{t['weight_decay']:g}; precision {t.get('precision', 'float32')}"
+    )
+
+
+def comparison(result: dict[str, Any], as_json: bool, files: list) -> None:
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    metric, models = result["metric"], result["models"]
+    table = Table(title=f"test {metric} on {result['data']} ({result['rows']['test']:,} test rows)")
+    headers = ("model", f"{metric} mean ± std", "params", "s / run", "p vs " + models[0]["name"])
+    for column in headers:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for m in models:
+        p = "-" if m["p_value"] is None else f"{m['p_value']:.3g}"
+        table.add_row(
+            m["name"],
+            f"{m['mean']:.4f} ± {m['std']:.4f}",
+            f"{m['params']:,}",
+            f"{m['seconds_per_run']:.1f}",
+            p,
+        )
+    out = console()
+    title = f"test {metric} on {result['data']} ({result['rows']['test']:,} test rows)"
+    _titled(out, title, table)
+    out.print(settings_line(result), highlight=False, soft_wrap=True)
+    print(f"wrote {', '.join(str(f) for f in files)}")
+
+
+def crosses(result: dict[str, Any], as_json: bool) -> None:
+    """``dcn explain``'s strongest crosses per layer, or its matrices as JSON."""
+    for note in result.get("notes", []):
+        warn(note)
+    if as_json:
+        layers = result["layers"]
+        print_json(layers[0] if len(layers) == 1 else layers)
+        return
+    from rich.table import Table
+
+    out = console()
+    for entry in result["layers"]:
+        table = Table()
+        table.add_column("rank", justify="right")
+        table.add_column("cross")
+        table.add_column("strength", justify="right")
+        for rank, cross in enumerate(entry["top"], start=1):
+            table.add_row(str(rank), " × ".join(cross["features"]), f"{cross['strength']:.4g}")
+        _titled(out, f"strongest crosses, cross layer {entry['layer']}", table)
+    out.print(
+        "strength of a pair of features a, b: √(B[a,b]² + B[b,a]²), B being the root mean "
+        "square of |W| over a feature-by-feature block (the --block-norm figure); "
+        "of a feature with itself: B[a,a]",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print(f"wrote {result['figure']}")
+
+
+def warn(note: str) -> None:
+    print(f"Warning: {note}", file=sys.stderr, flush=True)
+
+
+class Ticker:
+    """For a long command without a bar: ``ticker(rows)`` prints ``<what> <rows> rows`` on
+    stderr, at most every :data:`PLAIN_EVERY_SECONDS`."""
+
+    def __init__(self, what: str):
+        self.what, self.last = what, time.monotonic()
+
+    def __call__(self, rows: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= PLAIN_EVERY_SECONDS:
+            print(f"{self.what} {rows:,} rows", file=sys.stderr, flush=True)
+            self.last = now
+
+
+def _show(logs: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+
+
+class TrainProgress:
+    """An engine hook (:class:`dcn_cli.train.engine.Hook`) for ``dcn train``.
+
+    In a terminal, a bar per epoch (steps, loss so far, rows per second).
+    Each finished epoch leaves one line, there and in a log alike; in a log,
+    a long epoch also gives a line at least every :data:`PLAIN_EVERY_SECONDS`.
+    """
+
+    def on_train_begin(self, engine, epochs: int, first_epoch: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = console(stderr=True)
+        self.plain = not self.console.is_terminal
+        self.epochs, self.steps = epochs, engine.steps_per_epoch()
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}/" + str(epochs)),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=self.console,
+            disable=self.plain,
+            transient=True,
+        )
+        self.bar.start()
+        self.last = time.monotonic()
+        if first_epoch:
+            self._line(f"resuming after epoch {first_epoch}/{epochs}")
+
+    def on_epoch_begin(self, engine, epoch: int) -> None:
+        self.task = self.bar.add_task("", total=self.steps, epoch=epoch, metrics="")
+        self.epoch, self.rate = epoch, 0.0
+
+    def on_steps(self, engine, done: int, loss: float, rows_per_second: float) -> None:
+        self.rate = rows_per_second
+        text = f"loss {loss:.4f}  {rows_per_second:,.0f} rows/s"
+        self.bar.update(self.task, completed=done, metrics=text)
+        if self.plain and done < self.steps and time.monotonic() - self.last >= PLAIN_EVERY_SECONDS:
+            self._line(f"epoch {self.epoch}/{self.epochs}  step {done:,}/{self.steps:,}  {text}")
+
+    def on_epoch_end(self, engine, epoch: int, logs: dict[str, float]) -> None:
+        self.bar.remove_task(self.task)
+        self._line(f"epoch {epoch}/{self.epochs}  {_show(logs)}  {self.rate:,.0f} rows/s")
+
+    def on_train_end(self, engine, finished: bool) -> None:
+        self.bar.stop()
+
+    def _line(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+        self.last = time.monotonic()
+
+
+class CompareProgress:
+    """``dcn compare``'s progress: a bar of finished runs in a terminal; elsewhere a line
+    per finished run, and a line at least every 10 s while a long run trains.
+
+    Call :meth:`run_done` after each run; use it as an engine hook for the
+    lines inside a run. The bar starts with the first finished run, so that an
+    error in the data or the model list is the only line on stderr.
+    """
+
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = console(stderr=True)
+        self.plain = not self.console.is_terminal
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            console=self.console,
+            disable=self.plain,
+            transient=True,
+        )
+        self.total, self.done, self.started = total, 0, False
+        self.task = self.bar.add_task("training", total=total)
+        self.last = time.monotonic()
+        self.name, self.seed = "", 0
+
+    def starting(self, name: str, seed: int) -> None:
+        self.name, self.seed = name, seed
+
+    def run_done(self, name: str, seed: int, metric: str, value: float, seconds: float) -> None:
+        self.done += 1
+        if not self.started:
+            self.bar.start()
+            self.started = True
+        text = f"{name} seed {seed}: {metric} {value:.4f}"
+        self.bar.update(self.task, advance=1, description=text)
+        if self.plain:
+            self._line(f"run {self.done}/{self.total}  {text}  ({seconds:.1f} s)")
+
+    def stop(self) -> None:
+        if self.started:
+            self.bar.stop()
+
+    def _line(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+        self.last = time.monotonic()
+
+    # An engine hook, for the runs that take long.
+    def on_train_begin(self, engine, epochs: int, first_epoch: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_begin(self, engine, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_steps(self, engine, done: int, loss: float, rows_per_second: float) -> None:
+        if self.plain and time.monotonic() - self.last >= PLAIN_EVERY_SECONDS:
+            self._line(
+                f"run {self.done + 1}/{self.total}  {self.name} seed {self.seed}: epoch "
+                f"{self.epoch}/{self.epochs}, step {done:,}, loss {loss:.4f}, "
+                f"{rows_per_second:,.0f} rows/s"
+            )
+
+    def on_epoch_end(self, engine, epoch: int, logs: dict[str, float]) -> None:
+        pass
+
+    def on_train_end(self, engine, finished: bool) -> None:
+        pass

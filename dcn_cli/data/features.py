@@ -1,0 +1,94 @@
+"""A feature: one input column and how the model encodes it.
+
+The preparation pass (:mod:`dcn_cli.data.prepare`) learns one
+:class:`FeatureSpec` per feature column from the training rows; the model
+factory builds an input, a lookup and an embedding from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dcn_cli.errors import DcnError
+from dcn_cli.settings import FLOAT32_MAX, check_finite
+
+FEATURE_KINDS = ("categorical", "numerical")
+DTYPES = ("string", "int64", "float32")
+
+
+def _choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise DcnError(f"unknown {what} {value!r}; expected one of: {', '.join(allowed)}")
+
+
+def _positive_int(what: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise DcnError(f"{what} must be a positive integer, got {value!r}")
+
+
+@dataclass
+class FeatureSpec:
+    """One input column and how the model encodes it.
+
+    A categorical feature is looked up in ``vocabulary`` (unseen values go to
+    ``num_oov`` out-of-vocabulary buckets) or hashed into ``hash_buckets``
+    buckets, then embedded with ``embedding_dim`` (or the model's global
+    one). A numerical feature is fed raw, or normalised with the training
+    split's ``mean`` and ``variance`` when they are set.
+    """
+
+    name: str
+    kind: str
+    dtype: str = "float32"
+    vocabulary: list[Any] | None = None
+    hash_buckets: int | None = None
+    num_oov: int = 1
+    embedding_dim: int | None = None
+    mean: float | None = None
+    variance: float | None = None
+
+    def validate(self) -> None:
+        where = f"feature {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise DcnError(f"feature names must be non-empty strings, got {self.name!r}")
+        _choice(f"kind for {where}", self.kind, FEATURE_KINDS)
+        _choice(f"dtype for {where}", self.dtype, DTYPES)
+        if self.kind == "numerical":
+            if self.dtype == "string":
+                raise DcnError(f"{where} is numerical but has dtype 'string'")
+            if (self.mean is None) != (self.variance is None):
+                raise DcnError(f"{where}: set both mean and variance, or neither")
+            if self.mean is not None and self.variance is not None:
+                check_finite(f"mean of {where}", self.mean)
+                check_finite(f"variance of {where}", self.variance, minimum=0)
+                if max(abs(self.mean), self.variance) > FLOAT32_MAX:  # the model's float32
+                    raise DcnError(f"{where}: mean and variance must be within float32's range")
+            return
+        if self.dtype == "float32":
+            raise DcnError(f"{where} is categorical; its dtype must be 'string' or 'int64'")
+        if (self.vocabulary is None) == (self.hash_buckets is None):
+            raise DcnError(f"{where} needs exactly one of a vocabulary or hash_buckets")
+        _positive_int(f"hash_buckets of {where}", self.hash_buckets)
+        _positive_int(f"embedding_dim of {where}", self.embedding_dim)
+        if isinstance(self.num_oov, bool) or not isinstance(self.num_oov, int) or self.num_oov < 0:
+            raise DcnError(f"num_oov of {where} must be >= 0, got {self.num_oov!r}")
+        if self.vocabulary is not None:
+            if not isinstance(self.vocabulary, list):
+                raise DcnError(f"vocabulary of {where} must be a list, got {self.vocabulary!r}")
+            if not self.vocabulary:
+                raise DcnError(f"{where} has an empty vocabulary")
+            if len(set(self.vocabulary)) != len(self.vocabulary):
+                raise DcnError(f"{where} has duplicate values in its vocabulary")
+
+    def input_size(self) -> int:
+        """Rows of the embedding table: vocabulary plus OOV buckets, or hash buckets."""
+        if self.hash_buckets is not None:
+            return self.hash_buckets
+        return len(self.vocabulary or []) + self.num_oov
+
+    def width(self, default_embedding_dim: int) -> int:
+        """How many columns this feature takes in the cross input."""
+        if self.kind == "numerical":
+            return 1
+        return self.embedding_dim or default_embedding_dim
