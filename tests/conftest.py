@@ -37,11 +37,17 @@ def pytest_configure(config):
     This must happen before TensorFlow starts its runtime; one device stays the
     default, so other tests run as they would on one CPU.
     """
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # pytest-xdist's controller: it runs no test, its workers do
     from dcn_cli import backend
 
     backend.load()
     import tensorflow as tf
 
+    # The suite runs in two processes on two cores (pytest-xdist): each computes on one
+    # thread, instead of both fighting over both cores.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     (cpu,) = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]

@@ -79,3 +79,50 @@ def dataset(prepared, split: str, batch_size: int, shuffle_seed: int | None = No
             tf.gather(labels, rows),
         )
     )
+
+
+def clicks(directory, rows: int, shard_rows: int | None = None, seed: int = 0):
+    """A small click dataset (a directory with schema.json): two string categories, an
+    integer category, two numbers and a binary label that depends on all of them.
+
+    What tests train on when the engine, checkpoints or processes are what they test:
+    ``dcn generate ctr``'s 39 columns cost about 5 s of tracing per model here, these
+    five about 1 s.
+    """
+    from pathlib import Path
+
+    from dcn_cli.data.schema import Column, Schema, Split
+
+    directory = Path(directory)
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    user, item, hour = (
+        rng.integers(0, 40, rows),
+        rng.integers(0, 60, rows),
+        rng.integers(0, 24, rows),
+    )
+    price, age = rng.lognormal(2.0, 1.0, rows), rng.uniform(18, 70, rows)
+    logit = np.sin(user) + np.cos(item * hour) - 0.3 * np.log(price) + 0.02 * (age - 40)
+    clicked = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    shard_rows = shard_rows or rows
+    files = []
+    for start in range(0, rows, shard_rows):
+        files.append(f"data-{len(files):05d}.csv")
+        with open(directory / files[-1], "w") as handle:
+            handle.write("clicked,user,item,hour,price,age\n")
+            for i in range(start, min(start + shard_rows, rows)):
+                handle.write(
+                    f"{clicked[i]},u{user[i]},i{item[i]},{hour[i]},{price[i]:.3f},{age[i]:.1f}\n"
+                )
+    columns = [
+        Column("clicked", "label"),
+        Column("user", "categorical", "string"),
+        Column("item", "categorical", "string"),
+        Column("hour", "categorical", "int64"),
+        Column("price", "numerical"),
+        Column("age", "numerical"),
+    ]
+    schema = Schema(columns=columns, task="binary", split=Split(kind="random", test=0.2, seed=0))
+    schema.files = files
+    schema.save(directory / "schema.json")
+    return directory

@@ -4,10 +4,9 @@ import functools
 
 import numpy as np
 import pytest
-from helpers import assert_same_weights, dataset
+from helpers import assert_same_weights, clicks, dataset
 
 from dcn_cli import backend
-from dcn_cli.data.generate import generate
 from dcn_cli.data.prepare import DataOptions, prepare
 from dcn_cli.data.sources import open_table
 from dcn_cli.model.config import ModelConfig
@@ -22,10 +21,9 @@ MODEL = {"arch": "stacked", "cross_layers": 1, "deep_layers": [16, 16], "dropout
 
 @pytest.fixture(autouse=True, scope="module")
 def _small_samples(samples, tmp_path_factory):
-    """Click rows as sample_data/ctr's, fewer and with small vocabularies (what the engine
-    does with them does not depend on their number), and a copy of the mixer."""
-    ctr = tmp_path_factory.mktemp("engine") / "ctr"
-    generate("ctr", ctr, rows=1500, vocab_size=200)
+    """Click rows (string and integer categories, numbers, a binary label: what the engine
+    does with them does not depend on how many columns there are), and a copy of the mixer."""
+    ctr = clicks(tmp_path_factory.mktemp("engine") / "clicks", rows=1500)
     SAMPLES.update(ctr=str(ctr), mixer=str(samples / "sample_data/mixer"))
 
 
@@ -148,8 +146,8 @@ def test_a_diverging_run_stops_with_an_error():
 def test_split_model_shares_weights_and_reproduces_outputs():
     import tensorflow as tf
 
-    keras, prepared, config, model = _setup("ctr", hash_buckets={"C1": 50})
-    assert config.features[13].name == "C1" and config.features[13].hash_buckets == 50
+    keras, prepared, config, model = _setup("ctr", hash_buckets={"user": 50})
+    assert config.features[0].name == "user" and config.features[0].hash_buckets == 50
     encoder, core = split_model(model, config)
     test = prepared.arrays("test")
     raw = {f.name: tf.constant(test[f.name][:64]) for f in config.features}

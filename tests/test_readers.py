@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import clicks
 
 from dcn_cli.data import delimited
 from dcn_cli.data.generate import generate
@@ -174,6 +175,10 @@ def test_parquet_file_roles_values_and_training(tmp_path, runner):
             "clicked",
             "--epochs",
             "1",
+            "--embedding-dim",
+            "2",
+            "--deep-layers",
+            "4",
             "--out",
             str(tmp_path / "ckpt"),
         ],
@@ -410,10 +415,10 @@ def test_streamed_and_in_memory_training_agree(tmp_path, monkeypatch):
     from dcn_cli.data.sources import DataSpec
     from dcn_cli.train.run import TrainSettings, train
 
-    generate("ctr", tmp_path / "ctr", rows=1500, vocab_size=100)
+    clicks(tmp_path / "clicks", rows=1500, shard_rows=500)
     settings = TrainSettings(epochs=1, batch_size=256)
     model = {"deep_layers": [8], "dropout": 0.0}
-    data = DataSpec(str(tmp_path / "ctr"))
+    data = DataSpec(str(tmp_path / "clicks"))
     held = train(model, data, settings, tmp_path / "a", tensorboard=False)
     monkeypatch.setenv("DCN_MEMORY_BUDGET_MB", "0")
     assert not data.prepare().in_memory
@@ -446,6 +451,10 @@ def test_ctr_truth_side_files_and_bayes_optimal_figures(tmp_path, runner):
             str(tmp_path / "ctr"),
             "--epochs",
             "1",
+            "--embedding-dim",
+            "2",
+            "--deep-layers",
+            "4",
             "--out",
             str(tmp_path / "ckpt"),
         ],
@@ -471,11 +480,11 @@ def test_evaluate_learns_nothing_from_the_data_again(tmp_path, monkeypatch):
     from dcn_cli.inspect.evaluate import evaluate
     from dcn_cli.train.run import TrainSettings, train
 
-    generate("ctr", tmp_path / "ctr", rows=800, vocab_size=100)
+    clicks(tmp_path / "clicks", rows=800)
     settings = TrainSettings(epochs=1, batch_size=256)
     result = train(
         {"deep_layers": [8]},
-        DataSpec(str(tmp_path / "ctr")),
+        DataSpec(str(tmp_path / "clicks")),
         settings,
         tmp_path / "ckpt",
         tensorboard=False,

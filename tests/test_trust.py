@@ -240,18 +240,41 @@ def test_a_bad_environment_variable_is_one_error_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "t.csv"]
 
 
-def test_tfds_offline_writes_one_line(tmp_path):
-    """tensorflow-datasets' own warning (a folder without dataset_info.json) stays quiet.
+# Runs the dcn commands given (as JSON lists of words) one after another in this one
+# process, marking on stderr where each ended and with which exit code.
+COMMANDS = """
+import json, os, sys
+from dcn_cli.commands import app
 
-    A real process: in this one the test set-up has quietened absl already. It
-    must be offline, as this machine and CI are (else the download is tried)."""
+for words in json.loads(sys.argv[1]):
+    try:
+        app(words)
+    except SystemExit as end:
+        sys.stderr.flush()
+        os.write(2, f"<exit {end.code}>\\n".encode())
+"""
+
+
+def test_a_real_process_writes_one_line_per_failed_command(tmp_path):
+    """A real process: TensorFlow's start-up logging and tensorflow-datasets' own warning
+    (a folder without dataset_info.json) reach nothing but dcn's one Error line. (In
+    this process the test set-up has quietened absl already.) It must be offline, as
+    this machine and CI are (else the download is tried)."""
+    Path(tmp_path / "t.csv").write_text(
+        "a,b,y\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 4}\n" for i in range(40))
+    )
     (tmp_path / "tfds/movielens/100k-ratings/0.1.1").mkdir(parents=True)
+    diverge = ["train", "--data", "t.csv", "--label", "y", "--optimizer", "sgd", "--lr", "1e30"]
+    diverge += ["--arch", "cross", "--json", "--epochs", "1", "--batch-size", "64"]
+    tfds = ["train", "--data", "tfds:movielens/100k-ratings", "--out", "m"]
     env = {**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")}
-    command = [sys.executable, "-m", "dcn_cli", "train", "--data", "tfds:movielens/100k-ratings"]
+    command = [sys.executable, "-c", COMMANDS, json.dumps([diverge, tfds])]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert done.returncode == 1
-    assert done.stderr.startswith("Error: tfds:movielens/100k-ratings: not downloaded yet")
-    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second, rest = done.stderr.split("<exit 1>\n")
+    assert first.startswith("Error: training diverged") and first.count("\n") == 1, first
+    assert second.startswith("Error: tfds:movielens/100k-ratings: not downloaded yet")
+    assert second.count("\n") == 1 and rest == "", second
 
 
 # ---------------------------------------------------------------- leftovers of kill -9

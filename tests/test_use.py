@@ -264,9 +264,13 @@ def test_predict_never_overwrites_unasked(runner, trained, tmp_path):
     assert out.read_text().startswith("row,clicked,prediction\n")
 
 
-def test_export_serves_raw_values_without_dcn(runner, trained, tmp_path):
-    """The SavedModel loads in a fresh interpreter that cannot import dcn_cli, and
-    gives dcn predict's numbers."""
+def test_a_fresh_interpreter_serves_the_export_without_dcn_and_loads_model_keras(
+    runner, trained, tmp_path
+):
+    """What a user does with a trained model outside dcn, in one fresh interpreter: the
+    SavedModel serves dcn predict's numbers while dcn_cli cannot be imported; then,
+    with dcn's registrations imported, plain load_model (safe mode) reads model.keras
+    and predicts the same."""
     new = tmp_path / "new.csv"
     write_clicks(new, 50, seed=6)
     ckpt = str(trained / "ckpt")
@@ -293,8 +297,15 @@ for name, spec in inputs.items():
     dtype = spec.dtype.as_numpy_dtype
     x[name] = tf.constant(values if spec.dtype == tf.string else np.array(values).astype(dtype))
 out = serve(**x)
+del sys.modules["dcn_cli"]
+import keras
+import dcn_cli.model.layers, dcn_cli.model.optimizers
+model = keras.models.load_model({str(trained / "ckpt" / "model.keras")!r})
+rows = {{name: np.array([r[name] for r in rows], dtype=object if name == "user" else
+         "int64" if name == "item" else "float32") for name in {FEATURES!r}}}
 print(json.dumps({{"inputs": sorted(inputs), "outputs": sorted(out),
-                  "prediction": out["prediction"].numpy().reshape(-1).tolist()}}))
+                  "prediction": out["prediction"].numpy().reshape(-1).tolist(),
+                  "keras": model.predict(rows, verbose=0).reshape(-1).tolist()}}))
 """
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
@@ -306,6 +317,7 @@ print(json.dumps({{"inputs": sorted(inputs), "outputs": sorted(out),
     )
     assert served["outputs"] == ["prediction"]
     np.testing.assert_allclose(served["prediction"], expected, atol=1e-6)
+    np.testing.assert_allclose(served["keras"], expected, atol=1e-6)
     # An existing export is not replaced unasked.
     result = runner.invoke(app, ["export", ckpt, "--out", str(out)])
     assert result.exit_code == 1
@@ -461,11 +473,14 @@ def test_predict_reads_criteo_files_with_or_without_labels(runner, tmp_path):
     labelled, unlabelled = tmp_path / "new.tsv.gz", tmp_path / "test.tsv"
     write_criteo(labelled, 40, seed=1)
     write_criteo(unlabelled, 40, seed=1, label=False)  # Kaggle's test file: the same rows
-    outputs = {}
-    for data in (labelled, unlabelled):
-        result = runner.invoke(app, ["predict", str(ckpt), "--data", str(data)])
-        assert result.exit_code == 0, result.output
-        outputs[data.name] = read_csv(result.stdout)
+    # The labelled rows to a gzip CSV, the same rows without labels to stdout.
+    out = tmp_path / "scores.csv.gz"
+    result = runner.invoke(app, ["predict", str(ckpt), "--data", str(labelled), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    outputs = {"new.tsv.gz": read_csv(gzip.decompress(out.read_bytes()).decode())}
+    result = runner.invoke(app, ["predict", str(ckpt), "--data", str(unlabelled)])
+    assert result.exit_code == 0, result.output
+    outputs["test.tsv"] = read_csv(result.stdout)
     assert list(outputs["new.tsv.gz"][0]) == ["row", "label", "prediction"]
     assert list(outputs["test.tsv"][0]) == ["row", "prediction"]
     assert [r["prediction"] for r in outputs["new.tsv.gz"]] == [
@@ -477,11 +492,6 @@ def test_predict_reads_criteo_files_with_or_without_labels(runner, tmp_path):
     assert result.stderr == (
         f"Error: {unlabelled}: Criteo rows without their label; evaluate needs labels\n"
     )
-    # gzip output.
-    out = tmp_path / "scores.csv.gz"
-    result = runner.invoke(app, ["predict", str(ckpt), "--data", str(labelled), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert gzip.decompress(out.read_bytes()).decode().startswith("row,label,prediction\n")
 
 
 def test_export_force_replaces_only_an_earlier_export(runner, trained, tmp_path, monkeypatch):

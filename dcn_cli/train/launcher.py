@@ -163,7 +163,10 @@ def _wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
         time.sleep(0.1)
 
 
-def _stop(workers: list[subprocess.Popen], grace: float = STOP_SECONDS) -> None:
+def _stop(workers: list[subprocess.Popen], grace: float | None = None) -> None:
+    """SIGTERM to every worker still running, SIGKILL to those that outlast ``grace``
+    seconds (default :data:`STOP_SECONDS`); ``grace=0`` kills at once."""
+    grace = STOP_SECONDS if grace is None else grace
     for worker in workers:
         if worker.poll() is None:
             worker.terminate() if grace else worker.kill()
