@@ -139,7 +139,7 @@ def check(name: str, value: Any, what: str | None = None) -> Any:
 
 
 def _check_int(what: str, value: Any, setting: Setting) -> None:
-    low, below = setting.minimum, setting.below
+    low, below = setting.minimum or 0, setting.below  # every int setting counts from 0 up
     ok = isinstance(value, int) and not isinstance(value, bool)
     ok = ok and (low is None or value >= low) and (below is None or value < below)
     if ok:
@@ -156,6 +156,8 @@ def _check_number(what: str, value: Any, setting: Setting) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (low is None or value >= low) and (below is None or value < below)
     ok = ok and not (setting.positive and value <= 0)
+    if ok and abs(value) > FLOAT32_MAX:  # the model computes in float32
+        raise DcnError(f"{what} must be within float32's range (3.4e+38), got {value!r}")
     if ok:
         return
     if setting.positive:
@@ -220,7 +222,7 @@ def parse_pairs(value: Any, what: str = "--hash-buckets") -> dict[str, int]:
         raise DcnError(f"{what} must be NAME=N pairs, got {value!r}")
     for name, number in value.items():
         if not name:
-            raise DcnError(f"{what}: a pair has no name")
+            raise DcnError(f"{what}: a pair has no name in {value!r}")
         if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
             raise DcnError(f"{what} for {name!r} must be a positive integer, got {number!r}")
     return dict(value)

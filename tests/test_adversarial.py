@@ -182,7 +182,7 @@ BAD = [
     (
         "noise-overflow",
         lambda: ["generate", "poly", "--out", "p", "--noise", "1e39"],
-        "--noise 1e+39 puts labels beyond float32's range",
+        "--noise must be within float32's range (3.4e+38), got 1e+39",
     ),
     # -- tracebacks that were
     (

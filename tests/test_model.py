@@ -15,7 +15,7 @@ from dcn_cli.errors import DcnError  # noqa: E402
 from dcn_cli.model.config import ModelConfig  # noqa: E402
 from dcn_cli.model.factory import build_model, count_trainable_params  # noqa: E402
 from dcn_cli.model.layers import Cross, CrossNetwork, MixCross, VectorCross  # noqa: E402
-from dcn_cli.settings import parse_sizes as parse_int_list  # noqa: E402
+from dcn_cli.settings import parse_sizes  # noqa: E402
 
 
 def mixer_config(**overrides):
@@ -273,14 +273,14 @@ def test_projection_dim_that_saves_nothing_is_warned_about():
     assert "projection_dim 9" in note and "input width 17" in note
 
 
-def test_parse_int_list():
-    assert parse_int_list("192,192") == [192, 192]
-    assert parse_int_list(" 512, 256,128 ") == [512, 256, 128]
-    assert parse_int_list("") == []
+def test_parse_sizes():
+    assert parse_sizes("192,192") == [192, 192]
+    assert parse_sizes(" 512, 256,128 ") == [512, 256, 128]
+    assert parse_sizes("") == []
     with pytest.raises(DcnError, match="comma-separated integers"):
-        parse_int_list("192;192")
+        parse_sizes("192;192")
     with pytest.raises(DcnError, match="positive integer"):
-        parse_int_list("192,0")
+        parse_sizes("192,0")
 
 
 def test_layers_module_exports_stay_registered():

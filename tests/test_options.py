@@ -35,6 +35,7 @@ BAD = [
     (["train", "--epochs", "0"], "--epochs must be a positive integer, got 0"),
     (["train", "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
     (["train", "--lr", "0"], "--lr must be a finite positive number, got 0.0"),
+    (["train", "--lr", "1e39"], "--lr must be within float32's range (3.4e+38), got 1e+39"),
     (["train", "--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
     (["train", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
     (["train", "--patience", "0"], "--patience must be a positive integer, got 0"),
@@ -105,6 +106,19 @@ def test_a_bad_value_is_one_error_line(outcome, case):
     assert code == 1, stderr
     assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
     assert BAD[case][1] in stderr
+
+
+@pytest.mark.parametrize("command", [["train"], ["compare", "dcn"]])
+def test_columns_without_data_are_an_error(runner, command):
+    """Without --data dcn trains on its built-in mixer, which has none of the user's columns."""
+    from dcn_cli.commands import app
+
+    result = runner.invoke(app, [*command, "--label", "clicked"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: --label names a column of --data, and no --data is given "
+        "(without it dcn trains on its built-in mixer)\n"
+    )
 
 
 def test_bad_values_fail_before_tensorflow_or_the_data_is_touched(outcome):

@@ -264,7 +264,7 @@ def test_cache_goes_to_the_user_cache_when_the_data_is_read_only(tmp_path, monke
     assert len(list((tmp_path / "cache").iterdir())) == 1
 
 
-def test_cache_path_falls_back_when_the_directory_is_not_writable(tmp_path, monkeypatch):
+def test_the_cache_falls_back_when_the_directory_is_not_writable(tmp_path, monkeypatch):
     """The same decision as above, checked even as root: os.access says no."""
     from dcn_cli.data import cache
 

@@ -58,6 +58,7 @@ def compare(
     """Train several models over several seeds and compare them."""
     for model in models:  # presets and model files, checked before any work
         resolve_model(model)
+    opt.check_columns(data, label=label, categorical=categorical, numerical=numerical)
     from dcn_cli.commands import render
     from dcn_cli.data.sources import DataSpec
     from dcn_cli.train.compare import claim_output, write_outputs

@@ -13,12 +13,24 @@ from typing import Annotated
 import typer
 
 from dcn_cli import settings
+from dcn_cli.errors import DcnError
 
 
 def choices(name: str) -> dict:
     """Setting ``name``'s allowed values, shown in --help and offered by shell completion."""
     values = settings.SETTINGS[name].choices
     return {"metavar": "|".join(values), "autocompletion": lambda: list(values)}
+
+
+def check_columns(data: str | None, **columns: str | None) -> None:
+    """--label, --categorical and --numerical name columns of the file --data names; the
+    built-in mixer, used without --data, has columns of its own."""
+    given = [name for name, value in columns.items() if value is not None]
+    if data is None and given:
+        raise DcnError(
+            f"--{given[0]} names a column of --data, and no --data is given "
+            "(without it dcn trains on its built-in mixer)"
+        )
 
 
 def from_command_line(ctx: typer.Context, name: str) -> bool:

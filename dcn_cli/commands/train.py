@@ -81,6 +81,7 @@ def train(
         raise DcnError(f"--workers {workers} runs a cluster; --distribute {distribute} cannot")
     if not resume:
         settings.check_architecture(arch, layers)
+        opt.check_columns(data, label=label, categorical=categorical, numerical=numerical)
     from dcn_cli.commands import render
 
     if workers != 1:

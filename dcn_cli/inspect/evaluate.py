@@ -23,6 +23,8 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     ctr``), the test split's Bayes-optimal AUC and log loss come with the
     model's own.
     """
+    record = checkpoint.load_record(ckpt)  # a wrong path fails before TensorFlow loads
+    config = checkpoint.model_config(record, ckpt)
     backend.load()  # quietly, before anything imports TensorFlow
     import numpy as np
 
@@ -30,8 +32,6 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
     from dcn_cli.train.engine import EVAL_BATCH, evaluate_predictions, scorer, summary
     from dcn_cli.train.pipeline import Encoder, by_file, labels_of, scored
 
-    record = checkpoint.load_record(ckpt)
-    config = checkpoint.model_config(record, ckpt)
     label = checkpoint.label(record, ckpt)
     saved = DataSpec.from_record(record, ckpt if data is None else None)
     model = checkpoint.load_model(ckpt, config)

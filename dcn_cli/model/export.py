@@ -95,11 +95,11 @@ def export(ckpt: str | Path, out: str | Path, force: bool = False) -> ExportResu
                 f"{given}: holds files but no SavedModel; --force replaces only an earlier "
                 "export, so choose another --out"
             )
+    record = checkpoint.load_record(ckpt)  # a wrong path fails before TensorFlow loads
+    config = checkpoint.model_config(record, ckpt)
     keras = backend.load()
     import tensorflow as tf
 
-    record = checkpoint.load_record(ckpt)
-    config = checkpoint.model_config(record, ckpt)
     model = checkpoint.load_model(ckpt, config)
     names = signature_names([f.name for f in config.features])
     specs = {
