@@ -121,6 +121,24 @@ def test_columns_without_data_are_an_error(runner, command):
     )
 
 
+def test_data_that_is_not_there_fails_before_tensorflow(tmp_path):
+    """Not an option's bound but its value all the same: a --data path that does not
+    exist is one line before TensorFlow loads (the reader, pyarrow, is imported)."""
+    cases = [["train", "--data", MISSING], ["compare", "dcn", "--data", MISSING]]
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    for code, stderr in outcome["results"]:
+        assert (code, stderr) == (1, f"Error: {MISSING}: no such file or directory\n")
+    assert not outcome["tensorflow"]
+
+
 def test_bad_values_fail_before_tensorflow_or_the_data_is_touched(outcome):
     """The cases name data and checkpoints that do not exist: each failed on its option
     first (the assertions above), and nothing imported TensorFlow or pyarrow."""

@@ -96,13 +96,14 @@ class DataSpec:
             return builtin_mixer_table()
         return open_table(self.data, self.label, self.categorical, self.numerical, self.task)
 
-    def prepare(self) -> Prepared:
+    def prepare(self, table: Table | None = None) -> Prepared:
+        """The rows' splits and encodings (``table``: these rows, opened already)."""
         from dcn_cli.data.prepare import DataOptions, prepare
 
         options = DataOptions(
             validation=self.validation, hash_buckets=parse_pairs(self.hash_buckets or "")
         )
-        return prepare(self.open(), options)
+        return prepare(table or self.open(), options)
 
 
 def _split_source(data: str | None) -> tuple[str, Path | None]:

@@ -85,13 +85,14 @@ def train(
     """
     settings.validate()
     out = Path(out)
+    table = data.open()  # a wrong --data fails here, before TensorFlow loads
     strategy = _strategy(distribute)
     chief = is_chief(strategy)
     if chief:
         checkpoint.claim(out, force)
     if settings.patience and not data.validation:
         data = dataclasses.replace(data, validation=0.1)
-    prepared = data.prepare()
+    prepared = data.prepare(table)
     config = ModelConfig(features=prepared.features, task=prepared.task, **model_config)
     for note in config.warnings():
         if warn is not None and chief:
