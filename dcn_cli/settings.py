@@ -122,7 +122,11 @@ def flag(name: str) -> str:
 def check(name: str, value: Any, what: str | None = None) -> Any:
     """``value`` checked against setting ``name``'s bounds; ``sizes`` and ``pairs``
     come back parsed. ``what`` names it in a message (default: the setting's name)."""
-    setting, what = SETTINGS[name], what or name
+    return check_value(SETTINGS[name], value, what or name)
+
+
+def check_value(setting: Setting, value: Any, what: str) -> Any:
+    """``value`` checked against ``setting`` (one not in the table: a feature's own)."""
     if setting.kind == "choice":
         if value not in setting.choices:
             raise DcnError(f"{what} must be one of {', '.join(setting.choices)}; got {value!r}")

@@ -240,7 +240,10 @@ def test_bad_model_settings_are_user_errors(overrides, message):
 @pytest.mark.parametrize(
     "feature, message",
     [
-        (dict(name="a", kind="text"), "unknown kind for feature 'a' 'text'"),
+        (
+            dict(name="a", kind="text"),
+            "kind of feature 'a' must be one of categorical, numerical; got 'text'",
+        ),
         (dict(name="a", kind="categorical", dtype="string"), "exactly one of a vocabulary"),
         (
             dict(name="a", kind="categorical", dtype="string", vocabulary=["x"], hash_buckets=3),

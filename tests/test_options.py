@@ -86,18 +86,21 @@ def _args(args: list[str]) -> list[str]:
     return [*PLACES[command], *rest]
 
 
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
-    cases = [_args(args) for args, _ in BAD]
+def _in_a_fresh_process(cases: list[list[str]], cwd) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(cases)],
         capture_output=True,
         text=True,
-        cwd=tmp_path_factory.mktemp("options"),
+        cwd=cwd,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    return _in_a_fresh_process([_args(args) for args, _ in BAD], tmp_path_factory.mktemp("o"))
 
 
 @pytest.mark.parametrize("case", range(len(BAD)), ids=lambda i: " ".join(BAD[i][0]))
@@ -125,15 +128,7 @@ def test_data_that_is_not_there_fails_before_tensorflow(tmp_path):
     """Not an option's bound but its value all the same: a --data path that does not
     exist is one line before TensorFlow loads (the reader, pyarrow, is imported)."""
     cases = [["train", "--data", MISSING], ["compare", "dcn", "--data", MISSING]]
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(cases)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout)
+    outcome = _in_a_fresh_process(cases, tmp_path)
     for code, stderr in outcome["results"]:
         assert (code, stderr) == (1, f"Error: {MISSING}: no such file or directory\n")
     assert not outcome["tensorflow"]

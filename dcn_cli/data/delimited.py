@@ -351,22 +351,25 @@ def parse_names(text: str | None) -> list[str]:
 
 
 def check_roles(
-    header: list[str], label: str, categorical: list[str], numerical: list[str], where: Path
-) -> None:
-    """``--label``, ``--categorical`` and ``--numerical`` name columns that exist, once each."""
+    header: list[str], label: str, categorical: str | None, numerical: str | None, where: Path
+) -> tuple[list[str], list[str]]:
+    """``--label``, ``--categorical`` and ``--numerical`` name columns that exist, once each;
+    the columns the last two name."""
+    cat, num = parse_names(categorical), parse_names(numerical)
     if label not in header:
         raise DcnError(f"{where}: no label column {label!r} (columns: {', '.join(header)})")
-    for name in categorical + numerical:
+    for name in cat + num:
         if name not in header:
             raise DcnError(f"{where}: no column {name!r} (columns: {', '.join(header)})")
         if name == label:
             raise DcnError(f"{where}: {name!r} is the label; it cannot also be a feature")
-        if name in categorical and name in numerical:
+        if name in cat and name in num:
             raise DcnError(
                 f"{where}: column {name!r} is named by both --categorical and --numerical"
             )
     if len(header) < 2:
         raise DcnError(f"{where}: no feature columns besides the label {label!r}")
+    return cat, num
 
 
 def csv_table(
@@ -380,8 +383,7 @@ def csv_table(
     if not label:
         raise DcnError(f"{path}: a CSV file needs --label COL to name its label column")
     header, sample = read_head(path)
-    forced_cat, forced_num = parse_names(categorical), parse_names(numerical)
-    check_roles(header, label, forced_cat, forced_num, path)
+    forced_cat, forced_num = check_roles(header, label, categorical, numerical, path)
     columns = []
     for i, name in enumerate(header):
         values = [row[i] for row in sample if len(row) == len(header)]

@@ -11,20 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcn_cli.errors import DcnError
-from dcn_cli.settings import FLOAT32_MAX, check_finite
+from dcn_cli.settings import FLOAT32_MAX, Setting, check_finite, check_value
 
 FEATURE_KINDS = ("categorical", "numerical")
 DTYPES = ("string", "int64", "float32")
 
 
-def _choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise DcnError(f"unknown {what} {value!r}; expected one of: {', '.join(allowed)}")
-
-
-def _positive_int(what: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise DcnError(f"{what} must be a positive integer, got {value!r}")
+KIND = Setting("choice", FEATURE_KINDS)
+DTYPE = Setting("choice", DTYPES)
+POSITIVE = Setting("int", minimum=1)
+COUNT = Setting("int", minimum=0)
 
 
 @dataclass
@@ -52,8 +48,8 @@ class FeatureSpec:
         where = f"feature {self.name!r}"
         if not isinstance(self.name, str) or not self.name:
             raise DcnError(f"feature names must be non-empty strings, got {self.name!r}")
-        _choice(f"kind for {where}", self.kind, FEATURE_KINDS)
-        _choice(f"dtype for {where}", self.dtype, DTYPES)
+        check_value(KIND, self.kind, f"kind of {where}")
+        check_value(DTYPE, self.dtype, f"dtype of {where}")
         if self.kind == "numerical":
             if self.dtype == "string":
                 raise DcnError(f"{where} is numerical but has dtype 'string'")
@@ -69,10 +65,10 @@ class FeatureSpec:
             raise DcnError(f"{where} is categorical; its dtype must be 'string' or 'int64'")
         if (self.vocabulary is None) == (self.hash_buckets is None):
             raise DcnError(f"{where} needs exactly one of a vocabulary or hash_buckets")
-        _positive_int(f"hash_buckets of {where}", self.hash_buckets)
-        _positive_int(f"embedding_dim of {where}", self.embedding_dim)
-        if isinstance(self.num_oov, bool) or not isinstance(self.num_oov, int) or self.num_oov < 0:
-            raise DcnError(f"num_oov of {where} must be >= 0, got {self.num_oov!r}")
+        for name in ("hash_buckets", "embedding_dim"):
+            if getattr(self, name) is not None:
+                check_value(POSITIVE, getattr(self, name), f"{name} of {where}")
+        check_value(COUNT, self.num_oov, f"num_oov of {where}")
         if self.vocabulary is not None:
             if not isinstance(self.vocabulary, list):
                 raise DcnError(f"vocabulary of {where} must be a list, got {self.vocabulary!r}")

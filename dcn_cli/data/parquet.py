@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dcn_cli.data.delimited import check_header, check_roles, parse_names
+from dcn_cli.data.delimited import check_header, check_roles
 from dcn_cli.data.schema import EXTRA, Column, Schema
 from dcn_cli.data.table import ARROW_TYPES, CHUNK_ROWS, DECODED_PER_BYTE, Chunk, Table
 from dcn_cli.errors import DcnError
@@ -113,8 +113,7 @@ def parquet_table(
     fields = _open(path).schema_arrow
     header = list(fields.names)
     check_header(header, path)
-    forced_cat, forced_num = parse_names(categorical), parse_names(numerical)
-    check_roles(header, label, forced_cat, forced_num, path)
+    forced_cat, forced_num = check_roles(header, label, categorical, numerical, path)
     columns = []
     for field in fields:
         kind = field.type
