@@ -66,7 +66,7 @@ def toy(runs: int) -> None:
         for seed in range(runs):
             out = Path(tmp) / f"cross-{seed}"
             settings = TrainSettings(
-                epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=seed
+                epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=seed, patience=0
             )
             result = train({"arch": "cross"}, DataSpec(), settings, out=out, tensorboard=False)
             top = explain(out, top=1)["layers"][0]["top"][0]["features"]
@@ -76,7 +76,9 @@ def toy(runs: int) -> None:
                 f"| cross, 1 layer | {seed} | {m['rmse']:.3g} | {m['params']} | "
                 f"{m['train_seconds']:.1f} | {' x '.join(top)} |"
             )
-        settings = TrainSettings(epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=0)
+        settings = TrainSettings(
+            epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=0, patience=0
+        )
         result = train(
             {"arch": "deep", "deep_layers": [512, 256, 128], "dropout": 0.0},
             DataSpec(),
@@ -92,7 +94,7 @@ def toy(runs: int) -> None:
     print(f"\nCross network median RMSE over {runs} seeds: {np.median(rmses):.3g}")
 
 
-TUTORIAL_FLAGS = "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --dropout 0"
+TUTORIAL_FLAGS = "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --dropout 0 --patience 0"
 
 
 def compare_flops(result: dict, data: str, settings) -> float:
@@ -168,7 +170,7 @@ def speed(data: str, runs: int, repeats: int) -> None:
     from dcn_cli.train.compare import compare
     from dcn_cli.train.run import TrainSettings
 
-    settings = TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
+    settings = TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam", patience=0)
     precisions = ("float32", "mixed_bfloat16")
     walls: dict[str, list[float]] = {p: [] for p in precisions}
     peaks: dict[str, list[float]] = {p: [] for p in precisions}
@@ -233,7 +235,9 @@ def poly() -> None:
         for function in ("f1", "f2"):
             data = Path(tmp) / function
             generate("poly", data, rows=20_000, function=function)
-            settings = TrainSettings(epochs=200, batch_size=1000, lr=0.4, optimizer="adagrad")
+            settings = TrainSettings(
+                epochs=200, batch_size=1000, lr=0.4, optimizer="adagrad", patience=0
+            )
             result = train(
                 {"arch": "cross"},
                 DataSpec(str(data)),
@@ -270,7 +274,9 @@ def main() -> None:
             sys.exit("--ml100k DIR is needed for the MovieLens sections")
         peak = matmul_flops_per_second()
         if "ml" in sections:
-            tutorial = TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
+            tutorial = TrainSettings(
+                epochs=8, batch_size=8192, lr=0.01, optimizer="adam", patience=0
+            )
             comparison(
                 "MovieLens 100K, the tutorial's protocol",
                 ["dcn", "dcn-lr", "dcn-mix", "dnn"],

@@ -40,7 +40,7 @@ TUTORIAL_MODEL = {"deep_layers": [192, 192], "dropout": 0.0, "embedding_l2": 0.0
 def _settings():
     from dcn_cli.train.run import TrainSettings
 
-    return TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam")
+    return TrainSettings(epochs=8, batch_size=8192, lr=0.01, optimizer="adam", patience=0)
 
 
 def dcn_job(path: str, job: str) -> dict:

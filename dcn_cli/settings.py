@@ -35,6 +35,9 @@ EMBEDDING_DIM = 32
 EMBEDDING_L2 = 0.003
 DROPOUT = 0.3
 DEEP_LAYERS = "192,192"
+MIN_COUNT = 2  # training rows a category needs for its own embedding row
+PATIENCE = 2  # epochs without a better validation loss before training stops; 0: never
+AUTO_VALIDATION = 0.1  # share of train held out for early stopping when none is asked
 
 ARCHS = ("stacked", "parallel", "cross", "deep")
 CROSS_TYPES = ("matrix", "vector", "mix")
@@ -88,13 +91,14 @@ SETTINGS: dict[str, Setting] = {
     "optimizer": Setting("choice", OPTIMIZERS),
     "weight_decay": Setting("number", minimum=0),
     "seed": Setting("int", minimum=0, below=SEED_LIMIT),
-    "patience": Setting("int", minimum=1),
+    "patience": Setting("int", minimum=0),
     "validation": Setting("number", minimum=0, below=1),
     "distribute": Setting("choice", STRATEGIES),
     "workers": Setting("int", minimum=1),
     "runs": Setting("int", minimum=1),
     # data
     "hash_buckets": Setting("pairs"),
+    "min_count": Setting("int", minimum=1),
     # explain
     "layer": Setting("int", minimum=0),
     "top": Setting("int", minimum=1),

@@ -7,7 +7,16 @@ import sys
 from dcn_cli import __version__
 from dcn_cli.commands import app
 
-COMMANDS = ["generate", "train", "evaluate", "compare", "explain", "predict", "export"]
+COMMANDS = [
+    "generate",
+    "describe",
+    "train",
+    "evaluate",
+    "compare",
+    "explain",
+    "predict",
+    "export",
+]
 
 
 def test_help_lists_every_command(runner):

@@ -260,7 +260,7 @@ def test_reused_model_runs_match_freshly_built_ones(mixer):
     from dcn_cli.train.run import TrainSettings, make_optimizer
 
     keras = backend.load()
-    spec, settings = DataSpec(str(mixer)), TrainSettings(epochs=2, batch_size=256)
+    spec, settings = DataSpec(str(mixer)), TrainSettings(epochs=2, batch_size=256, patience=0)
     runs = compare(["dcn"], 2, spec, settings, dropout=0.0)["models"][0]["runs"]
 
     prepared = spec.prepare()

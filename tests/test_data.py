@@ -204,7 +204,7 @@ def test_vocabulary_and_statistics_come_from_train_only(tmp_path):
     cities = [f"c{i % 50}" for i in range(n)]
     rows = "".join(f"{cities[i]},{i},{i % 7}\n" for i in range(n))
     path = write_csv(tmp_path / "t.csv", "city,amount,y\n" + rows)
-    prepared = prepare(open_table(path, label="y"))
+    prepared = prepare(open_table(path, label="y", numerical="amount"))
     train, test = prepared.arrays("train"), prepared.arrays("test")
     city, amount = prepared.features
     assert set(city.vocabulary) == set(train["city"])
@@ -218,13 +218,12 @@ def test_vocabulary_and_statistics_come_from_train_only(tmp_path):
 def test_large_or_chosen_features_are_hashed(tmp_path):
     rows = "".join(f"u{i},g{i % 3},{i % 5}\n" for i in range(500))
     path = write_csv(tmp_path / "t.csv", "user,group,y\n" + rows)
-    prepared = prepare(open_table(path, label="y"), DataOptions(hash_threshold=100))
+    table = open_table(path, label="y", categorical="user")  # distinct in every row: an id
+    prepared = prepare(table, DataOptions(hash_threshold=100))
     user, group = prepared.features
     assert user.hash_buckets == 100 and user.vocabulary is None
     assert group.vocabulary is not None and len(group.vocabulary) == 3
-    prepared = prepare(
-        open_table(path, label="y"), DataOptions(hash_buckets=parse_hash_buckets("group=16"))
-    )
+    prepared = prepare(table, DataOptions(hash_buckets=parse_hash_buckets("group=16")))
     assert prepared.features[1].hash_buckets == 16
     with pytest.raises(DcnError, match="not a feature"):
         prepare(open_table(path, label="y"), DataOptions(hash_buckets={"nope": 3}))

@@ -24,7 +24,7 @@ from dcn_cli.train import distribute, launcher
 # A stacked DCN on categorical and numerical features. No dropout: each replica
 # would draw its own masks.
 FAST = ["--data", "clicks", "--deep-layers", "16,16", "--dropout", "0"]
-FAST += ["--embedding-l2", "0.001", "--batch-size", "256", "--lr", "0.01"]
+FAST += ["--embedding-l2", "0.001", "--batch-size", "256", "--lr", "0.01", "--patience", "0"]
 EPOCHS = "6"  # of the killed run: enough to be still training at the kill, few to resume
 
 

@@ -38,8 +38,10 @@ BAD = [
     (["train", "--lr", "1e39"], "--lr must be within float32's range (3.4e+38), got 1e+39"),
     (["train", "--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
     (["train", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
-    (["train", "--patience", "0"], "--patience must be a positive integer, got 0"),
+    (["train", "--patience", "-1"], "--patience must be an integer >= 0, got -1"),
     (["train", "--validation", "1.5"], "--validation must be a finite number in [0, 1)"),
+    (["train", "--min-count", "0"], "--min-count must be a positive integer, got 0"),
+    (["compare", "--min-count", "-1"], "--min-count must be a positive integer, got -1"),
     (["train", "--workers", "0"], "--workers must be a positive integer, got 0"),
     (["train", "--workers", "2", "--distribute", "off"], "--distribute off cannot"),
     (["train", "--resume", "--force"], "--resume continues a run and --force replaces it"),
@@ -112,14 +114,15 @@ def test_a_bad_value_is_one_error_line(outcome, case):
 
 
 @pytest.mark.parametrize("command", [["train"], ["compare", "dcn"]])
-def test_columns_without_data_are_an_error(runner, command):
+@pytest.mark.parametrize("flag", ["--label", "--ignore"])
+def test_columns_without_data_are_an_error(runner, command, flag):
     """Without --data dcn trains on its built-in mixer, which has none of the user's columns."""
     from dcn_cli.commands import app
 
-    result = runner.invoke(app, [*command, "--label", "clicked"])
+    result = runner.invoke(app, [*command, flag, "clicked"])
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: --label names a column of --data, and no --data is given "
+        f"Error: {flag} names a column of --data, and no --data is given "
         "(without it dcn trains on its built-in mixer)\n"
     )
 

@@ -118,7 +118,8 @@ def test_parquet_integers_beyond_float32_precision_are_numbers(runner, tmp_path,
         }
     )
     pq.write_table(table, "t.parquet")
-    result = runner.invoke(app, ["train", "--data", "t.parquet", "--label", "y", *FAST])
+    args = ["--label", "y", "--numerical", "ts", *FAST]  # distinct in every row: an id, unless
+    result = runner.invoke(app, ["train", "--data", "t.parquet", *args])
     assert result.exit_code == 0, result.output
     record = json.loads(Path("ckpt/config.json").read_text())
     assert record["model"]["features"][0]["mean"] == pytest.approx(1.7e9 + 3600 * 99.5, rel=1e-3)

@@ -49,6 +49,8 @@ TRAIN = [
     "clicked",
     "--categorical",
     "user,item,request_id",
+    "--numerical",
+    "page views,price",  # uniform counts, which dcn would read as codes
     "--epochs",
     "1",
     "--batch-size",

@@ -6,11 +6,20 @@ level, so ``dcn --help`` answers at once, and every option is checked against
 :data:`dcn_cli.settings.SETTINGS` before a command does any work.
 """
 
-from dcn_cli.commands import compare, evaluate, explain, export, generate, predict, train
+from dcn_cli.commands import (
+    compare,
+    describe,
+    evaluate,
+    explain,
+    export,
+    generate,
+    predict,
+    train,
+)
 from dcn_cli.commands.app import app
 
-# In the order --help lists them: make data, train, then use what was trained.
-for module in (generate, train, evaluate, compare, explain, predict, export):
+# In the order --help lists them: make and look at data, train, use what was trained.
+for module in (generate, describe, train, evaluate, compare, explain, predict, export):
     app.command()(getattr(module, module.__name__.rpartition(".")[2]))
 
 __all__ = ["app"]

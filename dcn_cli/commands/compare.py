@@ -15,6 +15,7 @@ from dcn_cli.model.presets import resolve_model
 
 @user_errors
 def compare(
+    ctx: typer.Context,
     models: Annotated[
         list[str],
         typer.Argument(
@@ -29,6 +30,8 @@ def compare(
     numerical: opt.Numerical = None,
     task: opt.Task = None,
     hash_buckets: opt.HashBuckets = None,
+    ignore: opt.Ignore = None,
+    min_count: opt.MinCount = settings.MIN_COUNT,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Directory for comparison.json/.csv/.png.")
     ] = Path("comparison"),
@@ -37,15 +40,11 @@ def compare(
     lr: opt.Lr = settings.LR,
     optimizer: opt.Optimizer = settings.OPTIMIZER,
     weight_decay: opt.WeightDecay = settings.WEIGHT_DECAY,
-    embedding_dim: Annotated[
-        int | None, typer.Option(help="Embedding width for every model. Default: 32.")
-    ] = None,
-    embedding_l2: Annotated[
-        float, typer.Option(help="L2 penalty on the embedding tables, for every model.")
-    ] = settings.EMBEDDING_L2,
-    dropout: Annotated[
-        float, typer.Option(help="Dropout after each deep layer, for every model.")
-    ] = settings.DROPOUT,
+    patience: opt.Patience = settings.PATIENCE,
+    validation: opt.Validation = 0.0,
+    embedding_dim: opt.EveryEmbeddingDim = None,
+    embedding_l2: opt.EveryEmbeddingL2 = settings.EMBEDDING_L2,
+    dropout: opt.EveryDropout = settings.DROPOUT,
     precision: opt.Precision = "float32",
     force: Annotated[
         bool,
@@ -58,17 +57,21 @@ def compare(
     """Train several models over several seeds and compare them."""
     for model in models:  # presets and model files, checked before any work
         resolve_model(model)
-    opt.check_columns(data, label=label, categorical=categorical, numerical=numerical)
+    opt.check_columns(ctx.params)
     from dcn_cli.commands import render
-    from dcn_cli.data.sources import DataSpec
     from dcn_cli.train.compare import claim_output, write_outputs
     from dcn_cli.train.compare import compare as run
     from dcn_cli.train.run import TrainSettings
 
     claim_output(out, force)
-    spec = DataSpec(data, label, categorical, numerical, task, hash_buckets)
+    spec = opt.data_spec(ctx.params)
     training = TrainSettings(
-        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        patience=patience,
     )
     progress = None if json_out else render.CompareProgress(runs * len(models))
     try:
@@ -82,6 +85,7 @@ def compare(
             dropout=dropout,
             precision=precision,
             progress=progress,
+            warn=render.warn,
         )
     finally:
         if progress is not None:

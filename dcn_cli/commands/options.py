@@ -8,7 +8,7 @@ command does any work), so ``--help``, shell completion and the checks agree.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,15 +22,29 @@ def choices(name: str) -> dict:
     return {"metavar": "|".join(values), "autocompletion": lambda: list(values)}
 
 
-def check_columns(data: str | None, **columns: str | None) -> None:
-    """--label, --categorical and --numerical name columns of the file --data names; the
-    built-in mixer, used without --data, has columns of its own."""
-    given = [name for name, value in columns.items() if value is not None]
+COLUMN_OPTIONS = ("label", "categorical", "numerical", "ignore")
+
+
+def check_columns(params: dict[str, Any]) -> None:
+    """--label, --categorical, --numerical and --ignore name columns of the file --data
+    names; the built-in mixer, used without --data, has columns of its own."""
+    data = params.get("data")
+    given = [name for name in COLUMN_OPTIONS if params.get(name) is not None]
     if data is None and given:
         raise DcnError(
             f"--{given[0]} names a column of --data, and no --data is given "
             "(without it dcn trains on its built-in mixer)"
         )
+
+
+def data_spec(params: dict[str, Any]):
+    """The DataSpec of a command's options (those named like its fields), checked."""
+    import dataclasses
+
+    from dcn_cli.data.sources import DataSpec
+
+    names = {f.name for f in dataclasses.fields(DataSpec)}
+    return DataSpec(**{name: value for name, value in params.items() if name in names})
 
 
 def from_command_line(ctx: typer.Context, name: str) -> bool:
@@ -115,10 +129,20 @@ WeightDecay = Annotated[
 ]
 Seed = Annotated[int, typer.Option(help="Seed for weights and shuffling.")]
 Patience = Annotated[
-    int | None,
+    int,
     typer.Option(
-        help="Stop after this many epochs without validation improvement; "
-        "keeps the best weights. Holds out 10% of train unless --validation."
+        help="Stop after this many epochs without validation improvement and keep the best "
+        "weights; 0 trains every epoch. Holds out 10% of train unless --validation."
+    ),
+]
+Ignore = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated columns that are never features (ids, leaks)."),
+]
+MinCount = Annotated[
+    int,
+    typer.Option(
+        help="Categories seen in fewer training rows share one out-of-vocabulary embedding."
     ),
 ]
 Validation = Annotated[float, typer.Option(help="Fraction of train held out.")]
@@ -137,4 +161,27 @@ Workers = Annotated[
         help="Start N worker processes on this machine as one cluster (--batch-size stays "
         "the global batch); worker 0 writes --out."
     ),
+]
+
+# train only
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the run in --out with its saved settings (--epochs N to train longer).",
+    ),
+]
+ForceRun = Annotated[
+    bool, typer.Option("--force", help="Replace the run --out holds (its files are deleted).")
+]
+
+# compare only: settings shared by every model compared
+EveryEmbeddingDim = Annotated[
+    int | None, typer.Option(help="Embedding width for every model. Default: 32.")
+]
+EveryEmbeddingL2 = Annotated[
+    float, typer.Option(help="L2 penalty on the embedding tables, for every model.")
+]
+EveryDropout = Annotated[
+    float, typer.Option(help="Dropout after each deep layer, for every model.")
 ]

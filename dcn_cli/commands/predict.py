@@ -37,7 +37,7 @@ def predict(
 ) -> None:
     """Score rows with a checkpoint: one prediction per input row, in input order."""
     from dcn_cli.commands import render
-    from dcn_cli.data.delimited import parse_names
+    from dcn_cli.data.infer import parse_names
     from dcn_cli.inspect.predict import predict as run
 
     result = run(ckpt, data, out, parse_names(ids), progress=render.Ticker("scored"), force=force)

@@ -60,7 +60,9 @@ def settings_line(result: dict[str, Any]) -> str:
     """The training settings a comparison used, in one line."""
     t = result["training"]
     return (
-        f"{t['runs']} runs per model (seeds 0..{t['runs'] - 1}); {t['epochs']} epochs, "
+        f"{t['runs']} runs per model (seeds 0..{t['runs'] - 1}); {t['epochs']} epochs"
+        + (f" at most (early stopping, patience {t['patience']})" if t.get("patience") else "")
+        + ", "
         f"batch {t['batch_size']}, {t['optimizer']} lr {t['lr']:g}, weight decay "
         f"{t['weight_decay']:g}; precision {t.get('precision', 'float32')}"
     )
@@ -263,3 +265,38 @@ class CompareProgress:
 
     def on_train_end(self, engine, finished: bool) -> None:
         pass
+
+
+def description(described: dict[str, Any], as_json: bool, written=None) -> None:
+    """``dcn describe``'s columns: a table, or JSON; warnings also on stderr."""
+    if as_json:
+        print_json(described | {"schema_written": str(written) if written else None})
+        return
+    from rich.table import Table
+
+    table = Table()
+    for name in ("column", "role", "type", "distinct", "missing", "commonest values"):
+        table.add_column(name, justify="right" if name in ("distinct", "missing") else "left")
+    for column in described["columns"]:
+        top = ", ".join(
+            f"{t['value'] if t['value'] != '' else '(empty)'} ×{t['count']:,}"
+            for t in column["top"]
+        )
+        table.add_row(
+            column["name"],
+            column["role"] + (" (!)" if column["warning"] else ""),
+            f"{column['kind']} → {column['dtype']}" if column["dtype"] else column["kind"],
+            f"{column['distinct']:,}",
+            f"{column['missing']:.0%}" if column["missing"] else "",
+            top,
+        )
+    task = f", task {described['task']}" if described["task"] else ""
+    _titled(
+        console(),
+        f"{described['source']}: first {described['rows_sampled']:,} rows{task}",
+        table,
+    )
+    for note in described["warnings"]:
+        warn(note)
+    if written is not None:
+        console().print(f"wrote {written}", highlight=False, soft_wrap=True)

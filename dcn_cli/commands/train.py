@@ -39,6 +39,8 @@ def train(
     numerical: opt.Numerical = None,
     task: opt.Task = None,
     hash_buckets: opt.HashBuckets = None,
+    ignore: opt.Ignore = None,
+    min_count: opt.MinCount = settings.MIN_COUNT,
     arch: opt.Arch = "stacked",
     cross_type: opt.CrossType = "matrix",
     cross_layers: opt.CrossLayers = 1,
@@ -56,19 +58,10 @@ def train(
     optimizer: opt.Optimizer = settings.OPTIMIZER,
     weight_decay: opt.WeightDecay = settings.WEIGHT_DECAY,
     seed: opt.Seed = 0,
-    patience: opt.Patience = None,
+    patience: opt.Patience = settings.PATIENCE,
     validation: opt.Validation = 0.0,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Continue the run in --out with its saved settings (--epochs N to train longer).",
-        ),
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Replace the run --out holds (its files are deleted)."),
-    ] = False,
+    resume: opt.Resume = False,
+    force: opt.ForceRun = False,
     distribute: opt.Distribute = "auto",
     workers: opt.Workers = 1,
     json_out: opt.Json = False,
@@ -81,7 +74,7 @@ def train(
         raise DcnError(f"--workers {workers} runs a cluster; --distribute {distribute} cannot")
     if not resume:
         settings.check_architecture(arch, layers)
-        opt.check_columns(data, label=label, categorical=categorical, numerical=numerical)
+        opt.check_columns(ctx.params)
     from dcn_cli.commands import render
 
     if workers != 1:
@@ -98,12 +91,11 @@ def train(
         }
         result = resume_run(out, given, progress=progress, warn=render.warn, distribute=distribute)
     else:
-        from dcn_cli.data.sources import DataSpec
         from dcn_cli.train.run import TrainSettings
         from dcn_cli.train.run import train as run
 
         model = {name: ctx.params[name] for name in MODEL} | {"deep_layers": layers}
-        spec = DataSpec(data, label, categorical, numerical, task, hash_buckets, validation)
+        spec = opt.data_spec(ctx.params)
         training = TrainSettings(epochs, batch_size, lr, optimizer, seed, patience, weight_decay)
         result = run(
             model, spec, training, out, force, progress, warn=render.warn, distribute=distribute

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from dcn_cli.data.infer import Profile, check_roles, infer, notes, profile_of
 from dcn_cli.data.schema import Column, Schema
 from dcn_cli.data.table import (
     ARROW_TYPES,
@@ -57,7 +58,8 @@ def _fast_chunks(schema: Schema, path: Path, fill: bool) -> Iterator[Chunk]:
     parse = pa_csv.ParseOptions(delimiter=schema.delimiter)
     convert = pa_csv.ConvertOptions(
         column_types={c.name: ARROW_TYPES[c.dtype] for c in schema.columns},
-        null_values=[""] if fill else [],  # Criteo leaves numbers out; elsewhere "" is an error
+        # Criteo leaves numbers out, and so may a column of fill_empty; elsewhere "" is an error
+        null_values=[""] if fill or any(c.fill_empty for c in schema.columns) else [],
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
@@ -119,7 +121,9 @@ def _checked(schema: Schema, chunk: Chunk, fill: bool) -> Chunk:
         values = chunk[column.name]
         if column.dtype == "string":
             continue
-        if fill and values.null_count:
+        if values.null_count:
+            if not (fill or column.fill_empty):
+                raise _Rejected("empty")
             values = values.fill_null(0)
             chunk = chunk.set_column(chunk.schema.get_field_index(column.name), column.name, values)
         array = values.to_numpy()
@@ -257,7 +261,7 @@ def _convert(values: list[str], column: Column, path: Path, lines: list[int], fi
     """Strings of one column -> a typed array, or a DcnError naming the bad cell."""
     if column.dtype == "string":
         return np.array(values, dtype=object)
-    if fill:
+    if fill or column.fill_empty:
         values = [v if v != "" else "0" for v in values]
     target = np.float64 if column.dtype == "float32" else np.int64
     try:
@@ -278,6 +282,12 @@ def _convert(values: list[str], column: Column, path: Path, lines: list[int], fi
                     "64-bit integer; give the column dtype string"
                 )
         except (ValueError, OverflowError):
+            if value == "":
+                raise DcnError(
+                    f"{path}:{lines[i]}: column {column.name!r} is empty; the first rows had no "
+                    'empty cell there, so it must hold a number (set "fill_empty": true for it '
+                    "in a schema.json to read empty cells as 0; see dcn describe --schema-out)"
+                ) from None
             kind = "a number" if column.dtype == "float32" else "an integer"
             raise DcnError(
                 f"{path}:{lines[i]}: column {column.name!r}: {value!r} is not {kind}"
@@ -346,79 +356,80 @@ def line_of(schema: Schema, path: Path, row: int) -> int:
     return reader.line_num
 
 
-def parse_names(text: str | None) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()] if text else []
-
-
-def check_roles(
-    header: list[str], label: str, categorical: str | None, numerical: str | None, where: Path
-) -> tuple[list[str], list[str]]:
-    """``--label``, ``--categorical`` and ``--numerical`` name columns that exist, once each;
-    the columns the last two name."""
-    cat, num = parse_names(categorical), parse_names(numerical)
-    if label not in header:
-        raise DcnError(f"{where}: no label column {label!r} (columns: {', '.join(header)})")
-    for name in cat + num:
-        if name not in header:
-            raise DcnError(f"{where}: no column {name!r} (columns: {', '.join(header)})")
-        if name == label:
-            raise DcnError(f"{where}: {name!r} is the label; it cannot also be a feature")
-        if name in cat and name in num:
-            raise DcnError(
-                f"{where}: column {name!r} is named by both --categorical and --numerical"
-            )
-    if len(header) < 2:
-        raise DcnError(f"{where}: no feature columns besides the label {label!r}")
-    return cat, num
-
-
 def csv_table(
     path: Path,
     label: str | None,
     categorical: str | None = None,
     numerical: str | None = None,
     task: str | None = None,
+    ignore: str | None = None,
 ) -> Table:
-    """A CSV file with a header; column roles inferred from the first rows."""
+    """A CSV file with a header; column roles inferred from the first rows
+    (:mod:`dcn_cli.data.infer`), the warnings about them in ``table.notes``."""
     if not label:
         raise DcnError(f"{path}: a CSV file needs --label COL to name its label column")
-    header, sample = read_head(path)
-    forced_cat, forced_num = check_roles(header, label, categorical, numerical, path)
-    columns = []
-    for i, name in enumerate(header):
-        values = [row[i] for row in sample if len(row) == len(header)]
-        if name == label:
-            columns.append(Column(name, "label", "float32"))
-        elif name in forced_num:
-            columns.append(Column(name, "numerical", "float32"))
-        elif name in forced_cat:
-            columns.append(
-                Column(name, "categorical", "int64" if _all(values, _int64) else "string")
-            )
-        elif _all(values, float):
-            columns.append(Column(name, "numerical", "float32"))
-        else:
-            columns.append(Column(name, "categorical", "string"))
+    columns, profiles, labels = infer_csv(path, label, categorical, numerical, ignore)
     if task is None:
-        labels = [row[header.index(label)] for row in sample if len(row) == len(header)]
         task = "binary" if labels and set(labels) <= {"0", "1", "0.0", "1.0"} else "regression"
     schema = Schema(columns=columns, task=task, source={"kind": "csv", "path": str(path)})
-    return delimited_table(schema, [path], str(path))
+    if not schema.features:
+        raise DcnError(f"{path}: no feature columns besides the label {label!r}")
+    table = delimited_table(schema, [path], str(path))
+    table.profiles = profiles
+    table.notes = notes(profiles)
+    return table
 
 
-def read_head(path: Path, rows: int = SAMPLE_ROWS) -> tuple[list[str], list[list[str]]]:
-    """A CSV file's header, checked, and its first ``rows`` rows."""
+def infer_csv(
+    path: Path,
+    label: str | None,
+    categorical: str | None = None,
+    numerical: str | None = None,
+    ignore: str | None = None,
+) -> tuple[list[Column], list[Profile], list[str]]:
+    """Each column of a CSV file and its profile, from the first rows, as dcn would read
+    them with these options; and the sampled labels (``label`` None: every column is
+    profiled as a feature)."""
+    header, sample, lines = read_head(path)
+    forced = check_roles(header, label, categorical, numerical, path, ignore)
+    columns, profiles = [], []
+    for i, name in enumerate(header):
+        values = [row[i] if len(row) == len(header) else "" for row in sample]
+        if name == label:
+            columns.append(Column(name, "label", "float32"))
+            profiles.append(profile_of(name, values, "label", "float32"))
+            continue
+        column, profile = infer(name, values, lines, str(path), forced.get(name))
+        columns.append(column)
+        profiles.append(profile)
+    if label is None:
+        return columns, profiles, []
+    labels = [row[header.index(label)] for row in sample if len(row) == len(header)]
+    return columns, profiles, labels
+
+
+def read_head(path: Path, rows: int | None = None) -> tuple[list[str], list[list[str]], list[int]]:
+    """A CSV file's header, checked, its first ``rows`` rows (default
+    :data:`SAMPLE_ROWS`) and their line numbers."""
+    rows = SAMPLE_ROWS if rows is None else rows
     if path.stat().st_size == 0:
         raise DcnError(f"{path}: empty file")
+    sample: list[list[str]] = []
+    lines: list[int] = []
     with _open_text(path) as handle:
         reader = csv.reader(handle)
         with _reading(path, reader):
             header = next(reader, None)
             if not header:
                 raise DcnError(f"{path}: empty file")
-            sample = [row for _, row in zip(range(rows), reader, strict=False)]
+            for row in reader:
+                if len(sample) >= rows:
+                    break
+                if row:
+                    sample.append(row)
+                    lines.append(reader.line_num)
     check_header(header, path)
-    return header, sample
+    return header, sample, lines
 
 
 def check_header(header: list[str], path: Path) -> None:
@@ -429,25 +440,6 @@ def check_header(header: list[str], path: Path) -> None:
         if name in header[:i]:
             first = header.index(name) + 1
             raise DcnError(f"{path}:1: column {name!r} appears twice (columns {first} and {i + 1})")
-
-
-def _int64(value: str) -> int:
-    """``value`` as an integer that fits 64 bits (a larger id reads as text), or ValueError."""
-    number = int(value)
-    if not -(2**63) <= number < 2**63:
-        raise ValueError(f"{value} is beyond int64")
-    return number
-
-
-def _all(values: list[str], parse) -> bool:
-    if not values:
-        return False
-    try:
-        for value in values:
-            parse(value)
-    except ValueError:
-        return False
-    return True
 
 
 CRITEO_COLUMNS = (

@@ -9,8 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dcn_cli.data.delimited import check_header, check_roles
-from dcn_cli.data.schema import EXTRA, Column, Schema
+from dcn_cli.data import delimited
+from dcn_cli.data.delimited import check_header
+from dcn_cli.data.infer import Profile, check_roles, infer, notes, profile_of
+from dcn_cli.data.schema import IGNORE, Column, Schema
 from dcn_cli.data.table import ARROW_TYPES, CHUNK_ROWS, DECODED_PER_BYTE, Chunk, Table
 from dcn_cli.errors import DcnError
 
@@ -47,12 +49,14 @@ def _typed(schema: Schema, chunk: Chunk, path: Path, start: int) -> Chunk:
     columns = []
     for column in schema.columns:
         values = chunk[column.name]
-        if column.role == EXTRA:
+        if column.role == IGNORE:
             pass  # handed on as it is
         elif column.dtype == "string":
             values = values.cast(pa.string()).fill_null("")  # a missing category is its own value
         else:
-            if values.null_count:
+            if values.null_count and column.fill_empty:
+                values = values.fill_null(0)
+            elif values.null_count:
                 row = start + int(
                     np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]
                 )
@@ -106,40 +110,87 @@ def parquet_table(
     categorical: str | None = None,
     numerical: str | None = None,
     task: str | None = None,
+    ignore: str | None = None,
 ) -> Table:
-    """One Parquet file with ``--label``; roles follow the column types (text: categorical)."""
+    """One Parquet file with ``--label``. Roles follow the column types (text:
+    categorical; numbers: numerical), and for integers and text the rules of
+    :mod:`dcn_cli.data.infer` on the first rows (ids ignored, codes categorical)."""
     if not label:
         raise DcnError(f"{path}: a Parquet file needs --label COL to name its label column")
-    fields = _open(path).schema_arrow
+    columns, profiles, labels = infer_parquet(path, label, categorical, numerical, ignore)
+    if task is None:
+        task = "binary" if labels and set(labels) <= {0, 1} else "regression"
+    schema = Schema(columns=columns, task=task, source={"kind": "parquet", "path": str(path)})
+    if not schema.features:
+        raise DcnError(f"{path}: no feature columns besides the label {label!r}")
+    table = parquet_files_table(schema, [path], str(path))
+    table.profiles = profiles
+    table.notes = notes(profiles)
+    return table
+
+
+def infer_parquet(
+    path: Path,
+    label: str | None,
+    categorical: str | None = None,
+    numerical: str | None = None,
+    ignore: str | None = None,
+) -> tuple[list[Column], list[Profile], list]:
+    """Each column of a Parquet file and its profile from the first rows, as dcn would
+    read them with these options; and the first labels."""
+    handle = _open(path)
+    fields = handle.schema_arrow
     header = list(fields.names)
     check_header(header, path)
-    forced_cat, forced_num = check_roles(header, label, categorical, numerical, path)
-    columns = []
+    forced = check_roles(header, label, categorical, numerical, path, ignore)
+    first = next(handle.iter_batches(batch_size=delimited.SAMPLE_ROWS), None)
+    columns, profiles = [], []
     for field in fields:
-        kind = field.type
-        if pa.types.is_dictionary(kind):
-            kind = kind.value_type
-        text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        values = first.column(field.name) if first is not None else pa.array([], field.type)
         if field.name == label:
+            kind = field.type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and not (
+                pa.types.is_boolean(kind)
+            ):
+                raise DcnError(f"{path}: label {label!r} holds {kind}; a label must hold numbers")
             columns.append(Column(field.name, "label", "float32"))
-        elif field.name in forced_num:
-            columns.append(Column(field.name, "numerical", "float32"))
-        elif field.name in forced_cat or text:
-            integer = pa.types.is_integer(kind) or pa.types.is_boolean(kind)
-            columns.append(Column(field.name, "categorical", "int64" if integer else "string"))
-        elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-            columns.append(Column(field.name, "numerical", "float32"))
-        else:
-            raise DcnError(
-                f"{path}: column {field.name!r} holds {field.type}, which dcn cannot use; "
-                "expected numbers or text"
-            )
-    kind = fields.field(label).type
-    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
-        raise DcnError(f"{path}: label {label!r} holds {kind}; a label must hold numbers")
-    if task is None:
-        first = next(_open(path).iter_batches(batch_size=10_000, columns=[label]), None)
-        values = set(first.column(0).to_pylist()) if first is not None else set()
-        task = "binary" if values and values <= {0, 1} else "regression"
-    schema = Schema(columns=columns, task=task, source={"kind": "parquet", "path": str(path)})
-    return parquet_files_table(schema, [path], str(path))
+            profiles.append(profile_of(field.name, _cells(values, False), "label", "float32"))
+            continue
+        column, profile = _infer(field, values, path, forced.get(field.name))
+        columns.append(column)
+        profiles.append(profile)
+    labels = first.column(label).to_pylist() if first is not None and label else []
+    return columns, profiles, labels
+
+
+def _cells(values: pa.Array, integer: bool) -> list[str]:
+    return ["" if v is None else str(int(v) if integer else v) for v in values.to_pylist()]
+
+
+def _infer(field: pa.Field, values: pa.Array, path: Path, forced: str | None):
+    """The column and profile of one Parquet column from its first rows."""
+    kind = field.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+        values = values.cast(kind)
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    integer = pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+    if not (text or integer or pa.types.is_floating(kind)):
+        raise DcnError(
+            f"{path}: column {field.name!r} holds {field.type}, which dcn cannot use; "
+            "expected numbers or text"
+        )
+    cells = _cells(values, integer)
+    rows = list(range(1, len(cells) + 1))
+    column, profile = infer(field.name, cells, rows, f"{path}: row", forced)
+    if forced is None and text and column.role != IGNORE:
+        column.role, column.dtype = "categorical", "string"  # text stays text
+    elif forced is None and pa.types.is_floating(kind):
+        column.role, column.dtype = "numerical", "float32"
+    elif column.role == "categorical" and column.dtype == "string" and integer:
+        column.dtype = "int64" if not values.null_count else "string"
+    column.fill_empty = column.role == "numerical" and values.null_count > 0
+    profile.role, profile.dtype = column.role, column.dtype
+    if not integer and column.role != IGNORE:
+        profile.warning = None  # typed text or numbers: taken as typed
+    return column, profile

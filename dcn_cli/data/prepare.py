@@ -32,7 +32,7 @@ from dcn_cli.data.schema import Column, Schema
 from dcn_cli.data.splits import SPLITS, TEST, TRAIN, VALIDATION, coded, count_rows, split_chunks
 from dcn_cli.data.table import Chunk, Table, concat, head, to_numpy
 from dcn_cli.errors import DcnError
-from dcn_cli.settings import FLOAT32_MAX, check
+from dcn_cli.settings import FLOAT32_MAX, MIN_COUNT, check
 
 HASH_THRESHOLD = 100_000  # distinct training values above which a feature is hashed
 OOV_TOKENS = {"string": "[UNK]", "int64": -1}  # what StringLookup / IntegerLookup reserve
@@ -46,10 +46,13 @@ class DataOptions:
     hash_buckets: dict[str, int] = field(default_factory=dict)  # feature -> buckets, forced
     memory_budget: int = field(default_factory=lambda: environment.memory_budget())
     cache: bool = True
+    min_count: int = MIN_COUNT  # training rows a value needs to get its own embedding row
+    validation_optional: bool = False  # an empty validation split is no error (early stopping)
 
     def __post_init__(self) -> None:
         check("validation", self.validation, "the validation fraction")
         check("hash_buckets", self.hash_buckets, "--hash-buckets")
+        check("min_count", self.min_count, "--min-count")
 
     def keyed(self) -> dict[str, Any]:
         """The options that change what the pass learns, for the cache's key."""
@@ -57,6 +60,7 @@ class DataOptions:
             "validation": self.validation,
             "hash_threshold": self.hash_threshold,
             "hash_buckets": sorted(self.hash_buckets.items()),
+            "min_count": self.min_count,
         }
 
 
@@ -226,7 +230,9 @@ def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
     if sum(rows) == 0:
         raise DcnError(f"{table.name}: no data rows")
     for code, name in ((TRAIN, "training"), (TEST, "test"), (VALIDATION, "validation")):
-        if rows[code] == 0 and (code != VALIDATION or options.validation):
+        if rows[code] == 0 and (
+            code != VALIDATION or options.validation and not options.validation_optional
+        ):
             raise DcnError(
                 f"{table.name}: the {name} split is empty ({sum(rows)} rows in all); "
                 "dcn needs rows to train, validate and test on"
@@ -298,6 +304,10 @@ def _feature_spec(column: Column, stat: _Stats, options: DataOptions, where: str
     # Most frequent first; ties by the value's text, so the order is deterministic.
     counts = counts.append_column("text", pc.cast(counts["value"], pa.string()))
     counts = counts.sort_by([("count", "descending"), ("text", "ascending")])
+    # Values rarer than --min-count share the out-of-vocabulary row; the commonest
+    # value keeps its own, so that a feature always has one.
+    frequent = pc.greater_equal(counts["count"], options.min_count)
+    counts = counts.filter(frequent) if pc.any(frequent).as_py() else counts.slice(0, 1)
     # Keras' lookup layers reserve a token for unseen values ("[UNK]", or -1 for
     # integers) and strip it from a vocabulary: the value is then out of vocabulary.
     reserved = OOV_TOKENS[column.dtype]

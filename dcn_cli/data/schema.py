@@ -15,10 +15,10 @@ from typing import Any
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json, write_json
 
-ROLES = ("categorical", "numerical", "label")
-# Read and handed on, never a feature: the columns ``dcn predict`` copies to its output
-# (ids, a label). Only dcn gives it; a schema.json may not.
-EXTRA = "extra"
+# ``ignore``: read as text and handed on, never a feature (a row id, a column left
+# out with --ignore, the ids ``dcn predict`` copies to its output).
+IGNORE = "ignore"
+ROLES = ("categorical", "numerical", "label", IGNORE)
 SCHEMA_FORMAT = 1
 
 
@@ -41,7 +41,13 @@ def _expect(value: Any, kind: type | tuple[type, ...], what: str, where: str) ->
 
 
 JsonKind = type | tuple[type, ...]
-_COLUMN_KEYS: dict[str, JsonKind] = {"name": str, "role": str, "dtype": str, "normalize": bool}
+_COLUMN_KEYS: dict[str, JsonKind] = {
+    "name": str,
+    "role": str,
+    "dtype": str,
+    "normalize": bool,
+    "fill_empty": bool,
+}
 _SCHEMA_KEYS: dict[str, JsonKind] = {
     "task": str,
     "files": list,
@@ -86,6 +92,11 @@ class Column:
     role: str
     dtype: str = "float32"
     normalize: bool = True  # numerical columns: scale with training-split statistics
+    fill_empty: bool = False  # numerical columns: an empty cell reads as 0 (else an error)
+
+    def __post_init__(self) -> None:
+        if self.role == IGNORE:
+            self.dtype = "string"  # never a feature: any text will do
 
 
 @dataclass
@@ -127,7 +138,7 @@ class Schema:
 
     @property
     def features(self) -> list[Column]:
-        return [c for c in self.columns if c.role not in ("label", EXTRA)]
+        return [c for c in self.columns if c.role not in ("label", IGNORE)]
 
     def validate(self, where: str = "schema") -> None:
         for column in self.columns:

@@ -29,6 +29,7 @@ from dcn_cli.data.delimited import (
     looks_like_criteo,
     read_head,
 )
+from dcn_cli.data.infer import parse_names
 from dcn_cli.data.movielens import (
     ArchiveFiles,
     movielens_1m_table,
@@ -36,10 +37,10 @@ from dcn_cli.data.movielens import (
     tfds_table,
 )
 from dcn_cli.data.parquet import parquet_columns, parquet_files_table, parquet_table
-from dcn_cli.data.schema import EXTRA, Column, Schema
+from dcn_cli.data.schema import IGNORE, Column, Schema
 from dcn_cli.data.table import Table, from_columns
 from dcn_cli.errors import DcnError
-from dcn_cli.settings import from_json, parse_pairs
+from dcn_cli.settings import MIN_COUNT, from_json, parse_pairs
 
 if TYPE_CHECKING:
     from dcn_cli.data.features import FeatureSpec
@@ -59,6 +60,8 @@ class DataSpec:
     task: str | None = None
     hash_buckets: str | None = None
     validation: float = 0.0
+    ignore: str | None = None  # columns that are never features
+    min_count: int = MIN_COUNT  # training rows a category needs for its own embedding row
 
     def to_record(self, checkpoint: Path) -> dict[str, Any]:
         """These settings for config.json, the data's path made to travel.
@@ -86,24 +89,47 @@ class DataSpec:
         is located: as saved, else relative to the checkpoint; when neither
         exists, an error says what is missing.
         """
-        spec = from_json(cls, record["data"], "config.json: data")
+        saved = record["data"]
+        spec = from_json(cls, saved, "config.json: data")
+        if "min_count" not in saved:
+            spec.min_count = 1  # before dcn 0.4 every value had its own row
+        if isinstance(saved.get("schema"), dict) and spec.label:
+            _pin_roles(spec, saved["schema"])
         if checkpoint is not None:
-            spec.data = locate(record["data"], Path(checkpoint))
+            spec.data = locate(saved, Path(checkpoint))
         return spec
 
     def open(self) -> Table:
         if self.data is None:
             return builtin_mixer_table()
-        return open_table(self.data, self.label, self.categorical, self.numerical, self.task)
+        return open_table(
+            self.data, self.label, self.categorical, self.numerical, self.task, self.ignore
+        )
 
-    def prepare(self, table: Table | None = None) -> Prepared:
-        """The rows' splits and encodings (``table``: these rows, opened already)."""
+    def prepare(self, table: Table | None = None, validation_optional: bool = False) -> Prepared:
+        """The rows' splits and encodings (``table``: these rows, opened already).
+        With ``validation_optional`` an empty validation split is no error."""
         from dcn_cli.data.prepare import DataOptions, prepare
 
         options = DataOptions(
-            validation=self.validation, hash_buckets=parse_pairs(self.hash_buckets or "")
+            validation=self.validation,
+            hash_buckets=parse_pairs(self.hash_buckets or ""),
+            min_count=self.min_count,
+            validation_optional=validation_optional,
         )
         return prepare(table or self.open(), options)
+
+
+def _pin_roles(spec: DataSpec, schema: dict[str, Any]) -> None:
+    """Read a CSV or Parquet file with the roles it was trained with, whatever dcn would
+    infer today: each column's role, as saved, becomes an option."""
+    roles: dict[str, list[str]] = {"categorical": [], "numerical": [], IGNORE: []}
+    for column in schema.get("columns", []):
+        if isinstance(column, dict) and column.get("role") in roles:
+            roles[column["role"]].append(str(column.get("name")))
+    spec.categorical = ",".join(roles["categorical"]) or None
+    spec.numerical = ",".join(roles["numerical"]) or None
+    spec.ignore = ",".join(roles[IGNORE]) or None
 
 
 def _split_source(data: str | None) -> tuple[str, Path | None]:
@@ -170,17 +196,19 @@ def open_table(
     categorical: str | None = None,
     numerical: str | None = None,
     task: str | None = None,
+    ignore: str | None = None,
 ) -> Table:
-    """Resolve what ``--data`` names into a :class:`Table`."""
+    """Resolve what ``--data`` names into a :class:`Table`; ``ignore`` names columns
+    that are never features."""
     if task is not None and task not in ("regression", "binary"):
         raise DcnError(f"unknown task {task!r}; expected regression or binary")
     if data.startswith("tfds:"):
-        return tfds_table(data[len("tfds:") :])
+        return _ignoring(tfds_table(data[len("tfds:") :]), ignore)
     if data.startswith("criteo:"):
         path = Path(data[len("criteo:") :])
         if not path.is_file():
             raise DcnError(f"{path}: no such file")
-        return criteo_table(path)
+        return _ignoring(criteo_table(path), ignore)
     path = Path(data)
     if not path.exists():
         raise DcnError(f"{path}: no such file or directory")
@@ -210,13 +238,30 @@ def open_table(
     elif path.stat().st_size == 0:
         raise DcnError(f"{path}: empty file")
     elif path.suffix in PARQUET:
-        return parquet_table(path, label, categorical, numerical, task)
+        return parquet_table(path, label, categorical, numerical, task, ignore)
     elif looks_like_criteo(path) and not label:
         table = criteo_table(path)
     else:
-        return csv_table(path, label, categorical, numerical, task)
+        return csv_table(path, label, categorical, numerical, task, ignore)
     if task is not None and task != table.schema.task:
         table.schema.task = task
+    return _ignoring(table, ignore)
+
+
+def _ignoring(table: Table, ignore: str | None) -> Table:
+    """``table`` with the columns ``--ignore`` names read as text and never used."""
+    columns = {c.name: c for c in table.schema.columns}
+    for name in parse_names(ignore):
+        if name not in columns:
+            raise DcnError(
+                f"{table.name}: --ignore names {name!r}, which is not a column "
+                f"(columns: {', '.join(columns)})"
+            )
+        if columns[name].role == "label":
+            raise DcnError(f"{table.name}: {name!r} is the label; --ignore cannot name it")
+        columns[name].role, columns[name].dtype = IGNORE, "string"
+    if not table.schema.features:
+        raise DcnError(f"{table.name}: --ignore leaves no feature columns")
     return table
 
 
@@ -276,7 +321,7 @@ def _scoring_file(
         header = parquet_columns(path)
         check_header(header, path)
     else:
-        header, _ = read_head(path, rows=0)
+        header = read_head(path, rows=0)[0]
     kinds = {f.name: f for f in features}
     columns = []
     for name in header:
@@ -285,7 +330,7 @@ def _scoring_file(
         elif name == label and with_label:
             columns.append(Column(name, "label", "float32"))
         elif name == label or name in keep or not parquet:  # a CSV's reader reads every column
-            columns.append(Column(name, EXTRA, "string"))
+            columns.append(Column(name, IGNORE, "string"))
     check_features(columns, features, path)  # each one found takes the feature's type
     _check_kept(columns, keep, path)
     if with_label and label not in header:

@@ -38,6 +38,8 @@ class Table:
     files: list[Path] = field(default_factory=list)  # what the cache key looks at; [] = no cache
     # Where row r (from 0) of shard s is, for messages: "file:line" for text files.
     locate: Callable[[int, int], str] | None = None
+    notes: list[str] = field(default_factory=list)  # warnings about the columns, for the user
+    profiles: list[Any] = field(default_factory=list)  # infer.Profile of each feature column
 
     def chunks(self) -> Iterator[Chunk]:
         """Every chunk of every shard, in order."""

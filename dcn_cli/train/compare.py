@@ -10,6 +10,7 @@ first model listed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import time
@@ -24,7 +25,7 @@ from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path, write_json, write_text
 from dcn_cli.model.config import ModelConfig
 from dcn_cli.model.presets import MODEL_KEYS, resolve_model
-from dcn_cli.settings import check
+from dcn_cli.settings import AUTO_VALIDATION, check
 from dcn_cli.train.run import TrainSettings, make_optimizer
 
 STEPS_PER_CALL = 200  # at least this many steps per call of the step function
@@ -62,19 +63,29 @@ def compare(
     dropout: float | None = None,
     precision: str | None = None,
     progress=None,
+    warn=None,
 ) -> dict[str, Any]:
     """Train every model ``runs`` times; return the comparison as a JSON-able dict.
 
     ``progress`` (the CLI's is :class:`dcn_cli.commands.render.CompareProgress`) is an
     engine hook that also hears ``starting(name, seed)`` before each run and
-    ``run_done(name, seed, metric, value, seconds)`` after it.
+    ``run_done(name, seed, metric, value, seconds)`` after it. ``warn`` takes the
+    warnings about the data's columns (a callable of one string).
     """
     check("runs", runs, "--runs")
     if not models:
         raise DcnError("name at least one model to compare")
     settings.validate()
     resolved = [resolve_model(spec) for spec in models]
-    prepared = data.prepare()
+    table = data.open()
+    automatic = bool(settings.patience) and not data.validation
+    if automatic:
+        data = dataclasses.replace(data, validation=AUTO_VALIDATION)
+    prepared = data.prepare(table, validation_optional=automatic)
+    for note in table.notes if warn is not None else []:
+        warn(note)
+    if not prepared.rows["validation"]:
+        settings = dataclasses.replace(settings, patience=0)
     metric = "auc" if prepared.task == "binary" else "rmse"
     backend.load()
     from dcn_cli.model.factory import count_trainable_params
@@ -114,6 +125,7 @@ def compare(
             "batch_size": settings.batch_size,
             "lr": settings.lr,
             "optimizer": settings.optimizer,
+            "patience": settings.patience or 0,
             "runs": runs,
             "precision": precision or "float32",
         },
@@ -134,6 +146,7 @@ def _runs(
     keras = backend.load()
     from dcn_cli.model.factory import build_model
     from dcn_cli.train.engine import Engine, compile_model
+    from dcn_cli.train.hooks import EarlyStopping
 
     scores, seconds = [], []
     keras.utils.set_random_seed(0)
@@ -157,10 +170,12 @@ def _runs(
             progress.starting(name, seed)
         start = time.perf_counter()
         try:
+            stopping = [EarlyStopping(settings.patience)] if settings.patience else []
             engine.fit(
                 settings.epochs,
                 seed,
-                hooks=[progress] if progress is not None else [],
+                hooks=stopping + ([progress] if progress is not None else []),
+                validate=bool(settings.patience),
                 calls_per_epoch=_calls_per_epoch(engine.steps_per_epoch()),
             )
         except DcnError as err:

@@ -23,7 +23,18 @@ from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
 from dcn_cli.model import checkpoint
 from dcn_cli.model.config import ModelConfig
-from dcn_cli.settings import BATCH_SIZE, EPOCHS, LR, OPTIMIZER, WEIGHT_DECAY, check, flag, from_json
+from dcn_cli.settings import (
+    AUTO_VALIDATION,
+    BATCH_SIZE,
+    EPOCHS,
+    LR,
+    OPTIMIZER,
+    PATIENCE,
+    WEIGHT_DECAY,
+    check,
+    flag,
+    from_json,
+)
 from dcn_cli.train.distribute import cluster_shape, is_chief
 
 PROGRESS_UPDATES = 20  # progress-bar updates per epoch (calls of the engine's step function)
@@ -36,7 +47,7 @@ class TrainSettings:
     lr: float = LR
     optimizer: str = OPTIMIZER
     seed: int = 0
-    patience: int | None = None
+    patience: int | None = PATIENCE  # 0 or None: train every epoch
     weight_decay: float = WEIGHT_DECAY
 
     def validate(self) -> None:
@@ -90,9 +101,18 @@ def train(
     chief = is_chief(strategy)
     if chief:
         checkpoint.claim(out, force)
-    if settings.patience and not data.validation:
-        data = dataclasses.replace(data, validation=0.1)
-    prepared = data.prepare(table)
+    automatic = bool(settings.patience) and not data.validation
+    if automatic:
+        data = dataclasses.replace(data, validation=AUTO_VALIDATION)
+    prepared = data.prepare(table, validation_optional=automatic)
+    for note in table.notes if warn is not None and chief else []:
+        warn(note)  # after the pass: a run that fails on its data shows one error line
+    if automatic and not prepared.rows["validation"]:
+        settings = dataclasses.replace(settings, patience=0)
+        if warn is not None and chief:
+            warn(
+                f"{table.name}: too few rows to hold out a validation split; early stopping is off"
+            )
     config = ModelConfig(features=prepared.features, task=prepared.task, **model_config)
     for note in config.warnings():
         if warn is not None and chief:
