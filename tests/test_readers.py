@@ -321,7 +321,7 @@ def test_encoder_gives_the_models_own_ids(tmp_path):
     model, config = _model(prepared)
     encoder_model, _ = split_model(model, config)
     test = prepared.memory["test"]  # values the vocabularies never saw are among them
-    ids, numbers, _ = Encoder(config.features).packed(test, prepared.label)
+    ids, numbers, _, _ = Encoder(config.features).packed(test, prepared.label)
     ours = Encoder(config.features).unpacked(tf.constant(ids), tf.constant(numbers))
     raw = {f.name: tf.constant(prepared.arrays("test")[f.name]) for f in config.features}
     theirs = encoder_model(raw)

@@ -31,6 +31,7 @@ def compare(
     task: opt.Task = None,
     hash_buckets: opt.HashBuckets = None,
     ignore: opt.Ignore = None,
+    weight: opt.Weight = None,
     min_count: opt.MinCount = settings.MIN_COUNT,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Directory for comparison.json/.csv/.png.")

@@ -24,6 +24,7 @@ def describe(
     categorical: opt.Categorical = None,
     numerical: opt.Numerical = None,
     ignore: opt.Ignore = None,
+    weight: opt.Weight = None,
     task: opt.Task = None,
     schema_out: Annotated[
         Path | None,
@@ -45,7 +46,7 @@ def describe(
     from dcn_cli.data.describe import write_schema
     from dcn_cli.data.sources import DataSpec
 
-    spec = DataSpec(data, label, categorical, numerical, task, ignore=ignore)
+    spec = DataSpec(data, label, categorical, numerical, task, ignore=ignore, weight=weight)
     described = run(spec)
     written = write_schema(described, schema_out, force) if schema_out is not None else None
     render.description(described.to_dict(), json_out, written)

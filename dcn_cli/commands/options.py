@@ -22,7 +22,7 @@ def choices(name: str) -> dict:
     return {"metavar": "|".join(values), "autocompletion": lambda: list(values)}
 
 
-COLUMN_OPTIONS = ("label", "categorical", "numerical", "ignore")
+COLUMN_OPTIONS = ("label", "categorical", "numerical", "ignore", "weight")
 
 
 def check_columns(params: dict[str, Any]) -> None:
@@ -138,6 +138,10 @@ Patience = Annotated[
 Ignore = Annotated[
     str | None,
     typer.Option(help="Comma-separated columns that are never features (ids, leaks)."),
+]
+Weight = Annotated[
+    str | None,
+    typer.Option(help="Column of row weights (>= 0) for the loss and every metric; not a feature."),
 ]
 MinCount = Annotated[
     int,

@@ -40,6 +40,7 @@ def train(
     task: opt.Task = None,
     hash_buckets: opt.HashBuckets = None,
     ignore: opt.Ignore = None,
+    weight: opt.Weight = None,
     min_count: opt.MinCount = settings.MIN_COUNT,
     arch: opt.Arch = "stacked",
     cross_type: opt.CrossType = "matrix",

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from dcn_cli.data.infer import Profile, check_roles, infer, notes, profile_of
-from dcn_cli.data.schema import Column, Schema
+from dcn_cli.data.schema import WEIGHT, Column, Schema
 from dcn_cli.data.table import (
     ARROW_TYPES,
     CHUNK_ROWS,
@@ -135,6 +135,8 @@ def _checked(schema: Schema, chunk: Chunk, fill: bool) -> Chunk:
             and ((array != 0) & (array != 1)).any()
         ):
             raise _Rejected("not binary")
+        if column.role == WEIGHT and (array < 0).any():
+            raise _Rejected("negative weight")
     return chunk
 
 
@@ -253,6 +255,11 @@ def _chunk(schema: Schema, cells, path: Path, lines: list[int], fill: bool) -> C
         array = _convert(values, column, path, lines, fill)
         if column.role == "label" and schema.task == "binary":
             _check_binary(array, column, path, lines)
+        if column.role == WEIGHT and (array < 0).any():
+            i = int(np.flatnonzero(array < 0)[0])
+            raise DcnError(
+                f"{path}:{lines[i]}: weight {column.name!r} is {values[i]}; a weight must be >= 0"
+            )
         columns[column.name] = array
     return from_columns(schema, columns)
 
@@ -282,6 +289,8 @@ def _convert(values: list[str], column: Column, path: Path, lines: list[int], fi
                     "64-bit integer; give the column dtype string"
                 )
         except (ValueError, OverflowError):
+            if value == "" and column.role == WEIGHT:
+                raise DcnError(f"{path}:{lines[i]}: weight {column.name!r} is empty") from None
             if value == "":
                 raise DcnError(
                     f"{path}:{lines[i]}: column {column.name!r} is empty; the first rows had no "
@@ -357,18 +366,13 @@ def line_of(schema: Schema, path: Path, row: int) -> int:
 
 
 def csv_table(
-    path: Path,
-    label: str | None,
-    categorical: str | None = None,
-    numerical: str | None = None,
-    task: str | None = None,
-    ignore: str | None = None,
+    path: Path, label: str | None, given: dict[str, str | None], task: str | None = None
 ) -> Table:
     """A CSV file with a header; column roles inferred from the first rows
     (:mod:`dcn_cli.data.infer`), the warnings about them in ``table.notes``."""
     if not label:
         raise DcnError(f"{path}: a CSV file needs --label COL to name its label column")
-    columns, profiles, labels = infer_csv(path, label, categorical, numerical, ignore)
+    columns, profiles, labels = infer_csv(path, label, given)
     if task is None:
         task = "binary" if labels and set(labels) <= {"0", "1", "0.0", "1.0"} else "regression"
     schema = Schema(columns=columns, task=task, source={"kind": "csv", "path": str(path)})
@@ -381,17 +385,13 @@ def csv_table(
 
 
 def infer_csv(
-    path: Path,
-    label: str | None,
-    categorical: str | None = None,
-    numerical: str | None = None,
-    ignore: str | None = None,
+    path: Path, label: str | None, given: dict[str, str | None]
 ) -> tuple[list[Column], list[Profile], list[str]]:
     """Each column of a CSV file and its profile, from the first rows, as dcn would read
-    them with these options; and the sampled labels (``label`` None: every column is
-    profiled as a feature)."""
+    them with the roles ``given`` (see :func:`~dcn_cli.data.infer.check_roles`); and the
+    sampled labels (``label`` None: every column is profiled as a feature)."""
     header, sample, lines = read_head(path)
-    forced = check_roles(header, label, categorical, numerical, path, ignore)
+    forced = check_roles(header, label, given, path)
     columns, profiles = [], []
     for i, name in enumerate(header):
         values = [row[i] if len(row) == len(header) else "" for row in sample]

@@ -18,7 +18,7 @@ from dcn_cli.data import delimited
 from dcn_cli.data.delimited import infer_csv
 from dcn_cli.data.infer import Profile, notes, profile_of
 from dcn_cli.data.parquet import infer_parquet
-from dcn_cli.data.schema import Schema
+from dcn_cli.data.schema import IGNORE, WEIGHT, Schema
 from dcn_cli.data.sources import PARQUET, DataSpec, looks_like_criteo
 from dcn_cli.data.table import head, to_numpy
 from dcn_cli.errors import DcnError
@@ -43,9 +43,13 @@ def describe(spec: DataSpec) -> Description:
     path = _own_file(spec)
     if path is not None:
         infer = infer_parquet if path.suffix in PARQUET else infer_csv
-        columns, profiles, labels = infer(
-            path, spec.label, spec.categorical, spec.numerical, spec.ignore
-        )
+        given = {
+            "categorical": spec.categorical,
+            "numerical": spec.numerical,
+            IGNORE: spec.ignore,
+            WEIGHT: spec.weight,
+        }
+        columns, profiles, labels = infer(path, spec.label, given)
         task = spec.task or (_task(labels) if spec.label else None)
         schema = Schema(columns=columns, task=task or "regression", files=[str(path)])
         if path.suffix in PARQUET:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dcn_cli.data.schema import IGNORE, Column
+from dcn_cli.data.schema import IGNORE, WEIGHT, Column
 from dcn_cli.errors import DcnError
 
 ID_MIN_ROWS = 100  # sampled rows below which no column is called an id
@@ -174,6 +174,8 @@ def _role(profile: Profile, forced: str | None, integers: list[int], exact: bool
         return "numerical", "float32"
     if forced == "categorical":
         return "categorical", codes
+    if forced == WEIGHT:
+        return WEIGHT, "float32"
     if forced == IGNORE or profile.kind in ("integer", "text") and _is_id(profile):
         return IGNORE, "string"
     if profile.kind in ("text", "empty"):
@@ -223,21 +225,22 @@ def parse_names(text: str | None) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()] if text else []
 
 
+GIVEN = ("categorical", "numerical", IGNORE, WEIGHT)  # the roles options give columns
+
+
 def check_roles(
-    header: list[str],
-    label: str | None,
-    categorical: str | None,
-    numerical: str | None,
-    where: Path,
-    ignore: str | None = None,
+    header: list[str], label: str | None, given: dict[str, str | None], where: Path
 ) -> dict[str, str]:
-    """``--label``, ``--categorical``, ``--numerical`` and ``--ignore`` name columns that
-    exist, once each; the role each of the last three gives, by column name."""
+    """``--label`` and ``given`` (``--categorical``, ``--numerical``, ``--ignore``,
+    ``--weight``: comma-separated names by role) name columns that exist, once each;
+    the role each column is given, by name."""
     roles: dict[str, str] = {}
     if label is not None and label not in header:
         raise DcnError(f"{where}: no label column {label!r} (columns: {', '.join(header)})")
-    given = (("categorical", categorical), ("numerical", numerical), (IGNORE, ignore))
-    for role, names in given:
+    if len(parse_names(given.get(WEIGHT))) > 1:
+        raise DcnError(f"{where}: --weight names one column, got {given[WEIGHT]!r}")
+    for role in GIVEN:
+        names = given.get(role)
         flag = f"--{role}"
         for name in parse_names(names):
             if name not in header:
@@ -252,6 +255,7 @@ def check_roles(
                     f"{where}: column {name!r} is named by both --{roles[name]} and {flag}"
                 )
             roles[name] = role
-    if label is not None and len(header) - list(roles.values()).count(IGNORE) < 2:
+    unused = list(roles.values()).count(IGNORE) + list(roles.values()).count(WEIGHT)
+    if label is not None and len(header) - unused < 2:
         raise DcnError(f"{where}: no feature columns besides the label {label!r}")
     return roles

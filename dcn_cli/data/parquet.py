@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from dcn_cli.data import delimited
 from dcn_cli.data.delimited import check_header
 from dcn_cli.data.infer import Profile, check_roles, infer, notes, profile_of
-from dcn_cli.data.schema import IGNORE, Column, Schema
+from dcn_cli.data.schema import IGNORE, WEIGHT, Column, Schema
 from dcn_cli.data.table import ARROW_TYPES, CHUNK_ROWS, DECODED_PER_BYTE, Chunk, Table
 from dcn_cli.errors import DcnError
 
@@ -78,6 +78,11 @@ def _typed(schema: Schema, chunk: Chunk, path: Path, start: int) -> Chunk:
                     f"{path}: row {start + int(bad[0]) + 1}: column {column.name!r}: "
                     f"{source[int(bad[0])].as_py()} is not a finite float32 number"
                 )
+            if column.role == WEIGHT and (array < 0).any():
+                row = start + int(np.flatnonzero(array < 0)[0]) + 1
+                raise DcnError(
+                    f"{path}: row {row}: weight {column.name!r} is negative; a weight must be >= 0"
+                )
             if column.role == "label" and schema.task == "binary":
                 bad = np.flatnonzero((array != 0) & (array != 1))
                 if len(bad):
@@ -105,19 +110,14 @@ def parquet_files_table(schema: Schema, paths: list[Path], name: str) -> Table:
 
 
 def parquet_table(
-    path: Path,
-    label: str | None,
-    categorical: str | None = None,
-    numerical: str | None = None,
-    task: str | None = None,
-    ignore: str | None = None,
+    path: Path, label: str | None, given: dict[str, str | None], task: str | None = None
 ) -> Table:
     """One Parquet file with ``--label``. Roles follow the column types (text:
     categorical; numbers: numerical), and for integers and text the rules of
     :mod:`dcn_cli.data.infer` on the first rows (ids ignored, codes categorical)."""
     if not label:
         raise DcnError(f"{path}: a Parquet file needs --label COL to name its label column")
-    columns, profiles, labels = infer_parquet(path, label, categorical, numerical, ignore)
+    columns, profiles, labels = infer_parquet(path, label, given)
     if task is None:
         task = "binary" if labels and set(labels) <= {0, 1} else "regression"
     schema = Schema(columns=columns, task=task, source={"kind": "parquet", "path": str(path)})
@@ -130,19 +130,15 @@ def parquet_table(
 
 
 def infer_parquet(
-    path: Path,
-    label: str | None,
-    categorical: str | None = None,
-    numerical: str | None = None,
-    ignore: str | None = None,
+    path: Path, label: str | None, given: dict[str, str | None]
 ) -> tuple[list[Column], list[Profile], list]:
     """Each column of a Parquet file and its profile from the first rows, as dcn would
-    read them with these options; and the first labels."""
+    read them with the roles ``given``; and the first labels."""
     handle = _open(path)
     fields = handle.schema_arrow
     header = list(fields.names)
     check_header(header, path)
-    forced = check_roles(header, label, categorical, numerical, path, ignore)
+    forced = check_roles(header, label, given, path)
     first = next(handle.iter_batches(batch_size=delimited.SAMPLE_ROWS), None)
     columns, profiles = [], []
     for field in fields:

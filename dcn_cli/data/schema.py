@@ -18,7 +18,9 @@ from dcn_cli.fileio import read_json, write_json
 # ``ignore``: read as text and handed on, never a feature (a row id, a column left
 # out with --ignore, the ids ``dcn predict`` copies to its output).
 IGNORE = "ignore"
-ROLES = ("categorical", "numerical", "label", IGNORE)
+# ``weight``: each row's weight in the loss and the metrics (>= 0), never a feature.
+WEIGHT = "weight"
+ROLES = ("categorical", "numerical", "label", IGNORE, WEIGHT)
 SCHEMA_FORMAT = 1
 
 
@@ -97,6 +99,8 @@ class Column:
     def __post_init__(self) -> None:
         if self.role == IGNORE:
             self.dtype = "string"  # never a feature: any text will do
+        elif self.role == WEIGHT:
+            self.dtype = "float32"
 
 
 @dataclass
@@ -137,8 +141,13 @@ class Schema:
         return next(c.name for c in self.columns if c.role == "label")
 
     @property
+    def weight(self) -> str | None:
+        """The column of row weights, if the rows have one."""
+        return next((c.name for c in self.columns if c.role == WEIGHT), None)
+
+    @property
     def features(self) -> list[Column]:
-        return [c for c in self.columns if c.role not in ("label", IGNORE)]
+        return [c for c in self.columns if c.role not in ("label", IGNORE, WEIGHT)]
 
     def validate(self, where: str = "schema") -> None:
         for column in self.columns:
@@ -156,6 +165,8 @@ class Schema:
         labels = [c.name for c in self.columns if c.role == "label"]
         if len(labels) != 1:
             raise DcnError(f"{where}: needs exactly one label column, found {len(labels)}")
+        if len([c for c in self.columns if c.role == WEIGHT]) > 1:
+            raise DcnError(f"{where}: at most one weight column")
         if not self.features:
             raise DcnError(f"{where}: needs at least one feature column")
         names = [c.name for c in self.columns]

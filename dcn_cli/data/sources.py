@@ -37,7 +37,7 @@ from dcn_cli.data.movielens import (
     tfds_table,
 )
 from dcn_cli.data.parquet import parquet_columns, parquet_files_table, parquet_table
-from dcn_cli.data.schema import IGNORE, Column, Schema
+from dcn_cli.data.schema import IGNORE, WEIGHT, Column, Schema
 from dcn_cli.data.table import Table, from_columns
 from dcn_cli.errors import DcnError
 from dcn_cli.settings import MIN_COUNT, from_json, parse_pairs
@@ -61,6 +61,7 @@ class DataSpec:
     hash_buckets: str | None = None
     validation: float = 0.0
     ignore: str | None = None  # columns that are never features
+    weight: str | None = None  # the column of row weights
     min_count: int = MIN_COUNT  # training rows a category needs for its own embedding row
 
     def to_record(self, checkpoint: Path) -> dict[str, Any]:
@@ -103,7 +104,13 @@ class DataSpec:
         if self.data is None:
             return builtin_mixer_table()
         return open_table(
-            self.data, self.label, self.categorical, self.numerical, self.task, self.ignore
+            self.data,
+            self.label,
+            self.categorical,
+            self.numerical,
+            self.task,
+            self.ignore,
+            self.weight,
         )
 
     def prepare(self, table: Table | None = None, validation_optional: bool = False) -> Prepared:
@@ -123,13 +130,14 @@ class DataSpec:
 def _pin_roles(spec: DataSpec, schema: dict[str, Any]) -> None:
     """Read a CSV or Parquet file with the roles it was trained with, whatever dcn would
     infer today: each column's role, as saved, becomes an option."""
-    roles: dict[str, list[str]] = {"categorical": [], "numerical": [], IGNORE: []}
+    roles: dict[str, list[str]] = {"categorical": [], "numerical": [], IGNORE: [], WEIGHT: []}
     for column in schema.get("columns", []):
         if isinstance(column, dict) and column.get("role") in roles:
             roles[column["role"]].append(str(column.get("name")))
     spec.categorical = ",".join(roles["categorical"]) or None
     spec.numerical = ",".join(roles["numerical"]) or None
     spec.ignore = ",".join(roles[IGNORE]) or None
+    spec.weight = ",".join(roles[WEIGHT]) or None
 
 
 def _split_source(data: str | None) -> tuple[str, Path | None]:
@@ -197,18 +205,20 @@ def open_table(
     numerical: str | None = None,
     task: str | None = None,
     ignore: str | None = None,
+    weight: str | None = None,
 ) -> Table:
     """Resolve what ``--data`` names into a :class:`Table`; ``ignore`` names columns
-    that are never features."""
+    that are never features, ``weight`` the column of row weights."""
+    given = {"categorical": categorical, "numerical": numerical, IGNORE: ignore, WEIGHT: weight}
     if task is not None and task not in ("regression", "binary"):
         raise DcnError(f"unknown task {task!r}; expected regression or binary")
     if data.startswith("tfds:"):
-        return _ignoring(tfds_table(data[len("tfds:") :]), ignore)
+        return _given(tfds_table(data[len("tfds:") :]), ignore, weight)
     if data.startswith("criteo:"):
         path = Path(data[len("criteo:") :])
         if not path.is_file():
             raise DcnError(f"{path}: no such file")
-        return _ignoring(criteo_table(path), ignore)
+        return _given(criteo_table(path), ignore, weight)
     path = Path(data)
     if not path.exists():
         raise DcnError(f"{path}: no such file or directory")
@@ -238,28 +248,32 @@ def open_table(
     elif path.stat().st_size == 0:
         raise DcnError(f"{path}: empty file")
     elif path.suffix in PARQUET:
-        return parquet_table(path, label, categorical, numerical, task, ignore)
+        return parquet_table(path, label, given, task)
     elif looks_like_criteo(path) and not label:
         table = criteo_table(path)
     else:
-        return csv_table(path, label, categorical, numerical, task, ignore)
+        return csv_table(path, label, given, task)
     if task is not None and task != table.schema.task:
         table.schema.task = task
-    return _ignoring(table, ignore)
+    return _given(table, ignore, weight)
 
 
-def _ignoring(table: Table, ignore: str | None) -> Table:
-    """``table`` with the columns ``--ignore`` names read as text and never used."""
+def _given(table: Table, ignore: str | None, weight: str | None) -> Table:
+    """``table`` with the columns ``--ignore`` names never used (read as text) and the
+    one ``--weight`` names as the rows' weights (a source whose roles are set already)."""
     columns = {c.name: c for c in table.schema.columns}
-    for name in parse_names(ignore):
-        if name not in columns:
-            raise DcnError(
-                f"{table.name}: --ignore names {name!r}, which is not a column "
-                f"(columns: {', '.join(columns)})"
-            )
-        if columns[name].role == "label":
-            raise DcnError(f"{table.name}: {name!r} is the label; --ignore cannot name it")
-        columns[name].role, columns[name].dtype = IGNORE, "string"
+    for role, names in ((IGNORE, ignore), (WEIGHT, weight)):
+        for name in parse_names(names):
+            if name not in columns:
+                raise DcnError(
+                    f"{table.name}: --{role} names {name!r}, which is not a column "
+                    f"(columns: {', '.join(columns)})"
+                )
+            if columns[name].role == "label":
+                raise DcnError(f"{table.name}: {name!r} is the label; --{role} cannot name it")
+            columns[name].role = role
+            columns[name].dtype = "string" if role == IGNORE else "float32"
+    table.schema.validate(table.name)
     if not table.schema.features:
         raise DcnError(f"{table.name}: --ignore leaves no feature columns")
     return table
@@ -272,6 +286,7 @@ def scoring_table(
     label: str,
     keep: list[str] | None = None,
     with_label: bool = False,
+    weight: str | None = None,
 ) -> Table:
     """The rows of ``data`` for a model of ``features``: what ``predict`` and ``evaluate
     --data`` read.
@@ -281,7 +296,8 @@ def scoring_table(
     file may lack the label unless ``with_label`` (then it is read and checked
     as a label); otherwise the label and the ``keep`` columns (ids) are handed
     on untouched. Other sources (a dataset directory, MovieLens) are opened as
-    ``--data`` opens them, label included.
+    ``--data`` opens them, label included. With ``with_label``, ``weight`` (the
+    checkpoint's column of row weights) is read as weights too, and must be there.
     """
     keep = keep or []
     prefix, path = _split_source(data)
@@ -294,13 +310,14 @@ def scoring_table(
                 raise DcnError(f"{path}: Criteo rows without their label; evaluate needs labels")
             table = criteo_table(path, labelled=False)
         elif path.suffix != ".zip":
-            return _scoring_file(path, features, task, label, keep, with_label)
+            return _scoring_file(path, features, task, label, keep, with_label, weight)
     if table is None:
         table = open_table(
             data,
             label,
             ",".join(f.name for f in features if f.kind == "categorical"),
             ",".join(f.name for f in features if f.kind == "numerical"),
+            weight=weight if with_label else None,
         )
     check_features(table.schema.columns, features, data)
     _check_kept(table.schema.columns, keep, data)
@@ -314,6 +331,7 @@ def _scoring_file(
     label: str,
     keep: list[str],
     with_label: bool,
+    weight: str | None,
 ) -> Table:
     """One CSV or Parquet file, its columns matched by name to the model's features."""
     parquet = path.suffix in PARQUET
@@ -329,12 +347,19 @@ def _scoring_file(
             columns.append(Column(name, kinds[name].kind, kinds[name].dtype))
         elif name == label and with_label:
             columns.append(Column(name, "label", "float32"))
+        elif name == weight and with_label:
+            columns.append(Column(name, WEIGHT, "float32"))
         elif name == label or name in keep or not parquet:  # a CSV's reader reads every column
             columns.append(Column(name, IGNORE, "string"))
     check_features(columns, features, path)  # each one found takes the feature's type
     _check_kept(columns, keep, path)
     if with_label and label not in header:
         raise DcnError(f"{path}: no label column {label!r}, which evaluate needs")
+    if with_label and weight is not None and weight not in header:
+        raise DcnError(
+            f"{path}: no weight column {weight!r}; the checkpoint was trained with weights, "
+            "and evaluate weights its metrics the same way"
+        )
     schema = Schema(columns=columns, task=task, source={"kind": "scoring"})
     if parquet:
         return parquet_files_table(schema, [path], str(path))

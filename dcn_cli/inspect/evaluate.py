@@ -30,9 +30,9 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
 
     from dcn_cli.model.factory import split_model
     from dcn_cli.train.engine import EVAL_BATCH, evaluate_predictions, scorer, summary
-    from dcn_cli.train.pipeline import Encoder, by_file, labels_of, scored
+    from dcn_cli.train.pipeline import Encoder, by_file, labels_of, scored, weights_of
 
-    label = checkpoint.label(record, ckpt)
+    label, weight = checkpoint.label(record, ckpt), checkpoint.weight(record, ckpt)
     saved = DataSpec.from_record(record, ckpt if data is None else None)
     model = checkpoint.load_model(ckpt, config)
     _, core = split_model(model, config)
@@ -42,12 +42,18 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
         groups = split_by_file(table, "test", saved.validation)
     else:
         # The columns take the roles and types the checkpoint's features have.
-        table = scoring_table(data, config.features, config.task, label, with_label=True)
+        table = scoring_table(
+            data, config.features, config.task, label, with_label=True, weight=weight
+        )
         groups = by_file(table)
     label = next((c.name for c in table.schema.columns if c.role == "label"), label)
+    weight = table.schema.weight
     rows = scored(groups, Encoder(config.features), scorer(core), EVAL_BATCH)
-    pairs = ((labels_of(r, label), p.reshape(-1, 1).astype(np.float32)) for r, p in rows)
-    results = evaluate_predictions(config.task, pairs)
+    triples = (
+        (labels_of(r, label), p.reshape(-1, 1).astype(np.float32), weights_of(r, weight))
+        for r, p in rows
+    )
+    results = evaluate_predictions(config.task, triples)
     if results["rows"] == 0:
         raise DcnError(f"{table.name}: no data rows")
     metrics = {**summary(results, config.task), "rows": results["rows"]}

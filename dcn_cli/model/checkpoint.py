@@ -201,6 +201,11 @@ def label(record: dict[str, Any], directory: str | Path) -> str:
     return Schema.from_dict(record["data"]["schema"], f"{directory}: data.schema").label
 
 
+def weight(record: dict[str, Any], directory: str | Path) -> str | None:
+    """The column of row weights the checkpoint was trained with, if any."""
+    return Schema.from_dict(record["data"]["schema"], f"{directory}: data.schema").weight
+
+
 def model_config(record: dict[str, Any], directory: str | Path) -> ModelConfig:
     return ModelConfig.from_dict(record["model"], source=str(Path(directory) / CONFIG))
 

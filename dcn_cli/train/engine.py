@@ -126,6 +126,7 @@ class Hook:
 class _Encoded:
     columns: list[tf.Tensor]  # per feature, in config order: ids or numbers
     labels: tf.Tensor  # (rows, 1)
+    weights: tf.Tensor  # (rows,): each row's weight (1 without a weight column)
 
     @property
     def rows(self) -> int:
@@ -263,7 +264,7 @@ class Engine:
                     return (
                         x,
                         tf.gather(data.labels, take),
-                        weights[start : start + self.per_replica],
+                        weights[start : start + self.per_replica] * tf.gather(data.weights, take),
                     )
 
             x, y, w = self.strategy.experimental_distribute_values_from_function(batch)
@@ -404,14 +405,12 @@ class Engine:
                 (
                     [_int64(c[i : i + EVAL_BATCH]) for c in data.columns],
                     data.labels[i : i + EVAL_BATCH],
+                    data.weights[i : i + EVAL_BATCH],
                 )
                 for i in range(0, data.rows, EVAL_BATCH)
             )
         else:
-            batches = (
-                (x, y)
-                for x, y, _ in streamed_batches(self.prepared, self.encoder, split, EVAL_BATCH)
-            )
+            batches = streamed_batches(self.prepared, self.encoder, split, EVAL_BATCH)
         with source_errors():  # a streamed file that changed, or went, since the run began
             results = evaluate_batches(self._predict, self.task, batches)
         del results["rows"]
@@ -442,21 +441,25 @@ def _end(hooks, engine: Engine, finished: bool) -> None:
 
 
 def evaluate_batches(predict, task: str, batches) -> dict[str, float]:
-    """Mean loss and the task's metrics of ``predict`` over ``(x, y)`` batches."""
-    return evaluate_predictions(task, ((y, predict(x)) for x, y in batches))
+    """Mean loss and the task's metrics of ``predict`` over ``(x, y)`` or ``(x, y,
+    weights)`` batches."""
+    return evaluate_predictions(task, ((y, predict(x), *w) for x, y, *w in batches))
 
 
 def evaluate_predictions(task: str, pairs) -> dict[str, float]:
-    """Mean loss and the task's metrics over ``(labels, predictions)`` pairs, ``(n, 1)`` each."""
+    """Mean loss and the task's metrics over ``(labels, predictions)`` pairs, ``(n, 1)``
+    each, or ``(labels, predictions, weights)``: then every figure is a weighted mean."""
     metrics = new_metrics(task)
-    loss_sum, rows = 0.0, 0
-    for y, y_pred in pairs:
-        loss_sum += float(tf.reduce_sum(example_losses(task, y, y_pred)))
+    loss_sum, weight_sum, rows = 0.0, 0.0, 0
+    for y, y_pred, *w in pairs:
+        weights = tf.reshape(w[0], [-1]) if w else tf.ones([tf.shape(y)[0]])
+        loss_sum += float(tf.reduce_sum(example_losses(task, y, y_pred) * weights))
+        weight_sum += float(tf.reduce_sum(weights))
         rows += int(y.shape[0])
         for metric in metrics:
-            metric.update_state(y, y_pred)
+            metric.update_state(y, y_pred, sample_weight=weights if w else None)
     results = {m.name: float(m.result()) for m in metrics}
-    return {"loss": loss_sum / max(rows, 1), **results, "rows": rows}
+    return {"loss": loss_sum / weight_sum if weight_sum else 0.0, **results, "rows": rows}
 
 
 def summary(results: dict[str, Any], task: str) -> dict[str, float]:

@@ -74,9 +74,12 @@ class Encoder:
             return chunk[name].to_numpy().reshape(-1, 1)
         return self._ids(name, chunk[name])
 
-    def packed(self, chunk: Chunk, label: str | None) -> tuple[np.ndarray, np.ndarray, Any]:
-        """``(ids (n, C) int64, numbers (n, N) float32, labels (n, 1) float32)``; the
-        labels are ``None`` when ``label`` is."""
+    def packed(
+        self, chunk: Chunk, label: str | None, weight: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, Any, Any]:
+        """``(ids (n, C) int64, numbers (n, N) float32, labels (n, 1) float32, weights (n,)
+        float32)``; labels and weights are ``None`` when ``label`` is, and the weights all
+        1 when ``weight`` (their column) is None."""
         n = chunk.num_rows
         ids = np.empty((n, len(self.categorical)), np.int64)
         for j, name in enumerate(self.categorical):
@@ -84,7 +87,9 @@ class Encoder:
         numbers = np.empty((n, len(self.numerical)), np.float32)
         for j, name in enumerate(self.numerical):
             numbers[:, j] = self.column(chunk, name)[:, 0]
-        return ids, numbers, None if label is None else labels_of(chunk, label)
+        if label is None:
+            return ids, numbers, None, None
+        return ids, numbers, labels_of(chunk, label), weights_of(chunk, weight)
 
     def _ids(self, name: str, values: pa.ChunkedArray) -> np.ndarray:
         if name in self.lookups:
@@ -95,7 +100,7 @@ class Encoder:
     def batches(self, rows: Chunk, label: str | None, size: int) -> Iterator[tuple]:
         """``rows`` encoded, ``size`` at a time: ``(core inputs, labels)``; the labels
         are ``None`` when ``label`` is."""
-        ids, numbers, y = self.packed(rows, label)
+        ids, numbers, y, _ = self.packed(rows, label)
         for start in range(0, rows.num_rows, size):
             part = slice(start, start + size)
             x = self.unpacked(tf.constant(ids[part]), tf.constant(numbers[part]))
@@ -119,6 +124,7 @@ def _signature(encoder: Encoder, rows=None):
         tf.TensorSpec((rows, len(encoder.categorical)), tf.int64),
         tf.TensorSpec((rows, len(encoder.numerical)), tf.float32),
         tf.TensorSpec((rows, 1), tf.float32),
+        tf.TensorSpec((rows,), tf.float32),
     )
 
 
@@ -150,7 +156,7 @@ def streamed_batches(
     if seed is not None:
         shards = [shards[i] for i in np.random.default_rng([seed, epoch]).permutation(len(shards))]
     before = np.cumsum([0] + [r[code] for r in prepared.shard_rows]).tolist()
-    label = prepared.label
+    label, weight = prepared.label, prepared.schema.weight
 
     def read(shard):
         shard = int(shard)
@@ -168,7 +174,7 @@ def streamed_batches(
 
         try:
             for rows in gathered(mine()):
-                yield encoder.packed(rows, label)
+                yield encoder.packed(rows, label, weight)
         except DcnError as err:
             raise in_pipeline(err) from None
         except OSError as err:  # a file removed or made unreadable since the epoch began
@@ -189,12 +195,10 @@ def streamed_batches(
         ds = ds.rebatch(SHUFFLE_STEP)
         ds = _shuffled(ds, encoder, int(np.random.default_rng([seed, epoch]).integers(2**31)))
     ds = ds.rebatch(batch_size)
-    if batches is None:
-        ds = ds.map(lambda ids, numbers, y: (ids, numbers, y, tf.ones_like(y[:, 0])))
-    else:
-        ds = ds.map(lambda ids, numbers, y: _padded(ids, numbers, y, batch_size))
-        ids, numbers, y = (tf.zeros([0, *s.shape[1:]], s.dtype) for s in signature)
-        empty = tf.data.Dataset.from_tensors(_padded(ids, numbers, y, batch_size))
+    if batches is not None:
+        ds = ds.map(lambda ids, numbers, y, w: _padded(ids, numbers, y, w, batch_size))
+        ids, numbers, y, w = (tf.zeros([0, *s.shape[1:]], s.dtype) for s in signature)
+        empty = tf.data.Dataset.from_tensors(_padded(ids, numbers, y, w, batch_size))
         ds = ds.concatenate(empty.repeat()).take(batches)
     ds = ds.map(lambda ids, numbers, y, w: (encoder.unpacked(ids, numbers), y, w))
     return ds.prefetch(2)
@@ -278,7 +282,7 @@ def _shuffled(ds: tf.data.Dataset, encoder: Encoder, seed: int) -> tf.data.Datas
     last = tf.data.Dataset.from_tensors(
         (*(tf.zeros([0, *s.shape[1:]], s.dtype) for s in signature), True)
     )
-    ds = ds.map(lambda ids, numbers, y: (ids, numbers, y, False)).concatenate(last)
+    ds = ds.map(lambda ids, numbers, y, w: (ids, numbers, y, w, False)).concatenate(last)
     empty = tuple(tf.zeros([0, *s.shape[1:]], s.dtype) for s in signature)
 
     def step(state, element):
@@ -295,10 +299,10 @@ def _shuffled(ds: tf.data.Dataset, encoder: Encoder, seed: int) -> tf.data.Datas
     return ds.scan((empty, tf.constant(0, tf.int32)), step)
 
 
-def _padded(ids, numbers, y, batch_size: int):
+def _padded(ids, numbers, y, w, batch_size: int):
     """A batch of exactly ``batch_size`` rows: the rows past the end have weight 0."""
     pad = batch_size - tf.shape(y)[0]
-    weight = tf.concat([tf.ones_like(y[:, 0]), tf.zeros([pad], tf.float32)], 0)
+    weight = tf.concat([w, tf.zeros([pad], tf.float32)], 0)
     return (
         tf.pad(ids, [[0, pad], [0, 0]]),
         tf.pad(numbers, [[0, pad], [0, 0]]),
@@ -311,8 +315,16 @@ def labels_of(chunk: Chunk, label: str) -> np.ndarray:
     return chunk[label].to_numpy().astype(np.float32).reshape(-1, 1)
 
 
+def weights_of(chunk: Chunk, weight: str | None) -> np.ndarray:
+    """Each row's weight: its ``weight`` column, or 1."""
+    if weight is None:
+        return np.ones(chunk.num_rows, np.float32)
+    return chunk[weight].to_numpy().astype(np.float32)
+
+
 def encoded_split(prepared: Prepared, split: str):
-    """A split held in memory, encoded: ``(core inputs, labels)`` as tensors on the host.
+    """A split held in memory, encoded: ``(core inputs, labels, weights)`` as tensors on
+    the host.
 
     Ids are kept as int32 (half the memory; a batch is cast back to int64).
     The encoding depends on the prepared features alone, so it is kept on
@@ -329,7 +341,11 @@ def encoded_split(prepared: Prepared, split: str):
                 columns.append(
                     tf.constant(values.astype(np.int32) if f.kind != "numerical" else values)
                 )
-            prepared.encoded[split] = (tuple(columns), tf.constant(labels_of(rows, prepared.label)))
+            prepared.encoded[split] = (
+                tuple(columns),
+                tf.constant(labels_of(rows, prepared.label)),
+                tf.constant(weights_of(rows, prepared.schema.weight)),
+            )
         prepared.release(split)
     return prepared.encoded[split]
 
