@@ -35,6 +35,9 @@ EMBEDDING_DIM = 32
 EMBEDDING_L2 = 0.003
 DROPOUT = 0.3
 DEEP_LAYERS = "192,192"
+LIST_SEPARATOR = "|"  # between the elements of a list-valued cell, unless --list says
+LIST_LENGTH = 64  # elements of a list kept per row; the rest are dropped
+POOLINGS = ("mean", "sum")
 MIN_COUNT = 2  # training rows a category needs for its own embedding row
 PATIENCE = 2  # epochs without a better validation loss before training stops; 0: never
 AUTO_VALIDATION = 0.1  # share of train held out for early stopping when none is asked
@@ -57,7 +60,8 @@ class Setting:
 
     ``kind`` is ``choice`` (one of ``choices``), ``int``, ``number`` (a finite
     float), ``sizes`` (comma-separated positive integers, or a list of them) or
-    ``pairs`` (``NAME=N,...`` with positive N, or a dict). Numbers must be at
+    ``pairs`` (``NAME=N,...`` with positive N, or a dict) or ``lists``
+    (``NAME[=SEP],...``). Numbers must be at
     least ``minimum``, and below ``below`` when it is set; ``positive`` excludes
     zero for a number.
     """
@@ -99,6 +103,8 @@ SETTINGS: dict[str, Setting] = {
     # data
     "hash_buckets": Setting("pairs"),
     "min_count": Setting("int", minimum=1),
+    "lists": Setting("lists", what="--list"),
+    "pooling": Setting("choice", POOLINGS),
     # explain
     "layer": Setting("int", minimum=0),
     "top": Setting("int", minimum=1),
@@ -139,6 +145,8 @@ def check_value(setting: Setting, value: Any, what: str) -> Any:
         return parse_sizes(value, what)
     if setting.kind == "pairs":
         return parse_pairs(value, what)
+    if setting.kind == "lists":
+        return parse_lists(value, what)
     if setting.kind == "int":
         _check_int(what, value, setting)
     else:
@@ -234,6 +242,22 @@ def parse_pairs(value: Any, what: str = "--hash-buckets") -> dict[str, int]:
         if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
             raise DcnError(f"{what} for {name!r} must be a positive integer, got {number!r}")
     return dict(value)
+
+
+def parse_lists(value: Any, what: str = "--list") -> dict[str, str]:
+    """``"genres,tags=;"`` -> ``{"genres": "|", "tags": ";"}``: list-valued columns and
+    the separator of each cell's elements (default :data:`LIST_SEPARATOR`)."""
+    lists: dict[str, str] = {}
+    for part in str(value or "").split(","):
+        if not part.strip():
+            continue
+        name, equals, separator = part.partition("=")
+        if not name.strip():
+            raise DcnError(f"{what}: {part!r} names no column")
+        if equals and not separator:
+            raise DcnError(f"{what}: the separator of {name.strip()!r} is empty")
+        lists[name.strip()] = separator or LIST_SEPARATOR
+    return lists
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,)}

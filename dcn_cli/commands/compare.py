@@ -32,6 +32,8 @@ def compare(
     hash_buckets: opt.HashBuckets = None,
     ignore: opt.Ignore = None,
     weight: opt.Weight = None,
+    lists: opt.Lists = None,
+    pooling: opt.Pooling = "mean",
     min_count: opt.MinCount = settings.MIN_COUNT,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Directory for comparison.json/.csv/.png.")
@@ -62,18 +64,9 @@ def compare(
     from dcn_cli.commands import render
     from dcn_cli.train.compare import claim_output, write_outputs
     from dcn_cli.train.compare import compare as run
-    from dcn_cli.train.run import TrainSettings
 
     claim_output(out, force)
-    spec = opt.data_spec(ctx.params)
-    training = TrainSettings(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        weight_decay=weight_decay,
-        patience=patience,
-    )
+    spec, training = opt.data_spec(ctx.params), opt.train_settings(ctx.params)
     progress = None if json_out else render.CompareProgress(runs * len(models))
     try:
         result = run(

@@ -25,6 +25,8 @@ def describe(
     numerical: opt.Numerical = None,
     ignore: opt.Ignore = None,
     weight: opt.Weight = None,
+    lists: opt.Lists = None,
+    pooling: opt.Pooling = "mean",
     task: opt.Task = None,
     schema_out: Annotated[
         Path | None,
@@ -47,6 +49,7 @@ def describe(
     from dcn_cli.data.sources import DataSpec
 
     spec = DataSpec(data, label, categorical, numerical, task, ignore=ignore, weight=weight)
+    spec.lists, spec.pooling = lists, pooling
     described = run(spec)
     written = write_schema(described, schema_out, force) if schema_out is not None else None
     render.description(described.to_dict(), json_out, written)

@@ -22,7 +22,7 @@ def choices(name: str) -> dict:
     return {"metavar": "|".join(values), "autocompletion": lambda: list(values)}
 
 
-COLUMN_OPTIONS = ("label", "categorical", "numerical", "ignore", "weight")
+COLUMN_OPTIONS = ("label", "categorical", "numerical", "ignore", "weight", "lists")
 
 
 def check_columns(params: dict[str, Any]) -> None:
@@ -45,6 +45,16 @@ def data_spec(params: dict[str, Any]):
 
     names = {f.name for f in dataclasses.fields(DataSpec)}
     return DataSpec(**{name: value for name, value in params.items() if name in names})
+
+
+def train_settings(params: dict[str, Any]):
+    """The TrainSettings of a command's options (those named like its fields)."""
+    import dataclasses
+
+    from dcn_cli.train.run import TrainSettings
+
+    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    return TrainSettings(**{name: value for name, value in params.items() if name in names})
 
 
 def from_command_line(ctx: typer.Context, name: str) -> bool:
@@ -142,6 +152,17 @@ Ignore = Annotated[
 Weight = Annotated[
     str | None,
     typer.Option(help="Column of row weights (>= 0) for the loss and every metric; not a feature."),
+]
+Lists = Annotated[
+    str | None,
+    typer.Option(
+        "--list",
+        help="List-valued columns, each cell's elements joined by SEP: NAME[=SEP],... "
+        "(default SEP |), e.g. genres or tags=;. Parquet list columns need no flag.",
+    ),
+]
+Pooling = Annotated[
+    str, typer.Option(help="How a list's element embeddings pool.", **choices("pooling"))
 ]
 MinCount = Annotated[
     int,

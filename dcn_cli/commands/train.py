@@ -41,6 +41,8 @@ def train(
     hash_buckets: opt.HashBuckets = None,
     ignore: opt.Ignore = None,
     weight: opt.Weight = None,
+    lists: opt.Lists = None,
+    pooling: opt.Pooling = "mean",
     min_count: opt.MinCount = settings.MIN_COUNT,
     arch: opt.Arch = "stacked",
     cross_type: opt.CrossType = "matrix",

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from dcn_cli.data.infer import Profile, check_roles, infer, notes, profile_of
+from dcn_cli.data.infer import Profile, as_list, check_roles, infer, notes, profile_of
 from dcn_cli.data.schema import WEIGHT, Column, Schema
 from dcn_cli.data.table import (
     ARROW_TYPES,
@@ -400,6 +400,7 @@ def infer_csv(
             profiles.append(profile_of(name, values, "label", "float32"))
             continue
         column, profile = infer(name, values, lines, str(path), forced.get(name))
+        as_list(column, profile, given)
         columns.append(column)
         profiles.append(profile)
     if label is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from dcn_cli.data import delimited
 from dcn_cli.data.delimited import infer_csv
-from dcn_cli.data.infer import Profile, notes, profile_of
+from dcn_cli.data.infer import LIST, Profile, notes, profile_of
 from dcn_cli.data.parquet import infer_parquet
 from dcn_cli.data.schema import IGNORE, WEIGHT, Schema
 from dcn_cli.data.sources import PARQUET, DataSpec, looks_like_criteo
@@ -48,6 +48,8 @@ def describe(spec: DataSpec) -> Description:
             "numerical": spec.numerical,
             IGNORE: spec.ignore,
             WEIGHT: spec.weight,
+            LIST: spec.lists,
+            "pooling": spec.pooling,
         }
         columns, profiles, labels = infer(path, spec.label, given)
         task = spec.task or (_task(labels) if spec.label else None)

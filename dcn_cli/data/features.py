@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcn_cli.errors import DcnError
-from dcn_cli.settings import FLOAT32_MAX, Setting, check_finite, check_value
+from dcn_cli.settings import FLOAT32_MAX, POOLINGS, Setting, check_finite, check_value
 
 FEATURE_KINDS = ("categorical", "numerical")
 DTYPES = ("string", "int64", "float32")
@@ -21,6 +21,7 @@ KIND = Setting("choice", FEATURE_KINDS)
 DTYPE = Setting("choice", DTYPES)
 POSITIVE = Setting("int", minimum=1)
 COUNT = Setting("int", minimum=0)
+POOLING = Setting("choice", POOLINGS)
 
 
 @dataclass
@@ -43,6 +44,11 @@ class FeatureSpec:
     embedding_dim: int | None = None
     mean: float | None = None
     variance: float | None = None
+    # A list-valued feature: each cell's elements, split at ``separator``, are looked up
+    # (or hashed) one by one; the first ``max_length`` are embedded and pooled.
+    separator: str | None = None
+    max_length: int | None = None
+    pooling: str = "mean"
 
     def validate(self) -> None:
         where = f"feature {self.name!r}"
@@ -69,6 +75,11 @@ class FeatureSpec:
             if getattr(self, name) is not None:
                 check_value(POSITIVE, getattr(self, name), f"{name} of {where}")
         check_value(COUNT, self.num_oov, f"num_oov of {where}")
+        if self.separator is not None:
+            if self.dtype != "string" or not isinstance(self.separator, str) or not self.separator:
+                raise DcnError(f"{where}: a list feature takes text and a non-empty separator")
+            check_value(POSITIVE, self.max_length, f"max_length of {where}")
+            check_value(POOLING, self.pooling, f"pooling of {where}")
         if self.vocabulary is not None:
             if not isinstance(self.vocabulary, list):
                 raise DcnError(f"vocabulary of {where} must be a list, got {self.vocabulary!r}")
@@ -82,6 +93,14 @@ class FeatureSpec:
         if self.hash_buckets is not None:
             return self.hash_buckets
         return len(self.vocabulary or []) + self.num_oov
+
+    @property
+    def is_list(self) -> bool:
+        return self.separator is not None
+
+    def ids(self) -> int:
+        """How many ids the feature's core input holds per row: 1, or a list's length."""
+        return (self.max_length or 1) if self.is_list else 1
 
     def width(self, default_embedding_dim: int) -> int:
         """How many columns this feature takes in the cross input."""

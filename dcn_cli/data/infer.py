@@ -32,6 +32,7 @@ from typing import Any
 
 from dcn_cli.data.schema import IGNORE, WEIGHT, Column
 from dcn_cli.errors import DcnError
+from dcn_cli.settings import parse_lists
 
 ID_MIN_ROWS = 100  # sampled rows below which no column is called an id
 STRAY_SHARE = 0.05  # a numeric column may have at most this share of non-numbers as strays
@@ -135,6 +136,15 @@ def infer(
     ), profile
 
 
+def as_list(column: Column, profile: Profile, given: dict[str, str | None]) -> None:
+    """Make ``column`` a list column if ``given`` (``--list``) names it."""
+    lists = parse_lists(given.get(LIST))
+    if column.name in lists:
+        column.separator = lists[column.name]
+        column.pooling = given.get("pooling") or "mean"
+        profile.role = f"list ({column.separator})"
+
+
 def notes(profiles: list[Profile]) -> list[str]:
     """The warnings to print for a table: one line per id or stray value, and one line
     naming every column read as category codes."""
@@ -176,6 +186,8 @@ def _role(profile: Profile, forced: str | None, integers: list[int], exact: bool
         return "categorical", codes
     if forced == WEIGHT:
         return WEIGHT, "float32"
+    if forced == LIST:
+        return "categorical", "string"
     if forced == IGNORE or profile.kind in ("integer", "text") and _is_id(profile):
         return IGNORE, "string"
     if profile.kind in ("text", "empty"):
@@ -226,6 +238,7 @@ def parse_names(text: str | None) -> list[str]:
 
 
 GIVEN = ("categorical", "numerical", IGNORE, WEIGHT)  # the roles options give columns
+LIST = "list"  # --list NAME[=SEP]: a categorical column of lists
 
 
 def check_roles(
@@ -239,8 +252,10 @@ def check_roles(
         raise DcnError(f"{where}: no label column {label!r} (columns: {', '.join(header)})")
     if len(parse_names(given.get(WEIGHT))) > 1:
         raise DcnError(f"{where}: --weight names one column, got {given[WEIGHT]!r}")
-    for role in GIVEN:
+    for role in (*GIVEN, LIST):
         names = given.get(role)
+        if role == LIST:
+            names = ",".join(parse_lists(names))
         flag = f"--{role}"
         for name in parse_names(names):
             if name not in header:

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dcn_cli.data import delimited
 from dcn_cli.data.delimited import check_header
-from dcn_cli.data.infer import Profile, check_roles, infer, notes, profile_of
+from dcn_cli.data.infer import LIST, Profile, as_list, check_roles, infer, notes, profile_of
 from dcn_cli.data.schema import IGNORE, WEIGHT, Column, Schema
 from dcn_cli.data.table import ARROW_TYPES, CHUNK_ROWS, DECODED_PER_BYTE, Chunk, Table
 from dcn_cli.errors import DcnError
+from dcn_cli.settings import parse_lists
 
 
 def parquet_columns(path: Path) -> list[str]:
@@ -51,6 +53,8 @@ def _typed(schema: Schema, chunk: Chunk, path: Path, start: int) -> Chunk:
         values = chunk[column.name]
         if column.role == IGNORE:
             pass  # handed on as it is
+        elif column.separator is not None:
+            values = pc.fill_null(joined(values, column.separator).cast(pa.string()), "")
         elif column.dtype == "string":
             values = values.cast(pa.string()).fill_null("")  # a missing category is its own value
         else:
@@ -152,11 +156,35 @@ def infer_parquet(
             columns.append(Column(field.name, "label", "float32"))
             profiles.append(profile_of(field.name, _cells(values, False), "label", "float32"))
             continue
+        if _is_list(field.type):  # list<string> or list<int>: a list feature, always
+            given = {**given, LIST: ",".join([given.get(LIST) or "", field.name])}
+            forced[field.name] = LIST
+            values = joined(values, parse_lists(given[LIST])[field.name])
+            field = pa.field(field.name, pa.string())
         column, profile = _infer(field, values, path, forced.get(field.name))
+        as_list(column, profile, given)
         columns.append(column)
         profiles.append(profile)
     labels = first.column(label).to_pylist() if first is not None and label else []
     return columns, profiles, labels
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        return False
+    element = kind.value_type
+    return pa.types.is_string(element) or pa.types.is_integer(element)
+
+
+def joined(values, separator: str):
+    """A Parquet list column as text: each row's elements joined by ``separator``, as a
+    CSV cell holds them (a missing list: no elements)."""
+    if not _is_list(values.type):
+        return values
+    text = values.cast(
+        pa.large_list(pa.string()) if pa.types.is_large_list(values.type) else pa.list_(pa.string())
+    )
+    return pc.fill_null(pc.binary_join(text, separator), "")
 
 
 def _cells(values: pa.Array, integer: bool) -> list[str]:

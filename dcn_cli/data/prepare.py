@@ -32,7 +32,7 @@ from dcn_cli.data.schema import Column, Schema
 from dcn_cli.data.splits import SPLITS, TEST, TRAIN, VALIDATION, coded, count_rows, split_chunks
 from dcn_cli.data.table import Chunk, Table, concat, head, to_numpy
 from dcn_cli.errors import DcnError
-from dcn_cli.settings import FLOAT32_MAX, MIN_COUNT, check
+from dcn_cli.settings import FLOAT32_MAX, LIST_LENGTH, MIN_COUNT, check
 
 HASH_THRESHOLD = 100_000  # distinct training values above which a feature is hashed
 OOV_TOKENS = {"string": "[UNK]", "int64": -1}  # what StringLookup / IntegerLookup reserve
@@ -143,6 +143,7 @@ class _Stats:
     """Running training-split statistics for one feature."""
 
     counts: list[pa.Table] | None = None  # categorical: (values, counts) parts, until hashed
+    longest: int = 0  # a list feature: the most elements a training row holds
     total: float = 0.0
     total_sq: float = 0.0
     n: int = 0
@@ -255,6 +256,9 @@ def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
 
 
 def _update(stat: _Stats, values: pa.ChunkedArray, column: Column, options: DataOptions) -> None:
+    if column.separator is not None:  # a list: its elements are what is counted
+        values, lengths = elements(values, column.separator)
+        stat.longest = max(stat.longest, int(lengths.max(initial=0)))
     if column.role == "categorical":
         if stat.counts is None:
             return
@@ -274,6 +278,19 @@ def _update(stat: _Stats, values: pa.ChunkedArray, column: Column, options: Data
     stat.total += float(as64.sum())
     stat.total_sq += float(np.square(as64).sum())
     stat.n += len(as64)
+
+
+def elements(values, separator: str) -> tuple[pa.Array, np.ndarray]:
+    """The non-empty elements of list cells, in order, and how many each cell holds."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    parts = pc.split_pattern(values, separator)
+    flat = pc.list_flatten(parts)
+    keep = pc.not_equal(flat, "")
+    rows = pc.list_parent_indices(parts).to_numpy()
+    kept = np.asarray(keep.to_numpy(zero_copy_only=False), bool)
+    lengths = np.bincount(rows[kept], minlength=len(values))
+    return pc.filter(flat, keep), lengths
 
 
 def _merged(parts: list[pa.Table]) -> pa.Table:
@@ -298,7 +315,9 @@ def _feature_spec(column: Column, stat: _Stats, options: DataOptions, where: str
     counts = _merged(stat.counts) if stat.counts else None
     if counts is None or counts.num_rows > options.hash_threshold:
         buckets = options.hash_buckets.get(column.name, options.hash_threshold)
-        return FeatureSpec(column.name, "categorical", column.dtype, hash_buckets=buckets)
+        return FeatureSpec(
+            column.name, "categorical", column.dtype, hash_buckets=buckets, **_list_of(column, stat)
+        )
     if counts.num_rows == 0:
         raise DcnError(f"feature {column.name!r} has no values in the training split")
     # Most frequent first; ties by the value's text, so the order is deterministic.
@@ -314,4 +333,15 @@ def _feature_spec(column: Column, stat: _Stats, options: DataOptions, where: str
     vocabulary = [v for v in counts["value"].to_pylist() if v != reserved]
     if not vocabulary:
         raise DcnError(f"feature {column.name!r} has no values in the training split")
-    return FeatureSpec(column.name, "categorical", column.dtype, vocabulary=vocabulary)
+    return FeatureSpec(
+        column.name, "categorical", column.dtype, vocabulary=vocabulary, **_list_of(column, stat)
+    )
+
+
+def _list_of(column: Column, stat: _Stats) -> dict[str, Any]:
+    """A list feature's settings: its separator, pooling and length (the longest training
+    list, at most :data:`~dcn_cli.settings.LIST_LENGTH`)."""
+    if column.separator is None:
+        return {}
+    length = min(max(stat.longest, 1), LIST_LENGTH)
+    return {"separator": column.separator, "pooling": column.pooling, "max_length": length}

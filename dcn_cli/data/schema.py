@@ -14,6 +14,7 @@ from typing import Any
 
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json, write_json
+from dcn_cli.settings import POOLINGS
 
 # ``ignore``: read as text and handed on, never a feature (a row id, a column left
 # out with --ignore, the ids ``dcn predict`` copies to its output).
@@ -36,6 +37,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], what: str, where: str) ->
                 float: "a number",
                 list: "a list",
                 dict: "an object",
+                type(None): "null",
             }[k]
             for k in kinds
         )
@@ -49,6 +51,8 @@ _COLUMN_KEYS: dict[str, JsonKind] = {
     "dtype": str,
     "normalize": bool,
     "fill_empty": bool,
+    "separator": (str, type(None)),
+    "pooling": str,
 }
 _SCHEMA_KEYS: dict[str, JsonKind] = {
     "task": str,
@@ -95,6 +99,10 @@ class Column:
     dtype: str = "float32"
     normalize: bool = True  # numerical columns: scale with training-split statistics
     fill_empty: bool = False  # numerical columns: an empty cell reads as 0 (else an error)
+    # List-valued categorical columns: the separator between a cell's elements (a Parquet
+    # list column is read as its elements joined by it), and how their embeddings pool.
+    separator: str | None = None
+    pooling: str = "mean"
 
     def __post_init__(self) -> None:
         if self.role == IGNORE:
@@ -162,6 +170,18 @@ class Schema:
                 )
             if column.role == "numerical" and column.dtype == "string":
                 raise DcnError(f"{where}: numerical column {column.name!r} has dtype 'string'")
+            if column.separator is not None and (
+                column.role != "categorical" or column.dtype != "string" or not column.separator
+            ):
+                raise DcnError(
+                    f"{where}: column {column.name!r} has a separator; only a categorical "
+                    "column of dtype string holds lists, and its separator is not empty"
+                )
+            if column.pooling not in POOLINGS:
+                raise DcnError(
+                    f"{where}: column {column.name!r}: pooling must be one of "
+                    f"{', '.join(POOLINGS)}, got {column.pooling!r}"
+                )
         labels = [c.name for c in self.columns if c.role == "label"]
         if len(labels) != 1:
             raise DcnError(f"{where}: needs exactly one label column, found {len(labels)}")

@@ -29,7 +29,7 @@ from dcn_cli.data.delimited import (
     looks_like_criteo,
     read_head,
 )
-from dcn_cli.data.infer import parse_names
+from dcn_cli.data.infer import LIST, parse_names
 from dcn_cli.data.movielens import (
     ArchiveFiles,
     movielens_1m_table,
@@ -40,7 +40,7 @@ from dcn_cli.data.parquet import parquet_columns, parquet_files_table, parquet_t
 from dcn_cli.data.schema import IGNORE, WEIGHT, Column, Schema
 from dcn_cli.data.table import Table, from_columns
 from dcn_cli.errors import DcnError
-from dcn_cli.settings import MIN_COUNT, from_json, parse_pairs
+from dcn_cli.settings import MIN_COUNT, from_json, parse_lists, parse_pairs
 
 if TYPE_CHECKING:
     from dcn_cli.data.features import FeatureSpec
@@ -62,6 +62,8 @@ class DataSpec:
     validation: float = 0.0
     ignore: str | None = None  # columns that are never features
     weight: str | None = None  # the column of row weights
+    lists: str | None = None  # list-valued columns: NAME[=SEP],...
+    pooling: str = "mean"  # how a list's element embeddings are pooled
     min_count: int = MIN_COUNT  # training rows a category needs for its own embedding row
 
     def to_record(self, checkpoint: Path) -> dict[str, Any]:
@@ -111,6 +113,8 @@ class DataSpec:
             self.task,
             self.ignore,
             self.weight,
+            self.lists,
+            self.pooling,
         )
 
     def prepare(self, table: Table | None = None, validation_optional: bool = False) -> Prepared:
@@ -132,12 +136,15 @@ def _pin_roles(spec: DataSpec, schema: dict[str, Any]) -> None:
     infer today: each column's role, as saved, becomes an option."""
     roles: dict[str, list[str]] = {"categorical": [], "numerical": [], IGNORE: [], WEIGHT: []}
     for column in schema.get("columns", []):
-        if isinstance(column, dict) and column.get("role") in roles:
+        if isinstance(column, dict) and column.get("role") in roles and not column.get("separator"):
             roles[column["role"]].append(str(column.get("name")))
     spec.categorical = ",".join(roles["categorical"]) or None
     spec.numerical = ",".join(roles["numerical"]) or None
     spec.ignore = ",".join(roles[IGNORE]) or None
     spec.weight = ",".join(roles[WEIGHT]) or None
+    lists = [c for c in schema.get("columns", []) if isinstance(c, dict) and c.get("separator")]
+    spec.lists = ",".join(f"{c['name']}={c['separator']}" for c in lists) or None
+    spec.pooling = next((str(c.get("pooling", "mean")) for c in lists), "mean")
 
 
 def _split_source(data: str | None) -> tuple[str, Path | None]:
@@ -206,19 +213,23 @@ def open_table(
     task: str | None = None,
     ignore: str | None = None,
     weight: str | None = None,
+    lists: str | None = None,
+    pooling: str | None = None,
 ) -> Table:
     """Resolve what ``--data`` names into a :class:`Table`; ``ignore`` names columns
-    that are never features, ``weight`` the column of row weights."""
+    that are never features, ``weight`` the column of row weights, ``lists`` the
+    list-valued ones (``NAME[=SEP],...``), pooled by ``pooling``."""
     given = {"categorical": categorical, "numerical": numerical, IGNORE: ignore, WEIGHT: weight}
+    given |= {LIST: lists, "pooling": pooling}
     if task is not None and task not in ("regression", "binary"):
         raise DcnError(f"unknown task {task!r}; expected regression or binary")
     if data.startswith("tfds:"):
-        return _given(tfds_table(data[len("tfds:") :]), ignore, weight)
+        return _given(tfds_table(data[len("tfds:") :]), given)
     if data.startswith("criteo:"):
         path = Path(data[len("criteo:") :])
         if not path.is_file():
             raise DcnError(f"{path}: no such file")
-        return _given(criteo_table(path), ignore, weight)
+        return _given(criteo_table(path), given)
     path = Path(data)
     if not path.exists():
         raise DcnError(f"{path}: no such file or directory")
@@ -255,15 +266,17 @@ def open_table(
         return csv_table(path, label, given, task)
     if task is not None and task != table.schema.task:
         table.schema.task = task
-    return _given(table, ignore, weight)
+    return _given(table, given)
 
 
-def _given(table: Table, ignore: str | None, weight: str | None) -> Table:
-    """``table`` with the columns ``--ignore`` names never used (read as text) and the
-    one ``--weight`` names as the rows' weights (a source whose roles are set already)."""
+def _given(table: Table, given: dict[str, str | None]) -> Table:
+    """``table`` (a source whose roles are set already) with the columns ``--ignore``
+    names never used (read as text), the one ``--weight`` names as the rows' weights,
+    and those ``--list`` names as lists."""
     columns = {c.name: c for c in table.schema.columns}
-    for role, names in ((IGNORE, ignore), (WEIGHT, weight)):
-        for name in parse_names(names):
+    lists = parse_lists(given.get(LIST))
+    for role, names in ((IGNORE, given.get(IGNORE)), (WEIGHT, given.get(WEIGHT)), (LIST, lists)):
+        for name in parse_names(",".join(names) if isinstance(names, dict) else names):
             if name not in columns:
                 raise DcnError(
                     f"{table.name}: --{role} names {name!r}, which is not a column "
@@ -271,6 +284,11 @@ def _given(table: Table, ignore: str | None, weight: str | None) -> Table:
                 )
             if columns[name].role == "label":
                 raise DcnError(f"{table.name}: {name!r} is the label; --{role} cannot name it")
+            if role == LIST:
+                columns[name].role, columns[name].dtype = "categorical", "string"
+                columns[name].separator = lists[name]
+                columns[name].pooling = given.get("pooling") or "mean"
+                continue
             columns[name].role = role
             columns[name].dtype = "string" if role == IGNORE else "float32"
     table.schema.validate(table.name)

@@ -219,6 +219,7 @@ def load_model(directory: str | Path, config: ModelConfig | None = None):
 
     keras = backend.load()
     import dcn_cli.model.layers  # noqa: F401  registers the custom layers
+    import dcn_cli.model.lists  # noqa: F401  and those of list features
     import dcn_cli.model.optimizers  # noqa: F401  and the optimizers in the compiled model
     from dcn_cli.model.factory import build_model
 

@@ -22,6 +22,7 @@ import keras
 from dcn_cli.data.features import FeatureSpec
 from dcn_cli.model.config import ModelConfig
 from dcn_cli.model.layers import CrossNetwork
+from dcn_cli.model.lists import ListLookup, PooledEmbedding
 
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Names this module gives its own layers; a feature called so would clash.
@@ -65,6 +66,8 @@ def _encode(feature: FeatureSpec, tensor, config: ModelConfig):
                 mean=[feature.mean], variance=[feature.variance], name=f"norm_{name}"
             )(x)
         return x
+    if feature.is_list:
+        return _encode_list(feature, tensor, config)
     if feature.hash_buckets is not None:
         ids = keras.layers.Hashing(num_bins=feature.hash_buckets, name=f"hash_{name}")(tensor)
     else:
@@ -80,6 +83,29 @@ def _encode(feature: FeatureSpec, tensor, config: ModelConfig):
     return keras.layers.Embedding(
         input_dim=feature.input_size(),
         output_dim=feature.width(config.embedding_dim),
+        embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None,
+        dtype=config.precision,
+        name=f"embed_{name}",
+    )(ids)
+
+
+def _encode_list(feature: FeatureSpec, tensor, config: ModelConfig):
+    """A list feature's strings -> its elements' ids -> one pooled embedding."""
+    name = layer_name(feature.name)
+    prefix = "lookup" if feature.hash_buckets is None else "hash"
+    ids = ListLookup(
+        separator=feature.separator or "",
+        length=feature.ids(),
+        vocabulary=None if feature.vocabulary is None else list(feature.vocabulary),
+        hash_buckets=feature.hash_buckets,
+        num_oov=feature.num_oov,
+        name=f"{prefix}_{name}",
+    )(tensor)
+    l2 = config.embedding_l2
+    return PooledEmbedding(
+        input_dim=feature.input_size(),
+        output_dim=feature.width(config.embedding_dim),
+        pooling=feature.pooling,
         embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None,
         dtype=config.precision,
         name=f"embed_{name}",

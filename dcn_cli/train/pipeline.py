@@ -37,7 +37,8 @@ PARALLEL_SHARDS = 2  # shards read at once (pyarrow parses each piece on every c
 
 
 class Encoder:
-    """Arrow chunks -> the core's inputs: per feature ``(n,)`` int64 ids or ``(n, 1)`` numbers.
+    """Arrow chunks -> the core's inputs: per feature ``(n,)`` int64 ids, ``(n, L)`` ids
+    of a list's first L elements (-1 past its end), or ``(n, 1)`` numbers.
 
     The same ids as the model's own lookup and hashing layers give (a test
     checks), computed from the features alone.
@@ -67,12 +68,31 @@ class Encoder:
                 )
         self.categorical = [f.name for f in features if f.kind == "categorical"]
         self.numerical = [f.name for f in features if f.kind == "numerical"]
+        self.width = {f.name: f.ids() for f in features}  # id columns of each feature
+        self.separator = {f.name: f.separator or "" for f in features if f.is_list}
 
     def column(self, chunk: Chunk, name: str) -> np.ndarray:
-        """One feature's core input: ``(n,)`` int64 ids, or ``(n, 1)`` float32 numbers."""
+        """One feature's core input: ``(n,)`` int64 ids, ``(n, L)`` a list's, or
+        ``(n, 1)`` float32 numbers."""
         if name in self.numerical:
             return chunk[name].to_numpy().reshape(-1, 1)
+        if name in self.separator:
+            return self._list_ids(name, chunk[name])
         return self._ids(name, chunk[name])
+
+    def _list_ids(self, name: str, values) -> np.ndarray:
+        """A list feature's ids: its elements looked up one by one, each row's first
+        ``L`` in columns 0..L-1, and -1 where a row has fewer."""
+        from dcn_cli.data.prepare import elements
+
+        flat, lengths = elements(values, self.separator[name])
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        position = np.arange(len(rows)) - np.repeat(starts, lengths)
+        keep = position < self.width[name]
+        ids = np.full((len(lengths), self.width[name]), -1, np.int64)
+        ids[rows[keep], position[keep]] = self._ids(name, flat)[keep]
+        return ids
 
     def packed(
         self, chunk: Chunk, label: str | None, weight: str | None = None
@@ -81,9 +101,11 @@ class Encoder:
         float32)``; labels and weights are ``None`` when ``label`` is, and the weights all
         1 when ``weight`` (their column) is None."""
         n = chunk.num_rows
-        ids = np.empty((n, len(self.categorical)), np.int64)
-        for j, name in enumerate(self.categorical):
-            ids[:, j] = self.column(chunk, name)
+        ids = np.empty((n, sum(self.width[name] for name in self.categorical)), np.int64)
+        j = 0
+        for name in self.categorical:
+            ids[:, j : j + self.width[name]] = self.column(chunk, name).reshape(n, -1)
+            j += self.width[name]
         numbers = np.empty((n, len(self.numerical)), np.float32)
         for j, name in enumerate(self.numerical):
             numbers[:, j] = self.column(chunk, name)[:, 0]
@@ -113,6 +135,9 @@ class Encoder:
             if f.kind == "numerical":
                 out.append(numbers[:, n : n + 1])
                 n += 1
+            elif f.is_list:
+                out.append(ids[:, c : c + self.width[f.name]])
+                c += self.width[f.name]
             else:
                 out.append(ids[:, c])
                 c += 1
@@ -121,7 +146,7 @@ class Encoder:
 
 def _signature(encoder: Encoder, rows=None):
     return (
-        tf.TensorSpec((rows, len(encoder.categorical)), tf.int64),
+        tf.TensorSpec((rows, sum(encoder.width[n] for n in encoder.categorical)), tf.int64),
         tf.TensorSpec((rows, len(encoder.numerical)), tf.float32),
         tf.TensorSpec((rows, 1), tf.float32),
         tf.TensorSpec((rows,), tf.float32),
