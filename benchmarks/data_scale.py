@@ -110,8 +110,8 @@ def child(args) -> None:
     timing(checkpoint, "save_model", "save_s")
     imported = time.perf_counter() - START
     model = {**MODEL, "arch": args.arch}
-    settings = TrainSettings(epochs=args.epochs, batch_size=BATCH)
-    result = train(model, DataSpec(args.data), settings, args.out, force=True)
+    settings = TrainSettings(epochs=args.epochs, batch_size=BATCH, patience=0)
+    result = train(model, DataSpec(args.data, min_count=1), settings, args.out, force=True)
     peak = peak_mib()
     print(
         json.dumps(
@@ -275,7 +275,7 @@ def pipeline(work: Path) -> dict:
     from dcn_cli.train.pipeline import Encoder, streamed_batches
 
     os.environ["DCN_MEMORY_BUDGET_MB"] = "0"
-    prepared = DataSpec(str(dataset(work, 5_000_000))).prepare()
+    prepared = DataSpec(str(dataset(work, 5_000_000)), min_count=1).prepare()
     encoder = Encoder(prepared.features)
     start, rows = time.perf_counter(), 0
     for _, y, _ in streamed_batches(prepared, encoder, "train", BATCH, seed=0):

@@ -91,7 +91,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         ckpts = {"500k": Path(tmp) / "ckpt-500k", "5M": Path(tmp) / "ckpt-5M"}
-        train(MODEL, DataSpec(str(small)), TrainSettings(epochs=1, batch_size=4096), ckpts["500k"])
+        train(
+            MODEL,
+            DataSpec(str(small), min_count=1),
+            TrainSettings(epochs=1, batch_size=4096, patience=0),
+            ckpts["500k"],
+        )
         shutil.copytree(ckpts["500k"], ckpts["5M"])
         config = ckpts["5M"] / "config.json"
         record = json.loads(config.read_text())

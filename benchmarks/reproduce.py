@@ -94,7 +94,9 @@ def toy(runs: int) -> None:
     print(f"\nCross network median RMSE over {runs} seeds: {np.median(rmses):.3g}")
 
 
-TUTORIAL_FLAGS = "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --dropout 0 --patience 0"
+TUTORIAL_FLAGS = (
+    "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --dropout 0 --patience 0 --min-count 1"
+)
 
 
 def compare_flops(result: dict, data: str, settings) -> float:
@@ -121,13 +123,19 @@ def comparison(
     peak: float,
     embedding_l2: float,
     dropout: float,
+    min_count: int,
 ) -> None:
     from dcn_cli.data.sources import DataSpec
     from dcn_cli.train.compare import compare
 
     start = time.perf_counter()
     result = compare(
-        models, runs, DataSpec(data), settings, embedding_l2=embedding_l2, dropout=dropout
+        models,
+        runs,
+        DataSpec(data, min_count=min_count),
+        settings,
+        embedding_l2=embedding_l2,
+        dropout=dropout,
     )
     wall = time.perf_counter() - start
     rows = result["rows"]
@@ -184,7 +192,7 @@ def speed(data: str, runs: int, repeats: int) -> None:
             results[precision] = compare(
                 ["dcn", "dcn-lr", "dnn"],
                 runs,
-                DataSpec(data),
+                DataSpec(data, min_count=1),
                 settings,
                 embedding_l2=0.0,
                 dropout=0.0,
@@ -286,6 +294,7 @@ def main() -> None:
                 peak,
                 embedding_l2=0.0,
                 dropout=0.0,
+                min_count=1,  # the tutorial embeds every movie and user it sees
             )
         if "defaults" in sections:
             comparison(
@@ -297,6 +306,7 @@ def main() -> None:
                 peak,
                 embedding_l2=settings.EMBEDDING_L2,
                 dropout=settings.DROPOUT,
+                min_count=settings.MIN_COUNT,
             )
         if "speed" in sections:
             speed(args.ml100k, args.runs, args.repeats)

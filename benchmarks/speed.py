@@ -56,7 +56,7 @@ def dcn_job(path: str, job: str) -> dict:
         if job == "train":
             result = train(
                 {"arch": "stacked", **TUTORIAL_MODEL},
-                DataSpec(path),
+                DataSpec(path, min_count=1),
                 _settings(),
                 out=Path(tmp) / "ckpt",
             )
@@ -65,7 +65,7 @@ def dcn_job(path: str, job: str) -> dict:
             result = compare(
                 ["dcn", "dcn-lr", "dnn"],
                 5,
-                DataSpec(path),
+                DataSpec(path, min_count=1),
                 _settings(),
                 embedding_l2=0.0,
                 dropout=0.0,

@@ -111,7 +111,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         tmp = Path(tmp)
         ckpt = tmp / "ckpt"
-        train(MODEL, DataSpec(str(small)), TrainSettings(epochs=1, batch_size=4096), ckpt)
+        train(
+            MODEL,
+            DataSpec(str(small), min_count=1),
+            TrainSettings(epochs=1, batch_size=4096, patience=0),
+            ckpt,
+        )
         runs: dict[str, list[dict]] = {"500k": [], "5M": []}
         for _ in range(args.repeats):
             for name, data in (("500k", small), ("5M", large)):

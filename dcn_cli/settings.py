@@ -39,7 +39,7 @@ LIST_SEPARATOR = "|"  # between the elements of a list-valued cell, unless --lis
 LIST_LENGTH = 64  # elements of a list kept per row; the rest are dropped
 POOLINGS = ("mean", "sum")
 MIN_COUNT = 2  # training rows a category needs for its own embedding row
-PATIENCE = 2  # epochs without a better validation loss before training stops; 0: never
+PATIENCE = 5  # epochs without a better validation loss before training stops; 0: never
 AUTO_VALIDATION = 0.1  # share of train held out for early stopping when none is asked
 
 ARCHS = ("stacked", "parallel", "cross", "deep")

@@ -239,7 +239,11 @@ def write_ml100k(directory: Path) -> Path:
     (directory / "u.data").write_text(
         "1\t242\t3\t881250949\n2\t302\t4\t891717742\n3\t242\t1\t878887116\n1\t51\t2\t880606923\n"
     )
-    (directory / "u.item").write_text("242|Kolya (1996)|24-Jan-1997||x|0|0|0\n")
+    flags = ["0"] * 19
+    flags[5] = flags[8] = "1"  # Comedy, Drama
+    (directory / "u.item").write_text(
+        f"242|Kolya (1996)|24-Jan-1997||x|{'|'.join(flags)}\n51|Legends (1994)|||x|{'0|' * 18}0\n"
+    )
     return directory
 
 
@@ -264,6 +268,11 @@ def test_movielens_100k_directory_and_zip(tmp_path):
         assert chunk["user_gender"].to_pylist() == [1, 0, 1, 1]
         assert chunk["bucketized_user_age"].to_pylist() == [18, 50, 1, 18]
         assert chunk["user_rating"].to_pylist() == [3.0, 4.0, 1.0, 2.0]
+        # The genres are read (a movie not in u.item has none), but are no feature
+        # unless --list movie_genres asks.
+        assert chunk["movie_genres"].to_pylist() == ["Comedy|Drama", "", "Comedy|Drama", ""]
+    listed = open_table(str(directory), lists="movie_genres").schema
+    assert {c.name: c.separator for c in listed.features}["movie_genres"] == "|"
 
 
 def test_age_buckets_match_tfds():
@@ -296,6 +305,7 @@ def test_movielens_1m_layout(tmp_path):
     assert chunk["user_gender"].to_pylist() == [0, 1]
     assert chunk["bucketized_user_age"].to_pylist() == [1, 56]
     assert chunk["movie_id"].to_pylist() == ["1193", "661"]
+    assert chunk["movie_genres"].to_pylist() == ["Drama", ""]
 
 
 CRITEO_ROWS = [

@@ -197,3 +197,17 @@ def test_a_bad_list_option_is_one_error(runner, tmp_path, monkeypatch, flags, me
     result = runner.invoke(app, ["train", "--data", "m.csv", "--label", "clicked", *flags])
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: ") and message in result.stderr
+
+
+def test_generate_ctr_with_tags_plants_a_list_cross(tmp_path):
+    from dcn_cli.data.generate import generate
+
+    schema = generate("ctr", tmp_path / "ctr", rows=400, vocab_size=100, with_tags=True)
+    column = {c.name: c for c in schema.columns}["tags"]
+    assert (column.role, column.separator) == ("categorical", "|")
+    assert {"features": ["tags", "I2"], "weight": 2.0} in schema.crosses
+    (chunk,) = list(open_table(str(tmp_path / "ctr")).chunks())
+    counts = [len([t for t in cell.split("|") if t]) for cell in chunk["tags"].to_pylist()]
+    assert set(counts) == {0, 1, 2, 3, 4}
+    plain = generate("ctr", tmp_path / "plain", rows=400, vocab_size=100)
+    assert "tags" not in [c.name for c in plain.columns]

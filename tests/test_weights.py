@@ -46,17 +46,18 @@ def test_weights_pull_the_model_to_the_weighted_rate(runner, tmp_path, monkeypat
     if budget is not None:
         monkeypatch.setenv("DCN_MEMORY_BUDGET_MB", budget)
     data = weighted_log(tmp_path / "log.csv")
-    args = ["train", "--data", str(data), "--label", "clicked", *FAST, "--epochs", "25"]
-    args += ["--lr", "0.03"]
+    args = ["train", "--data", str(data), "--label", "clicked", *FAST, "--epochs", "12"]
+    args += ["--lr", "0.05"]
     weighted = runner.invoke(app, [*args, "--weight", "w", "--out", "weighted"])
     assert weighted.exit_code == 0, weighted.output
+    with_weights = predictions(runner, tmp_path / "weighted", data)
+    assert with_weights["a"] == pytest.approx(0.75, abs=0.08)
+    assert with_weights["b"] < 0.1
+    if budget is not None:
+        return  # streamed: the weights reach the loss; the unweighted rate is checked once
     plain = runner.invoke(app, [*args, "--ignore", "w", "--out", "plain"])
     assert plain.exit_code == 0, plain.output
-    with_weights = predictions(runner, tmp_path / "weighted", data)
-    without = predictions(runner, tmp_path / "plain", data)
-    assert with_weights["a"] == pytest.approx(0.75, abs=0.08)
-    assert without["a"] == pytest.approx(0.5, abs=0.08)
-    assert with_weights["b"] < 0.1
+    assert predictions(runner, tmp_path / "plain", data)["a"] == pytest.approx(0.5, abs=0.08)
     record = json.loads((tmp_path / "weighted" / "config.json").read_text())
     assert [f["name"] for f in record["model"]["features"]] == ["group", "noise"]
 

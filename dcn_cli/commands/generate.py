@@ -40,6 +40,13 @@ def generate(
     vocab_size: Annotated[
         int, typer.Option(help="ctr: vocabulary size of the largest column (C26).")
     ] = 1_000_000,
+    with_tags: Annotated[
+        bool,
+        typer.Option(
+            "--with-tags",
+            help="ctr: add 'tags', a list of 0-4 tags per row, crossed with I2 (instead of I3).",
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic dataset (mixer, poly, ctr) as CSV plus schema.json.
 
@@ -60,6 +67,7 @@ def generate(
         terms=terms,
         noise=noise,
         vocab_size=vocab_size,
+        with_tags=with_tags,
     )
     rows_written = schema.source["rows"]
     typer.echo(f"wrote {rows_written:,} {kind} rows to {out} ({len(schema.files)} file(s))")

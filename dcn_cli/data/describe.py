@@ -62,7 +62,7 @@ def describe(spec: DataSpec) -> Description:
         schema, source = table.schema, table.name
         rows = head(table.chunks(), delimited.SAMPLE_ROWS, schema)
         profiles = [
-            profile_of(c.name, _text(rows[c.name]), c.role, c.dtype) for c in schema.columns
+            profile_of(c.name, _text(rows[c.name]), _role(c), c.dtype) for c in schema.columns
         ]
         task = schema.task
     label = spec.label if path is not None else schema.label
@@ -88,6 +88,10 @@ class Description:
             "columns": [p.to_dict() for p in self.profiles],
             "warnings": notes(self.profiles),
         }
+
+
+def _role(column) -> str:
+    return f"list ({column.separator})" if column.separator else column.role
 
 
 def _task(labels: list) -> str:

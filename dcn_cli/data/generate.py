@@ -122,6 +122,7 @@ def build(
     terms: int = 4,
     noise: float = 0.0,
     vocab_size: int = 1_000_000,
+    with_tags: bool = False,
 ) -> tuple[Schema, Iterator[dict[str, np.ndarray]]]:
     """Dataset ``kind``'s schema (no files yet) and its rows, chunk by chunk."""
     check_given(locals())  # every argument, against the settings table
@@ -172,24 +173,38 @@ def build(
         crosses = synthetic.describe_terms(poly_terms)
         task = "regression"
     else:
-        seed = 0 if seed is None else seed
-        made.update(
-            seed=seed,
-            vocab_size=vocab_size,
-            vocab_sizes=dict(
-                zip(synthetic.CTR_CATEGORICAL, synthetic.ctr_vocab_sizes(vocab_size), strict=True)
-            ),
-        )
-        columns = [Column("label", "label")]  # label first, as in Criteo's files
-        columns += [Column(n, "numerical") for n in synthetic.CTR_NUMERICAL]
-        columns += [Column(n, "categorical", "string") for n in synthetic.CTR_CATEGORICAL]
-        chunks = synthetic.ctr_chunks(rows, seed, vocab_size)
-        split = Split(kind="random", test=0.2, seed=seed)
-        crosses = [{"features": [a, b], "weight": w} for a, b, w in synthetic.CTR_CROSSES]
-        task = "binary"
+        return _ctr(made, rows, 0 if seed is None else seed, vocab_size, with_tags)
 
     schema = Schema(columns=columns, task=task, split=split, source=made, crosses=crosses)
     return schema, chunks
+
+
+def _ctr(
+    made: dict, rows: int, seed: int, vocab_size: int, with_tags: bool
+) -> tuple[Schema, Iterator[dict[str, np.ndarray]]]:
+    """``ctr``'s schema and rows: Criteo-shaped clicks with planted crosses."""
+    made.update(
+        seed=seed,
+        vocab_size=vocab_size,
+        vocab_sizes=dict(
+            zip(synthetic.CTR_CATEGORICAL, synthetic.ctr_vocab_sizes(vocab_size), strict=True)
+        ),
+    )
+    columns = [Column("label", "label")]  # label first, as in Criteo's files
+    columns += [Column(n, "numerical") for n in synthetic.CTR_NUMERICAL]
+    columns += [Column(n, "categorical", "string") for n in synthetic.CTR_CATEGORICAL]
+    if with_tags:
+        columns.append(Column(synthetic.TAGS, "categorical", "string", separator="|"))
+        made.update(tags=synthetic.TAG_VOCABULARY)
+    planted = synthetic.TAG_CROSSES if with_tags else synthetic.CTR_CROSSES
+    schema = Schema(
+        columns=columns,
+        task="binary",
+        split=Split(kind="random", test=0.2, seed=seed),
+        source=made,
+        crosses=[{"features": [a, b], "weight": w} for a, b, w in planted],
+    )
+    return schema, synthetic.ctr_chunks(rows, seed, vocab_size, tags=with_tags)
 
 
 def generate(

@@ -2,6 +2,10 @@
 
 The ratings are joined with the user table into the columns tensorflow-datasets'
 ``movielens/*-ratings`` gives, so every route to MovieLens trains the same model.
+From the files, each movie's genres (100K's ``u.item`` flags, 1M's
+``movies.dat``) also come as ``movie_genres``, joined by ``|``
+(``Action|Comedy``): read, but no feature unless ``--list movie_genres``
+makes it one, so the tutorial's six features stay the default.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcn_cli.data.schema import Column, Schema
+from dcn_cli.data.schema import IGNORE, Column, Schema
 from dcn_cli.data.table import CHUNK_ROWS, Chunk, Table, from_columns
 from dcn_cli.errors import DcnError
 
@@ -27,6 +31,29 @@ MOVIELENS_COLUMNS = [
     Column("user_gender", "categorical", "int64"),
     Column("bucketized_user_age", "categorical", "int64"),
     Column("user_rating", "label", "float32"),
+]
+GENRES = "movie_genres"
+# u.item's 19 genre flags, in order (u.genre); 1M's movies.dat names genres the same way.
+ML100K_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 ML1M_OCCUPATIONS = [
     "other/not specified",
@@ -57,8 +84,11 @@ def bucketize_age(age: int) -> int:
     return max(b for b in AGE_BUCKETS if b <= max(age, 1))
 
 
-def _movielens_schema(kind: str, where: str) -> Schema:
-    return Schema(columns=list(MOVIELENS_COLUMNS), source={"kind": kind, "path": where})
+def _movielens_schema(kind: str, where: str, genres: bool = False) -> Schema:
+    columns = list(MOVIELENS_COLUMNS)
+    if genres:
+        columns.insert(-1, Column(GENRES, IGNORE, "string"))
+    return Schema(columns=columns, source={"kind": kind, "path": where})
 
 
 def _rows(text: str, sep: str, fields: int, where: str) -> Iterator[list[str]]:
@@ -80,9 +110,16 @@ def _int(value: str, where: str) -> int:
         raise DcnError(f"{where}: {value!r} is not an integer") from None
 
 
-def _movielens_chunk(ratings, users: dict[str, tuple[str, str, str, int]], where: str) -> Chunk:
-    """Join ratings (user, movie, rating) with users (gender, occupation, zip, age)."""
-    columns: dict[str, list] = {c.name: [] for c in MOVIELENS_COLUMNS}
+def _movielens_chunk(
+    ratings,
+    users: dict[str, tuple[str, str, str, int]],
+    where: str,
+    genres: dict[str, str] | None = None,
+) -> Chunk:
+    """Join ratings (user, movie, rating) with users (gender, occupation, zip, age) and,
+    when given, each movie's genres."""
+    schema = _movielens_schema("", "", genres is not None)
+    columns: dict[str, list] = {c.name: [] for c in schema.columns}
     for user, movie, rating in ratings:
         if user not in users:
             raise DcnError(f"{where}: rating for user {user} who is not in the user table")
@@ -94,7 +131,9 @@ def _movielens_chunk(ratings, users: dict[str, tuple[str, str, str, int]], where
         columns["user_gender"].append(1 if gender == "M" else 0)
         columns["bucketized_user_age"].append(bucketize_age(age))
         columns["user_rating"].append(rating)
-    return from_columns(_movielens_schema("", ""), columns)
+        if genres is not None:
+            columns[GENRES].append(genres.get(movie, ""))
+    return from_columns(schema, columns)
 
 
 class ArchiveFiles:
@@ -131,12 +170,39 @@ class ArchiveFiles:
         return data.decode(encoding), where
 
 
-def _movielens_table(kind: str, location: Path, chunks, names: tuple[str, ...]) -> Table:
+def _movielens_table(
+    kind: str, location: Path, chunks, names: tuple[str, ...], genres: bool
+) -> Table:
     if location.is_file():  # a zip archive
         nbytes = location.stat().st_size
     else:
         nbytes = sum((location / n).stat().st_size for n in names if (location / n).exists())
-    return Table(_movielens_schema(kind, str(location)), str(location), [chunks], nbytes)
+    schema = _movielens_schema(kind, str(location), genres)
+    return Table(schema, str(location), [chunks], nbytes)
+
+
+def _genres_100k(files: ArchiveFiles) -> dict[str, str] | None:
+    """Each movie's genres from u.item's flags, or None without u.item."""
+    if not files.has("u.item"):
+        return None
+    text, where = files.read("u.item", "latin-1")
+    genres = {}
+    for i, fields in enumerate(_rows(text, "|", 5 + len(ML100K_GENRES), where), start=1):
+        flags = fields[5:]
+        if any(flag not in ("0", "1") for flag in flags):
+            raise DcnError(f"{where}:{i}: genre flags must be 0 or 1")
+        genres[fields[0]] = "|".join(
+            g for g, f in zip(ML100K_GENRES, flags, strict=True) if f == "1"
+        )
+    return genres
+
+
+def _genres_1m(files: ArchiveFiles) -> dict[str, str] | None:
+    """Each movie's genres from movies.dat (``Action|Comedy``), or None without it."""
+    if not files.has("movies.dat"):
+        return None
+    text, where = files.read("movies.dat", "latin-1")
+    return {movie: genres for movie, _title, genres in _rows(text, "::", 3, where)}
 
 
 def movielens_100k_table(location: Path) -> Table:
@@ -150,9 +216,10 @@ def movielens_100k_table(location: Path) -> Table:
         ):
             users[uid] = (gender, occupation, zip_code, _int(age, f"{where}:{i}"))
         text, where = files.read("u.data", "latin-1")
-        yield _movielens_chunk(_ratings(text, "\t", where), users, where)
+        yield _movielens_chunk(_ratings(text, "\t", where), users, where, _genres_100k(files))
 
-    return _movielens_table("movielens-100k", location, chunks, ("u.data", "u.user"))
+    names = ("u.data", "u.user", "u.item")
+    return _movielens_table("movielens-100k", location, chunks, names, files.has("u.item"))
 
 
 def _ratings(text: str, sep: str, where: str) -> list[tuple[str, str, float]]:
@@ -177,9 +244,10 @@ def movielens_1m_table(location: Path) -> Table:
                 raise DcnError(f"{where}:{i}: unknown occupation code {code}")
             users[uid] = (gender, ML1M_OCCUPATIONS[code], zip_code, _int(age, f"{where}:{i}"))
         text, where = files.read("ratings.dat", "latin-1")
-        yield _movielens_chunk(_ratings(text, "::", where), users, where)
+        yield _movielens_chunk(_ratings(text, "::", where), users, where, _genres_1m(files))
 
-    return _movielens_table("movielens-1m", location, chunks, ("ratings.dat", "users.dat"))
+    names = ("ratings.dat", "users.dat", "movies.dat")
+    return _movielens_table("movielens-1m", location, chunks, names, files.has("movies.dat"))
 
 
 def tfds_table(name: str) -> Table:

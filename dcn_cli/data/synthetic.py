@@ -81,6 +81,11 @@ CTR_CATEGORICAL = [f"C{i}" for i in range(1, 27)]
 # The hidden logistic model's planted crosses: (feature a, feature b, weight).
 TRUTH_COLUMN = "probability"  # each row's true click probability, in the truth side files
 CTR_CROSSES = [("C1", "C2", 2.0), ("C3", "I1", 1.5), ("I2", "I3", 1.0)]
+# With tags (``dcn generate ctr --with-tags``): a list-valued column of 0-4 tags out of
+# TAG_VOCABULARY, whose signal (the mean effect of a row's tags) crosses I2 instead of I3.
+TAGS = "tags"
+TAG_VOCABULARY = 64
+TAG_CROSSES = [("C1", "C2", 2.0), ("C3", "I1", 1.5), (TAGS, "I2", 2.0)]
 
 
 def ctr_vocab_sizes(vocab_size: int) -> list[int]:
@@ -94,13 +99,29 @@ def _effect(column: int, ids: np.ndarray) -> np.ndarray:
     return 2.0 * hash01(ids.astype(np.uint64) * np.uint64(64) + np.uint64(column), 7) - 1.0
 
 
-def ctr_chunks(rows: int, seed: int, vocab_size: int, chunk_rows: int = 100_000):
+def _tags(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's tags, joined by |, and their mean effect (0 for no tags)."""
+    counts = rng.integers(0, 5, size=n)
+    ids = (rng.zipf(1.5, size=(n, 4)) - 1) % TAG_VOCABULARY
+    present = np.arange(4)[None, :] < counts[:, None]
+    effects = _effect(100, ids) * present
+    signal = effects.sum(axis=1) / np.maximum(counts, 1)
+    hashed = (ids.astype(np.uint64) * np.uint64(2654435761) + np.uint64(100)) % (2**32)
+    names = [[f"{h:08x}" for h in row] for row in hashed.tolist()]
+    cells = np.array(["|".join(row[:k]) for row, k in zip(names, counts, strict=True)], object)
+    return cells, signal
+
+
+def ctr_chunks(
+    rows: int, seed: int, vocab_size: int, chunk_rows: int = 100_000, tags: bool = False
+):
     """Criteo-shaped click rows, chunk by chunk, so any row count runs in flat memory.
 
     Numerical I1..I13 are skewed counts; categorical C1..C26 are Zipf-distributed
     ids over vocabularies up to ``vocab_size``, written as 8-digit hex like
     Criteo's. The label is drawn from a logistic model with small main effects
-    and the planted crosses in :data:`CTR_CROSSES`; each chunk also carries
+    and the planted crosses in :data:`CTR_CROSSES` (:data:`TAG_CROSSES` with
+    ``tags``, which adds the list column :data:`TAGS`); each chunk also carries
     that model's click probability under :data:`TRUTH_COLUMN`.
     """
     rng = np.random.default_rng(seed)
@@ -116,9 +137,11 @@ def ctr_chunks(rows: int, seed: int, vocab_size: int, chunk_rows: int = 100_000)
         }
         effects = {name: _effect(i, ids[name]) for i, name in enumerate(CTR_CATEGORICAL)}
         signal = {**z, **effects}
+        if tags:
+            cells, signal[TAGS] = _tags(rng, n)
         logit = -1.0 + 0.2 * sum(z[f] for f in CTR_NUMERICAL[:4])
         logit = logit + 0.5 * sum(effects[f] for f in CTR_CATEGORICAL[:6])
-        for a, b, weight in CTR_CROSSES:
+        for a, b, weight in TAG_CROSSES if tags else CTR_CROSSES:
             logit = logit + weight * signal[a] * signal[b]
         probability = 1.0 / (1.0 + np.exp(-logit))
         label = (rng.random(n) < probability).astype(np.int64)
@@ -127,4 +150,6 @@ def ctr_chunks(rows: int, seed: int, vocab_size: int, chunk_rows: int = 100_000)
         for i, name in enumerate(CTR_CATEGORICAL):
             hashed = (ids[name].astype(np.uint64) * np.uint64(2654435761) + np.uint64(i)) % (2**32)
             chunk[name] = np.array([f"{h:08x}" for h in hashed.tolist()], dtype=object)
+        if tags:
+            chunk[TAGS] = cells
         yield chunk
