@@ -27,7 +27,7 @@ from dcn_cli.data.generate import generate
 from dcn_cli.data.sources import open_table
 from dcn_cli.errors import DcnError
 
-FAST = ["--epochs", "1", "--batch-size", "64", "--deep-layers", "8"]
+FAST = ["--epochs", "1", "--batch-size", "64", "--deep-layers", "8", "--patience", "0"]
 CSV = "a,b,y\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 4}\n" for i in range(40))
 
 

@@ -14,7 +14,7 @@ from dcn_cli.inspect.explain import block_norms, top_crosses
 from dcn_cli.model.presets import PRESETS, resolve_model
 from dcn_cli.train.compare import welch_p_value
 
-FAST = ["--epochs", "1", "--batch-size", "512"]
+FAST = ["--epochs", "1", "--batch-size", "512", "--patience", "0"]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from dcn_cli.fileio import atomic_path
 
 keras = backend.load()
 
-FAST = ["--epochs", "2", "--batch-size", "256", "--deep-layers", "16"]
+FAST = ["--epochs", "2", "--batch-size", "256", "--deep-layers", "16", "--patience", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +142,31 @@ def test_patience_keeps_a_validation_split(runner, datasets, tmp_path):
     """(And a note on the settings reaches stderr as a warning: test_model checks which.)"""
     out = tmp_path / "ckpt"
     extra = ["--patience", "1", "--projection-dim", "4"]
-    result = invoke(runner, "train", "--data", datasets / "poly", "--out", out, *extra, *FAST)
+    result = invoke(runner, "train", "--data", datasets / "poly", "--out", out, *FAST, *extra)
     assert result.exit_code == 0, result.output
     assert "Warning: projection_dim 4 is at least half the input width 4" in result.stderr
     record = json.loads((out / "config.json").read_text())
     assert record["data"]["validation"] == 0.1 and record["data"]["rows"]["validation"] > 0
     with open(out / "history.csv") as handle:
         assert "val_loss" in next(csv.DictReader(handle))
+
+
+def test_early_stopping_is_the_default(runner, datasets, tmp_path, monkeypatch):
+    """Without --patience, train holds out 10% of train and stops after 5 epochs without
+    a lower validation loss; with too few rows for that, it says so and trains on."""
+    import dcn_cli.train.run
+
+    out = tmp_path / "ckpt"
+    result = invoke(runner, "train", "--data", datasets / "ctr", "--out", out, "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "config.json").read_text())
+    assert record["training"]["patience"] == 5 and record["data"]["validation"] == 0.1
+    assert record["data"]["rows"]["validation"] > 0
+    monkeypatch.setattr(dcn_cli.train.run, "AUTO_VALIDATION", 1e-6)  # no row is drawn
+    tiny = _write(tmp_path / "tiny.csv", "x,y\n" + "".join(f"{i % 3},{i % 2}\n" for i in range(40)))
+    result = invoke(runner, "train", "--data", tiny, "--label", "y", "--out", tmp_path / "t")
+    assert result.exit_code == 0, result.output
+    assert "too few rows to hold out a validation split; early stopping is off" in result.stderr
 
 
 def _write(path: Path, text: str) -> Path:

@@ -19,6 +19,7 @@ from dcn_cli.data.generate import generate
 from dcn_cli.train import engine
 
 FAST = ["--epochs", "1", "--batch-size", "64", "--deep-layers", "8", "--embedding-dim", "2"]
+FAST += ["--patience", "0"]  # early stopping has tests of its own (test_train.py)
 # Text columns first, then numbers (each kind inferred from its values).
 ODD = ["city name", "größe/x", "城市", "市", 'q"uote', "_lead", "a,b", "-dash", ".", "x y", "x_y"]
 

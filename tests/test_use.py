@@ -51,6 +51,8 @@ TRAIN = [
     "user,item,request_id",
     "--numerical",
     "page views,price",  # uniform counts, which dcn would read as codes
+    "--patience",
+    "0",
     "--epochs",
     "1",
     "--batch-size",
