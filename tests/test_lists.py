@@ -211,3 +211,30 @@ def test_generate_ctr_with_tags_plants_a_list_cross(tmp_path):
     assert set(counts) == {0, 1, 2, 3, 4}
     plain = generate("ctr", tmp_path / "plain", rows=400, vocab_size=100)
     assert "tags" not in [c.name for c in plain.columns]
+
+
+def test_predict_and_evaluate_read_parquet_lists_and_empty_numbers(runner, tmp_path, monkeypatch):
+    """Other data is read as the training data was: Parquet lists as lists, and empty
+    numbers as 0 where training read them so."""
+    monkeypatch.chdir(tmp_path)
+    rows = 200
+    table = pa.table(
+        {
+            "tags": [["a", "b"], [], None, ["c"]] * (rows // 4),
+            "visits": [1.0, None, 3.0, 0.0] * (rows // 4),
+            "y": [0, 1, 1, 0] * (rows // 4),
+        }
+    )
+    pq.write_table(table, "t.parquet")
+    args = ["train", "--data", "t.parquet", "--label", "y", *FAST]
+    assert runner.invoke(app, args).exit_code == 0
+    for command in ("predict", "evaluate"):
+        result = runner.invoke(app, [command, "ckpt", "--data", "t.parquet"])
+        assert result.exit_code == 0, result.output
+    clash = table.set_column(0, "tags", pa.array([["x|y"], []] * (rows // 2)))
+    pq.write_table(clash, "clash.parquet")
+    result = runner.invoke(app, ["predict", "ckpt", "--data", "clash.parquet"])
+    assert result.exit_code == 1
+    assert "the element 'x|y' holds the separator '|'; give another with --list tags=SEP" in (
+        result.stderr
+    )

@@ -176,3 +176,17 @@ def test_compare_and_describe_take_the_weight(runner, tmp_path, monkeypatch):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["models"][0]["runs"][0] > 0.5  # a weighted test AUC
+
+
+def test_weights_that_are_all_zero_are_one_error(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = weighted_log(tmp_path / "log.csv").read_text().splitlines()
+    zero = [lines[0]] + [",".join([*line.split(",")[:3], "0"]) for line in lines[1:]]
+    (tmp_path / "zero.csv").write_text("\n".join(zero) + "\n")
+    args = ["train", "--data", "zero.csv", "--label", "clicked", "--weight", "w", *FAST]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: zero.csv: the training rows' weights ('w') are all 0; a model needs rows "
+        "that count\n"
+    )

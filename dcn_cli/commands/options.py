@@ -170,7 +170,12 @@ MinCount = Annotated[
         help="Categories seen in fewer training rows share one out-of-vocabulary embedding."
     ),
 ]
-Validation = Annotated[float, typer.Option(help="Fraction of train held out.")]
+Validation = Annotated[
+    float,
+    typer.Option(
+        help="Fraction of train held out for validation. 0: 10% while --patience is on, else none."
+    ),
+]
 Distribute = Annotated[
     str,
     typer.Option(

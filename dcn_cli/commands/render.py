@@ -300,3 +300,17 @@ def description(described: dict[str, Any], as_json: bool, written=None) -> None:
         warn(note)
     if written is not None:
         console().print(f"wrote {written}", highlight=False, soft_wrap=True)
+
+
+def stopped_early(history: list[dict[str, float]], ran: int | None, epochs: int) -> None:
+    """One line on stderr when early stopping ended a run before ``epochs``."""
+    losses = [float(row["val_loss"]) for row in history if "val_loss" in row]
+    if ran is None or ran >= epochs or not losses or len(losses) != len(history):
+        return
+    best = 1 + losses.index(min(losses))
+    print(
+        f"stopped early after epoch {ran} of {epochs}: no lower validation loss since "
+        f"epoch {best}, whose weights the model keeps",
+        file=sys.stderr,
+        flush=True,
+    )

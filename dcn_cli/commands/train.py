@@ -104,6 +104,7 @@ def train(
             model, spec, training, out, force, progress, warn=render.warn, distribute=distribute
         )
     if result.metrics:  # a cluster's other workers print nothing
+        render.stopped_early(result.history, result.metrics.get("epochs_run"), epochs)
         render.metrics(f"test metrics ({out})", result.metrics, json_out)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,8 +156,8 @@ def notes(profiles: list[Profile]) -> list[str]:
     if codes:
         lines.append(
             f"integer column(s) {', '.join(codes)} look like category codes: read as "
-            f"categorical; give --numerical {','.join(codes)} (or some of them) to read "
-            "them as numbers"
+            f"categorical; give --numerical {shlex.quote(','.join(codes))} (or some of them) "
+            "to read them as numbers"
         )
     return lines
 
@@ -214,12 +215,13 @@ def _warning(
     if role == IGNORE:
         return (
             f"column {name!r} looks like a row id ({profile.distinct} distinct values in "
-            f"{profile.rows} rows): ignored; give --categorical {name} to use it"
+            f"{profile.rows} rows): ignored; give --categorical {shlex.quote(name)} to use it"
         )
     if role == "categorical" and profile.kind == "integer":
         return (
             f"column {name!r} holds integers that look like category codes "
-            f"({profile.distinct} distinct): read as categorical; give --numerical {name} "
+            f"({profile.distinct} distinct): read as categorical; give --numerical "
+            f"{shlex.quote(name)} "
             "to read them as numbers"
         )
     strays = len(present) - sum(map(_number, present)) if profile.kind == "text" else 0
@@ -228,7 +230,8 @@ def _warning(
         return (
             f"column {name!r} holds numbers but {values[i]!r} at {where}:{lines[i]} "
             f"({strays} of {len(present)} values are not numbers): read as categorical "
-            f"text; fix those values to use it as a number, or give --categorical {name}"
+            f"text; fix those values to use it as a number, or give --categorical "
+            f"{shlex.quote(name)}"
         )
     return None
 

@@ -54,7 +54,8 @@ def _typed(schema: Schema, chunk: Chunk, path: Path, start: int) -> Chunk:
         if column.role == IGNORE:
             pass  # handed on as it is
         elif column.separator is not None:
-            values = pc.fill_null(joined(values, column.separator).cast(pa.string()), "")
+            values = joined(values, column.separator, path, column.name)
+            values = pc.fill_null(values.cast(pa.string()), "")
         elif column.dtype == "string":
             values = values.cast(pa.string()).fill_null("")  # a missing category is its own value
         else:
@@ -157,9 +158,10 @@ def infer_parquet(
             profiles.append(profile_of(field.name, _cells(values, False), "label", "float32"))
             continue
         if _is_list(field.type):  # list<string> or list<int>: a list feature, always
-            given = {**given, LIST: ",".join([given.get(LIST) or "", field.name])}
+            if field.name not in parse_lists(given.get(LIST)):  # --list may name a separator
+                given = {**given, LIST: ",".join(filter(None, [given.get(LIST), field.name]))}
             forced[field.name] = LIST
-            values = joined(values, parse_lists(given[LIST])[field.name])
+            values = joined(values, parse_lists(given[LIST])[field.name], path, field.name)
             field = pa.field(field.name, pa.string())
         column, profile = _infer(field, values, path, forced.get(field.name))
         as_list(column, profile, given)
@@ -176,11 +178,21 @@ def _is_list(kind: pa.DataType) -> bool:
     return pa.types.is_string(element) or pa.types.is_integer(element)
 
 
-def joined(values, separator: str):
+def joined(values, separator: str, path: Path, name: str):
     """A Parquet list column as text: each row's elements joined by ``separator``, as a
-    CSV cell holds them (a missing list: no elements)."""
+    CSV cell holds them (a missing list: no elements). An element holding the separator
+    is an error: it would be read as two."""
     if not _is_list(values.type):
         return values
+    flat = pc.list_flatten(values)
+    if pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type):
+        clash = pc.fill_null(pc.match_substring(flat, separator), False)
+        if pc.any(clash).as_py():
+            element = pc.filter(flat, clash)[0].as_py()
+            raise DcnError(
+                f"{path}: column {name!r}: the element {element!r} holds the separator "
+                f"{separator!r}; give another with --list {name}=SEP"
+            )
     text = values.cast(
         pa.large_list(pa.string()) if pa.types.is_large_list(values.type) else pa.list_(pa.string())
     )

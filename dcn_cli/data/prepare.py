@@ -217,6 +217,7 @@ def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
     kept: dict[int, list[Chunk]] = {TRAIN: [], VALIDATION: [], TEST: []}
     shard_rows = [[0, 0, 0] for _ in table.shards]
     positives = 0  # binary: training rows labelled 1
+    weights = 0.0  # the training rows' weights, summed (with a weight column)
     for chunk, codes in _by_shard(table, options.validation, total, shard_rows):
         train = chunk.filter(pa.array(codes == TRAIN))
         if in_memory:
@@ -227,6 +228,8 @@ def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
             _update(stats[column.name], train[column.name], column, options)
         label = train[schema.label].to_numpy()
         positives += int(np.count_nonzero(label == 1))
+        if schema.weight is not None:
+            weights += float(train[schema.weight].to_numpy().astype(np.float64).sum())
     rows = [sum(r[code] for r in shard_rows) for code in (TRAIN, VALIDATION, TEST)]
     if sum(rows) == 0:
         raise DcnError(f"{table.name}: no data rows")
@@ -238,6 +241,11 @@ def _learn(table: Table, options: DataOptions, in_memory: bool) -> Prepared:
                 f"{table.name}: the {name} split is empty ({sum(rows)} rows in all); "
                 "dcn needs rows to train, validate and test on"
             )
+    if schema.weight is not None and weights == 0:
+        raise DcnError(
+            f"{table.name}: the training rows' weights ({schema.weight!r}) are all 0; "
+            "a model needs rows that count"
+        )
     if schema.task == "binary" and positives in (0, rows[TRAIN]):
         raise DcnError(
             f"{table.name}: every training label is {0 if positives == 0 else 1}; "

@@ -305,6 +305,7 @@ def scoring_table(
     keep: list[str] | None = None,
     with_label: bool = False,
     weight: str | None = None,
+    filled: set[str] | None = None,
 ) -> Table:
     """The rows of ``data`` for a model of ``features``: what ``predict`` and ``evaluate
     --data`` read.
@@ -316,6 +317,8 @@ def scoring_table(
     on untouched. Other sources (a dataset directory, MovieLens) are opened as
     ``--data`` opens them, label included. With ``with_label``, ``weight`` (the
     checkpoint's column of row weights) is read as weights too, and must be there.
+    ``filled`` names the numerical columns whose empty cells read as 0, as they
+    did in training; list features are read as lists.
     """
     keep = keep or []
     prefix, path = _split_source(data)
@@ -328,7 +331,9 @@ def scoring_table(
                 raise DcnError(f"{path}: Criteo rows without their label; evaluate needs labels")
             table = criteo_table(path, labelled=False)
         elif path.suffix != ".zip":
-            return _scoring_file(path, features, task, label, keep, with_label, weight)
+            return _scoring_file(
+                path, features, task, label, keep, with_label, weight, filled or set()
+            )
     if table is None:
         table = open_table(
             data,
@@ -350,6 +355,7 @@ def _scoring_file(
     keep: list[str],
     with_label: bool,
     weight: str | None,
+    filled: set[str],
 ) -> Table:
     """One CSV or Parquet file, its columns matched by name to the model's features."""
     parquet = path.suffix in PARQUET
@@ -362,7 +368,17 @@ def _scoring_file(
     columns = []
     for name in header:
         if name in kinds:
-            columns.append(Column(name, kinds[name].kind, kinds[name].dtype))
+            feature = kinds[name]
+            columns.append(
+                Column(
+                    name,
+                    feature.kind,
+                    feature.dtype,
+                    fill_empty=name in filled,
+                    separator=feature.separator,
+                    pooling=feature.pooling,
+                )
+            )
         elif name == label and with_label:
             columns.append(Column(name, "label", "float32"))
         elif name == weight and with_label:

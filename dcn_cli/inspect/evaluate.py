@@ -42,8 +42,9 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
         groups = split_by_file(table, "test", saved.validation)
     else:
         # The columns take the roles and types the checkpoint's features have.
+        filled = checkpoint.filled(record, ckpt)
         table = scoring_table(
-            data, config.features, config.task, label, with_label=True, weight=weight
+            data, config.features, config.task, label, with_label=True, weight=weight, filled=filled
         )
         groups = by_file(table)
     label = next((c.name for c in table.schema.columns if c.role == "label"), label)
@@ -53,7 +54,7 @@ def evaluate(ckpt: str | Path, data: str | None = None) -> dict[str, Any]:
         (labels_of(r, label), p.reshape(-1, 1).astype(np.float32), weights_of(r, weight))
         for r, p in rows
     )
-    results = evaluate_predictions(config.task, triples)
+    results = evaluate_predictions(config.task, triples, where=table.name)
     if results["rows"] == 0:
         raise DcnError(f"{table.name}: no data rows")
     metrics = {**summary(results, config.task), "rows": results["rows"]}

@@ -68,7 +68,8 @@ def predict(
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
     label = checkpoint.label(record, ckpt)
-    table = scoring_table(data, config.features, config.task, label, ids)
+    filled = checkpoint.filled(record, ckpt)
+    table = scoring_table(data, config.features, config.task, label, ids, filled=filled)
     names = [c.name for c in table.schema.columns]
     # The label is copied when the input has it (unless its name is one predict writes).
     own = (ROW, PREDICTION, *ids)

@@ -201,6 +201,12 @@ def label(record: dict[str, Any], directory: str | Path) -> str:
     return Schema.from_dict(record["data"]["schema"], f"{directory}: data.schema").label
 
 
+def filled(record: dict[str, Any], directory: str | Path) -> set[str]:
+    """The numerical columns whose empty cells read as 0 when the checkpoint trained."""
+    schema = Schema.from_dict(record["data"]["schema"], f"{directory}: data.schema")
+    return {c.name for c in schema.columns if c.fill_empty}
+
+
 def weight(record: dict[str, Any], directory: str | Path) -> str | None:
     """The column of row weights the checkpoint was trained with, if any."""
     return Schema.from_dict(record["data"]["schema"], f"{directory}: data.schema").weight

@@ -446,7 +446,7 @@ def evaluate_batches(predict, task: str, batches) -> dict[str, float]:
     return evaluate_predictions(task, ((y, predict(x), *w) for x, y, *w in batches))
 
 
-def evaluate_predictions(task: str, pairs) -> dict[str, float]:
+def evaluate_predictions(task: str, pairs, where: str = "these rows") -> dict[str, float]:
     """Mean loss and the task's metrics over ``(labels, predictions)`` pairs, ``(n, 1)``
     each, or ``(labels, predictions, weights)``: then every figure is a weighted mean."""
     metrics = new_metrics(task)
@@ -458,6 +458,8 @@ def evaluate_predictions(task: str, pairs) -> dict[str, float]:
         rows += int(y.shape[0])
         for metric in metrics:
             metric.update_state(y, y_pred, sample_weight=weights if w else None)
+    if rows and not weight_sum:
+        raise DcnError(f"{where}: the weights of its {rows} rows are all 0: nothing to measure")
     results = {m.name: float(m.result()) for m in metrics}
     return {"loss": loss_sum / weight_sum if weight_sum else 0.0, **results, "rows": rows}
 
