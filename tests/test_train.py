@@ -169,6 +169,21 @@ def test_early_stopping_is_the_default(runner, datasets, tmp_path, monkeypatch):
     assert "too few rows to hold out a validation split; early stopping is off" in result.stderr
 
 
+def test_a_run_that_stopped_early_says_so_and_resume_says_why_it_does_nothing(
+    runner, datasets, tmp_path
+):
+    out = tmp_path / "ckpt"
+    args = ["--data", datasets / "ctr", "--out", out, *FAST, "--epochs", "30", "--patience", "1"]
+    args += ["--lr", "0.05"]  # a learning rate that soon overfits 1,200 rows
+    result = invoke(runner, "train", *args)
+    assert result.exit_code == 0, result.output
+    ran = json.loads((out / "metrics.json").read_text())["epochs_run"]
+    assert ran < 30 and f"stopped early after epoch {ran} of 30" in result.stderr
+    result = invoke(runner, "train", "--resume", "--out", out, "--epochs", "30")
+    assert result.exit_code == 0, result.output
+    assert f"early stopping ended the run after {ran} of its 30 epochs" in result.stderr
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

@@ -207,7 +207,14 @@ def resume(
     except DcnError as err:
         raise DcnError(f"{where}: training: {err}") from None
     if (out / checkpoint.METRICS).exists() and settings.epochs <= record["training"]["epochs"]:
-        if warn is not None:
+        planned = record["training"]["epochs"]
+        if warn is not None and len(history) < planned:  # early stopping ended it
+            warn(
+                f"{out}: early stopping ended the run after {len(history)} of its {planned} "
+                "epochs; nothing to do (to train longer, start it again with --force and a "
+                "larger --patience, or --patience 0)"
+            )
+        elif warn is not None:
             warn(
                 f"{out}: the run finished already ({len(history)} epochs); nothing to do "
                 "(--epochs N continues it to N epochs)"
