@@ -554,6 +554,18 @@ def test_generate_lands_readable_and_replaces_only_a_dataset(runner, tmp_path, m
         "Error: d: exists and holds more than a dataset dcn generate wrote; choose another --out\n"
     )
     assert Path("d/notes.txt").read_text() == "mine"
+    # Nor is a dataset directory of the user's own: rows and a schema.json it did not write.
+    Path("mine").mkdir()
+    Path("mine/rows.csv").write_text("x,y\n1,2\n")
+    Path("mine/schema.json").write_text(
+        json.dumps(
+            {"columns": [{"name": "x", "role": "numerical"}, {"name": "y", "role": "label"}]}
+            | {"files": ["rows.csv"]}
+        )
+    )
+    result = runner.invoke(app, ["generate", "poly", "--out", "mine", "--rows", "100"])
+    assert result.exit_code == 1 and "holds more than a dataset dcn generate wrote" in result.stderr
+    assert Path("mine/rows.csv").read_text() == "x,y\n1,2\n"
 
 
 def test_evaluate_a_shard_of_a_dataset_directory(runner, tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from dcn_cli.data.cache import DIR as CACHE_DIR
 from dcn_cli.data.schema import Column, Schema, Split
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import normal_mode, remove_leftovers, staging_dir
-from dcn_cli.settings import check_given
+from dcn_cli.settings import DATASET_KINDS, check_given
 
 SHARD_ROWS = 1_000_000
 MAX_IN_MEMORY_ROWS = 20_000_000  # mixer and poly: their float64 columns, about 1 GB
@@ -83,10 +83,14 @@ def _slices(columns: dict[str, np.ndarray], rows: int = 100_000) -> Iterator[dic
 
 
 def _only_a_dataset(directory: Path) -> bool:
-    """Whether ``directory`` holds nothing but a schema.json, the files it lists, a cache."""
+    """Whether ``directory`` holds nothing but a dataset dcn generate wrote: its
+    schema.json (which names the kind it made), the files it lists, a cache. A user's
+    own dataset directory (hand-made, or from dcn describe --schema-out) is not one."""
     try:
         schema = Schema.load(directory / "schema.json")
     except DcnError:
+        return False
+    if schema.source.get("kind") not in DATASET_KINDS:
         return False
     ours = {"schema.json", CACHE_DIR, *schema.files, *schema.truth}
     return all(p.name in ours for p in directory.iterdir())
