@@ -95,9 +95,9 @@ def test_every_metric_is_weighted(runner, tmp_path, monkeypatch):
     "cell, message",
     [
         ("-1", "log.csv:12: weight 'w' is -1; a weight must be >= 0"),
-        ("nan", "log.csv:12: column 'w': 'nan' is not a finite float32 number"),
+        ("nan", "log.csv:12: --weight 'w' holds 'nan'; weights are numbers"),
         ("", "log.csv:12: weight 'w' is empty"),
-        ("x", "log.csv:12: column 'w': 'x' is not a number"),
+        ("x", "log.csv:12: --weight 'w' holds 'x'; weights are numbers"),
     ],
 )
 def test_a_bad_weight_is_one_error_naming_its_line(runner, tmp_path, monkeypatch, cell, message):
@@ -120,6 +120,7 @@ def test_a_bad_weight_is_one_error_naming_its_line(runner, tmp_path, monkeypatch
         (["--weight", "clicked"], "'clicked' is the label; --weight cannot name it"),
         (["--weight", "w,noise"], "--weight names one column, got 'w,noise'"),
         (["--weight", "w", "--numerical", "w"], "'w' is named by both --numerical and --weight"),
+        (["--weight", "group"], "log.csv:2: --weight 'group' holds 'b'; weights are numbers"),
     ],
 )
 def test_a_bad_weight_option_is_one_error(runner, tmp_path, monkeypatch, flags, message):

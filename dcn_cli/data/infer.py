@@ -126,6 +126,11 @@ def infer(
     """
     profile = profile_of(name, values)
     present = [v for v in values if v != ""]
+    if forced == WEIGHT and profile.kind == "text":
+        i = next(i for i, v in enumerate(values) if v != "" and not _number(v))
+        raise DcnError(
+            f"{where}:{lines[i]}: --weight {name!r} holds {values[i]!r}; weights are numbers"
+        )
     integers = [int(v.split(".")[0]) for v in present if _integer(v)]
     exact = not profile.missing and all(map(_int64, present))  # codes that read as int64
     role, dtype = _role(profile, forced, integers, exact)
