@@ -126,3 +126,16 @@ def clicks(directory, rows: int, shard_rows: int | None = None, seed: int = 0):
     schema.files = files
     schema.save(directory / "schema.json")
     return directory
+
+
+def set_role(directory, column: str, role: str) -> None:
+    """Give ``column`` of the dataset in ``directory`` another role in its schema.json."""
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / "schema.json"
+    schema = json.loads(path.read_text())
+    for entry in schema["columns"]:
+        if entry["name"] == column:
+            entry["role"] = role
+    path.write_text(json.dumps(schema))

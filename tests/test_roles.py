@@ -118,14 +118,10 @@ def test_ignore_works_on_every_source(tmp_path):
 
 
 def test_a_schema_json_may_ignore_a_column(tmp_path):
-    from tests.helpers import clicks
+    from tests.helpers import clicks, set_role
 
     clicks(tmp_path / "c", rows=60)
-    schema = json.loads((tmp_path / "c" / "schema.json").read_text())
-    for column in schema["columns"]:
-        if column["name"] == "user":
-            column["role"] = "ignore"
-    (tmp_path / "c" / "schema.json").write_text(json.dumps(schema))
+    set_role(tmp_path / "c", "user", "ignore")
     prepared = prepare(open_table(str(tmp_path / "c")), DataOptions(cache=False))
     assert "user" not in [f.name for f in prepared.features]
 

@@ -146,14 +146,10 @@ def test_a_negative_parquet_weight_names_its_row(tmp_path):
 def test_a_schema_json_weight_column(tmp_path):
     from dcn_cli.data.prepare import DataOptions, prepare
     from dcn_cli.data.sources import open_table
-    from tests.helpers import clicks
+    from tests.helpers import clicks, set_role
 
     clicks(tmp_path / "c", rows=60)
-    schema = json.loads((tmp_path / "c" / "schema.json").read_text())
-    for column in schema["columns"]:
-        if column["name"] == "price":
-            column["role"] = "weight"
-    (tmp_path / "c" / "schema.json").write_text(json.dumps(schema))
+    set_role(tmp_path / "c", "price", "weight")
     table = open_table(str(tmp_path / "c"))
     assert table.schema.weight == "price"
     prepared = prepare(table, DataOptions(cache=False))

@@ -37,24 +37,26 @@ def check_columns(params: dict[str, Any]) -> None:
         )
 
 
-def data_spec(params: dict[str, Any]):
-    """The DataSpec of a command's options (those named like its fields), checked."""
+def _from_params(cls, params: dict[str, Any]):
+    """A settings dataclass from a command's options: those named like its fields."""
     import dataclasses
 
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{name: value for name, value in params.items() if name in names})
+
+
+def data_spec(params: dict[str, Any]):
+    """The DataSpec of a command's options."""
     from dcn_cli.data.sources import DataSpec
 
-    names = {f.name for f in dataclasses.fields(DataSpec)}
-    return DataSpec(**{name: value for name, value in params.items() if name in names})
+    return _from_params(DataSpec, params)
 
 
 def train_settings(params: dict[str, Any]):
-    """The TrainSettings of a command's options (those named like its fields)."""
-    import dataclasses
-
+    """The TrainSettings of a command's options."""
     from dcn_cli.train.run import TrainSettings
 
-    names = {f.name for f in dataclasses.fields(TrainSettings)}
-    return TrainSettings(**{name: value for name, value in params.items() if name in names})
+    return _from_params(TrainSettings, params)
 
 
 def from_command_line(ctx: typer.Context, name: str) -> bool:

@@ -372,10 +372,10 @@ def csv_table(
     (:mod:`dcn_cli.data.infer`), the warnings about them in ``table.notes``."""
     if not label:
         raise DcnError(f"{path}: a CSV file needs --label COL to name its label column")
-    columns, profiles, labels = infer_csv(path, label, given)
-    if task is None:
-        task = "binary" if labels and set(labels) <= {"0", "1", "0.0", "1.0"} else "regression"
-    schema = Schema(columns=columns, task=task, source={"kind": "csv", "path": str(path)})
+    columns, profiles, task = infer_csv(path, label, given, task)
+    schema = Schema(
+        columns=columns, task=task or "regression", source={"kind": "csv", "path": str(path)}
+    )
     if not schema.features:
         raise DcnError(f"{path}: no feature columns besides the label {label!r}")
     table = delimited_table(schema, [path], str(path))
@@ -385,11 +385,12 @@ def csv_table(
 
 
 def infer_csv(
-    path: Path, label: str | None, given: dict[str, str | None]
-) -> tuple[list[Column], list[Profile], list[str]]:
+    path: Path, label: str | None, given: dict[str, str | None], task: str | None = None
+) -> tuple[list[Column], list[Profile], str | None]:
     """Each column of a CSV file and its profile, from the first rows, as dcn would read
     them with the roles ``given`` (see :func:`~dcn_cli.data.infer.check_roles`); and the
-    sampled labels (``label`` None: every column is profiled as a feature)."""
+    task, ``task`` or inferred from the sampled labels (0/1: binary). With ``label``
+    None every column is profiled as a feature, and the task is None."""
     header, sample, lines = read_head(path)
     forced = check_roles(header, label, given, path)
     columns, profiles = [], []
@@ -403,10 +404,11 @@ def infer_csv(
         as_list(column, profile, given)
         columns.append(column)
         profiles.append(profile)
-    if label is None:
-        return columns, profiles, []
-    labels = [row[header.index(label)] for row in sample if len(row) == len(header)]
-    return columns, profiles, labels
+    if label is None or task is not None:
+        return columns, profiles, task
+    labels = {row[header.index(label)] for row in sample if len(row) == len(header)}
+    binary = labels and labels <= {"0", "1", "0.0", "1.0"}
+    return columns, profiles, "binary" if binary else "regression"
 
 
 def read_head(path: Path, rows: int | None = None) -> tuple[list[str], list[list[str]], list[int]]:

@@ -16,10 +16,10 @@ from typing import Any
 
 from dcn_cli.data import delimited
 from dcn_cli.data.delimited import infer_csv
-from dcn_cli.data.infer import LIST, Profile, notes, profile_of
+from dcn_cli.data.infer import Profile, list_role, notes, profile_of
 from dcn_cli.data.parquet import infer_parquet
-from dcn_cli.data.schema import IGNORE, WEIGHT, Schema
-from dcn_cli.data.sources import PARQUET, DataSpec, looks_like_criteo
+from dcn_cli.data.schema import Schema
+from dcn_cli.data.sources import PARQUET, DataSpec, given_roles, looks_like_criteo
 from dcn_cli.data.table import head, to_numpy
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import write_json
@@ -43,16 +43,10 @@ def describe(spec: DataSpec) -> Description:
     path = _own_file(spec)
     if path is not None:
         infer = infer_parquet if path.suffix in PARQUET else infer_csv
-        given = {
-            "categorical": spec.categorical,
-            "numerical": spec.numerical,
-            IGNORE: spec.ignore,
-            WEIGHT: spec.weight,
-            LIST: spec.lists,
-            "pooling": spec.pooling,
-        }
-        columns, profiles, labels = infer(path, spec.label, given)
-        task = spec.task or (_task(labels) if spec.label else None)
+        given = given_roles(
+            spec.categorical, spec.numerical, spec.ignore, spec.weight, spec.lists, spec.pooling
+        )
+        columns, profiles, task = infer(path, spec.label, given, spec.task)
         schema = Schema(columns=columns, task=task or "regression", files=[str(path)])
         if path.suffix in PARQUET:
             schema.source = {"kind": "parquet", "path": str(path)}
@@ -91,12 +85,7 @@ class Description:
 
 
 def _role(column) -> str:
-    return f"list ({column.separator})" if column.separator else column.role
-
-
-def _task(labels: list) -> str:
-    text = {str(v) for v in labels}
-    return "binary" if text and text <= {"0", "1", "0.0", "1.0", "True", "False"} else "regression"
+    return list_role(column.separator) if column.separator else column.role
 
 
 def _text(column) -> list[str]:

@@ -95,6 +95,16 @@ def _number(text: str) -> bool:
         return False
 
 
+def _first_non_number(values: list[str]) -> int:
+    """Where the first cell that is neither empty nor a number is."""
+    return next(i for i, v in enumerate(values) if v != "" and not _number(v))
+
+
+def list_role(separator: str) -> str:
+    """How describe shows the role of a list column."""
+    return f"list ({separator})"
+
+
 def looks_like_codes(integers: list[int]) -> bool:
     """Whether a column of integers names categories rather than counts them.
 
@@ -127,7 +137,7 @@ def infer(
     profile = profile_of(name, values)
     present = [v for v in values if v != ""]
     if forced == WEIGHT and profile.kind == "text":
-        i = next(i for i, v in enumerate(values) if v != "" and not _number(v))
+        i = _first_non_number(values)
         raise DcnError(
             f"{where}:{lines[i]}: --weight {name!r} holds {values[i]!r}; weights are numbers"
         )
@@ -148,7 +158,7 @@ def as_list(column: Column, profile: Profile, given: dict[str, str | None]) -> N
     if column.name in lists:
         column.separator = lists[column.name]
         column.pooling = given.get("pooling") or "mean"
-        profile.role = f"list ({column.separator})"
+        profile.role = list_role(column.separator)
 
 
 def notes(profiles: list[Profile]) -> list[str]:
@@ -231,7 +241,7 @@ def _warning(
         )
     strays = len(present) - sum(map(_number, present)) if profile.kind == "text" else 0
     if profile.kind == "text" and 0 < strays <= STRAY_SHARE * len(present):
-        i = next(i for i, v in enumerate(values) if v != "" and not _number(v))
+        i = _first_non_number(values)
         return (
             f"column {name!r} holds numbers but {values[i]!r} at {where}:{lines[i]} "
             f"({strays} of {len(present)} values are not numbers): read as categorical "

@@ -122,10 +122,10 @@ def parquet_table(
     :mod:`dcn_cli.data.infer` on the first rows (ids ignored, codes categorical)."""
     if not label:
         raise DcnError(f"{path}: a Parquet file needs --label COL to name its label column")
-    columns, profiles, labels = infer_parquet(path, label, given)
-    if task is None:
-        task = "binary" if labels and set(labels) <= {0, 1} else "regression"
-    schema = Schema(columns=columns, task=task, source={"kind": "parquet", "path": str(path)})
+    columns, profiles, task = infer_parquet(path, label, given, task)
+    schema = Schema(
+        columns=columns, task=task or "regression", source={"kind": "parquet", "path": str(path)}
+    )
     if not schema.features:
         raise DcnError(f"{path}: no feature columns besides the label {label!r}")
     table = parquet_files_table(schema, [path], str(path))
@@ -135,10 +135,11 @@ def parquet_table(
 
 
 def infer_parquet(
-    path: Path, label: str | None, given: dict[str, str | None]
-) -> tuple[list[Column], list[Profile], list]:
+    path: Path, label: str | None, given: dict[str, str | None], task: str | None = None
+) -> tuple[list[Column], list[Profile], str | None]:
     """Each column of a Parquet file and its profile from the first rows, as dcn would
-    read them with the roles ``given``; and the first labels."""
+    read them with the roles ``given``; and the task, ``task`` or inferred from the first
+    labels (0/1: binary; None without ``label``)."""
     handle = _open(path)
     fields = handle.schema_arrow
     header = list(fields.names)
@@ -167,8 +168,10 @@ def infer_parquet(
         as_list(column, profile, given)
         columns.append(column)
         profiles.append(profile)
-    labels = first.column(label).to_pylist() if first is not None and label else []
-    return columns, profiles, labels
+    if label is None or task is not None:
+        return columns, profiles, task
+    labels = set(first.column(label).to_pylist()) if first is not None else set()
+    return columns, profiles, "binary" if labels and labels <= {0, 1} else "regression"
 
 
 def _is_list(kind: pa.DataType) -> bool:

@@ -219,8 +219,7 @@ def open_table(
     """Resolve what ``--data`` names into a :class:`Table`; ``ignore`` names columns
     that are never features, ``weight`` the column of row weights, ``lists`` the
     list-valued ones (``NAME[=SEP],...``), pooled by ``pooling``."""
-    given = {"categorical": categorical, "numerical": numerical, IGNORE: ignore, WEIGHT: weight}
-    given |= {LIST: lists, "pooling": pooling}
+    given = given_roles(categorical, numerical, ignore, weight, lists, pooling)
     if task is not None and task not in ("regression", "binary"):
         raise DcnError(f"unknown task {task!r}; expected regression or binary")
     if data.startswith("tfds:"):
@@ -267,6 +266,26 @@ def open_table(
     if task is not None and task != table.schema.task:
         table.schema.task = task
     return _given(table, given)
+
+
+def given_roles(
+    categorical: str | None = None,
+    numerical: str | None = None,
+    ignore: str | None = None,
+    weight: str | None = None,
+    lists: str | None = None,
+    pooling: str | None = None,
+) -> dict[str, str | None]:
+    """The roles options give columns, keyed as :func:`~dcn_cli.data.infer.check_roles`
+    and the readers take them."""
+    return {
+        "categorical": categorical,
+        "numerical": numerical,
+        IGNORE: ignore,
+        WEIGHT: weight,
+        LIST: lists,
+        "pooling": pooling,
+    }
 
 
 def _given(table: Table, given: dict[str, str | None]) -> Table:

@@ -10,7 +10,6 @@ first model listed.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import math
 import time
@@ -25,8 +24,8 @@ from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path, write_json, write_text
 from dcn_cli.model.config import ModelConfig
 from dcn_cli.model.presets import MODEL_KEYS, resolve_model
-from dcn_cli.settings import AUTO_VALIDATION, check
-from dcn_cli.train.run import TrainSettings, make_optimizer
+from dcn_cli.settings import check
+from dcn_cli.train.run import TrainSettings, make_optimizer, prepare_to_train
 
 STEPS_PER_CALL = 200  # at least this many steps per call of the step function
 
@@ -77,15 +76,7 @@ def compare(
         raise DcnError("name at least one model to compare")
     settings.validate()
     resolved = [resolve_model(spec) for spec in models]
-    table = data.open()
-    automatic = bool(settings.patience) and not data.validation
-    if automatic:
-        data = dataclasses.replace(data, validation=AUTO_VALIDATION)
-    prepared = data.prepare(table, validation_optional=automatic)
-    for note in table.notes if warn is not None else []:
-        warn(note)
-    if not prepared.rows["validation"]:
-        settings = dataclasses.replace(settings, patience=0)
+    _, prepared, settings = prepare_to_train(data, data.open(), settings, warn)
     metric = "auc" if prepared.task == "binary" else "rmse"
     backend.load()
     from dcn_cli.model.factory import count_trainable_params

@@ -101,18 +101,7 @@ def train(
     chief = is_chief(strategy)
     if chief:
         checkpoint.claim(out, force)
-    automatic = bool(settings.patience) and not data.validation
-    if automatic:
-        data = dataclasses.replace(data, validation=AUTO_VALIDATION)
-    prepared = data.prepare(table, validation_optional=automatic)
-    for note in table.notes if warn is not None and chief else []:
-        warn(note)  # after the pass: a run that fails on its data shows one error line
-    if automatic and not prepared.rows["validation"]:
-        settings = dataclasses.replace(settings, patience=0)
-        if warn is not None and chief:
-            warn(
-                f"{table.name}: too few rows to hold out a validation split; early stopping is off"
-            )
+    data, prepared, settings = prepare_to_train(data, table, settings, warn if chief else None)
     config = ModelConfig(features=prepared.features, task=prepared.task, **model_config)
     for note in config.warnings():
         if warn is not None and chief:
@@ -150,6 +139,29 @@ def train(
             if created and not any(out.iterdir()):
                 out.rmdir()
         raise
+
+
+def prepare_to_train(
+    data: DataSpec, table, settings: TrainSettings, warn=None
+) -> tuple[DataSpec, Prepared, TrainSettings]:
+    """``table`` prepared for training with ``settings``: with early stopping and no
+    --validation, 10% of train held out (none drawn: a warning, and no early stopping).
+    The data's and the table's notes go to ``warn`` after the pass, so that a run that
+    fails on its data shows one error line. Returns the data, prepared rows and settings
+    as the run uses them."""
+    automatic = bool(settings.patience) and not data.validation
+    if automatic:
+        data = dataclasses.replace(data, validation=AUTO_VALIDATION)
+    prepared = data.prepare(table, validation_optional=automatic)
+    for note in table.notes if warn is not None else []:
+        warn(note)
+    if automatic and not prepared.rows["validation"]:
+        settings = dataclasses.replace(settings, patience=0)
+        if warn is not None:
+            warn(
+                f"{table.name}: too few rows to hold out a validation split; early stopping is off"
+            )
+    return data, prepared, settings
 
 
 def _strategy(name: str):
