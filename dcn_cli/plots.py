@@ -72,7 +72,10 @@ def bar_chart(result: dict[str, Any], path: Path) -> None:
     ax.set_ylim(bottom, top)
     t = result.get("training", {})
     count = t.get("runs", len(models[0]["runs"]))
-    better = "higher is better" if result["metric"] == "auc" else "lower is better"
+    from dcn_cli.settings import HIGHER_IS_BETTER
+
+    better = "higher is better" if result["metric"] in HIGHER_IS_BETTER else "lower is better"
+    better = "nearest 1 is best" if result["metric"] == "calibration" else better
     ax.set_ylabel(f"test {result['metric']} ({better})")
     ax.set_xlabel("model")
     start = "0" if bottom == 0 else f"{bottom:.4g}, not 0"
@@ -128,4 +131,85 @@ def heatmaps(panels: list[dict[str, Any]], path: Path, note: str = "") -> None:
     if note:
         fig.text(0.02, 0.01, note, fontsize=7, wrap=True, va="bottom")
     fig.savefig(path, format="png", dpi=120)
+    plt.close(fig)
+
+
+def reliability_diagram(
+    bins: dict[str, list[float]], metrics: dict[str, Any], title: str, path: Path
+) -> None:
+    """Observed click rate against mean prediction per bin of equal rows, with the diagonal
+    a calibrated model follows; both axes on the predictions' own range."""
+    plt = _pyplot()
+    predicted, observed = np.array(bins["predicted"]), np.array(bins["observed"])
+    top = float(max(predicted.max(), observed.max(), 1e-6)) * 1.05
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    ax.plot([0, top], [0, top], linestyle="--", color="#999999", label="calibrated")
+    ax.plot(predicted, observed, marker="o", color="#4c72b0", label="model, per bin")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("mean predicted probability in the bin")
+    ax.set_ylabel("observed rate of positive labels in the bin")
+    figures = [f"{name} {metrics[name]:.4f}" for name in ("calibration", "ne") if name in metrics]
+    ax.set_title(
+        f"reliability: {len(predicted)} bins of equal rows\n{title}"
+        + (f"\n{', '.join(figures)}" if figures else ""),
+        fontsize=9,
+    )
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def tune_history(rows: list[dict[str, Any]], metric: str, maximize: bool, path: Path) -> None:
+    """Each trial's validation value (pruned ones hollow) and the best so far."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
+    pruned = [r for r in rows if r["state"] == "pruned" and r["value"] is not None]
+    ax.scatter(
+        [r["number"] for r in done],
+        [r["value"] for r in done],
+        s=22,
+        color="#4c72b0",
+        label="complete trial",
+    )
+    if pruned:
+        ax.scatter(
+            [r["number"] for r in pruned],
+            [r["value"] for r in pruned],
+            s=22,
+            facecolors="none",
+            edgecolors="#999999",
+            label="pruned (last epoch reported)",
+        )
+    best, xs, ys = None, [], []
+    for r in sorted(done, key=lambda r: r["number"]):
+        if best is None or (r["value"] > best if maximize else r["value"] < best):
+            best = r["value"]
+        xs.append(r["number"])
+        ys.append(best)
+    ax.step(xs, ys, where="post", color="#c44e52", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(
+        f"dcn tune: validation {metric} per trial ({'higher' if maximize else 'lower'} is better)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def importance_chart(importances: dict[str, float], metric: str, path: Path) -> None:
+    """Each searched setting's importance (shares summing to 1), largest on top."""
+    plt = _pyplot()
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.6))
+    ax.barh(names, [importances[n] for n in names], color="#a6bddb", edgecolor="#4c72b0")
+    ax.set_xlabel(f"share of the variance of validation {metric} (fANOVA)")
+    ax.set_title("dcn tune: which settings mattered", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
     plt.close(fig)

@@ -51,6 +51,9 @@ STRATEGIES = ("auto", "off", "mirrored", "multi-worker")
 DATASET_KINDS = ("mixer", "poly", "ctr")
 POLYNOMIALS = ("f1", "f2", "f3", "random")
 FLOAT32_MAX = 3.4028234663852886e38
+# What compare and tune may rank models by (metrics.py says which suit which task).
+METRICS = ("auc", "logloss", "ne", "calibration", "accuracy", "gauc", "rmse", "mae")
+HIGHER_IS_BETTER = ("auc", "accuracy", "gauc")  # calibration: nearest 1; the rest: lower
 SEED_LIMIT = 2**32  # NumPy and TensorFlow take seeds 0 .. 2**32 - 1
 
 
@@ -100,6 +103,11 @@ SETTINGS: dict[str, Setting] = {
     "distribute": Setting("choice", STRATEGIES),
     "workers": Setting("int", minimum=1),
     "runs": Setting("int", minimum=1),
+    "metric": Setting("choice", METRICS),
+    # tune
+    "trials": Setting("int", minimum=1),
+    "timeout": Setting("number", positive=True),
+    "jobs": Setting("int", minimum=1),
     # data
     "hash_buckets": Setting("pairs"),
     "min_count": Setting("int", minimum=1),

@@ -13,6 +13,7 @@ COMMANDS = [
     "train",
     "evaluate",
     "compare",
+    "tune",
     "explain",
     "predict",
     "export",

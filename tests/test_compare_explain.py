@@ -256,7 +256,8 @@ def test_reused_model_runs_match_freshly_built_ones(mixer):
     from dcn_cli.model.config import ModelConfig
     from dcn_cli.model.factory import build_model
     from dcn_cli.train.compare import compare
-    from dcn_cli.train.engine import compile_model, evaluate_batches
+    from dcn_cli.train.engine import compile_model
+    from dcn_cli.train.metrics import evaluate_batches
     from dcn_cli.train.run import TrainSettings, make_optimizer
 
     keras = backend.load()

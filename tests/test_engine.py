@@ -12,7 +12,8 @@ from dcn_cli.data.sources import open_table
 from dcn_cli.model.config import ModelConfig
 from dcn_cli.model.factory import build_model, split_model
 from dcn_cli.model.optimizers import make as make_optimizer
-from dcn_cli.train.engine import Engine, compile_model, evaluate_batches
+from dcn_cli.train.engine import Engine, compile_model
+from dcn_cli.train.metrics import evaluate_batches
 
 SAMPLES: dict[str, str] = {}  # sample name -> its copy's path (the fixture below)
 # No dropout: the engine pads the last batch of an epoch, so its masks would differ.

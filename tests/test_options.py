@@ -48,6 +48,13 @@ BAD = [
     (["train", "--workers", "2", "--distribute", "off"], "--distribute off cannot"),
     (["train", "--resume", "--force"], "--resume continues a run and --force replaces it"),
     (["compare", "--runs", "0"], "--runs must be a positive integer, got 0"),
+    (["compare", "--metric", "mse"], "--metric must be one of auc, logloss, ne, calibration"),
+    (["compare", "--metric", "gauc"], "--metric gauc needs --group COL"),
+    (["tune", "--trials", "0"], "--trials must be a positive integer, got 0"),
+    (["tune", "--timeout", "0"], "--timeout must be a finite positive number, got 0.0"),
+    (["tune", "--jobs", "0"], "--jobs must be a positive integer, got 0"),
+    (["tune", "--lr", "-1"], "--lr must be a finite positive number, got -1.0"),
+    (["tune", "--metric", "gauc"], "--metric gauc needs --group COL"),
     (["compare", "--embedding-dim", "0"], "--embedding-dim must be a positive integer, got 0"),
     (["compare", "--dropout", "-0.1"], "--dropout must be a finite number in [0, 1)"),
     (["compare", "--lr", "inf"], "--lr must be a finite positive number, got inf"),
@@ -63,7 +70,8 @@ BAD = [
     (["generate", "ctr", "--out", "d", "--vocab-size", "3"], "--vocab-size must be an integer"),
     (["generate", "ctr", "--out", "d", "--seed", "-2"], "--seed must be between 0 and"),
 ]
-PLACES = {"train": TRAIN, "compare": COMPARE, "explain": EXPLAIN, "generate": []}
+TUNE = ["tune", "--data", MISSING]
+PLACES = {"train": TRAIN, "compare": COMPARE, "explain": EXPLAIN, "generate": [], "tune": TUNE}
 
 # Runs every case in one fresh process, then reports whether TensorFlow was imported
 # and whether any file of the cases' data or checkpoint was looked for.

@@ -15,11 +15,12 @@ from dcn_cli.commands import (
     generate,
     predict,
     train,
+    tune,
 )
 from dcn_cli.commands.app import app
 
 # In the order --help lists them: make and look at data, train, use what was trained.
-for module in (generate, describe, train, evaluate, compare, explain, predict, export):
+for module in (generate, describe, train, evaluate, compare, tune, explain, predict, export):
     app.command()(getattr(module, module.__name__.rpartition(".")[2]))
 
 __all__ = ["app"]

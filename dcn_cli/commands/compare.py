@@ -10,6 +10,7 @@ import typer
 from dcn_cli import settings
 from dcn_cli.commands import options as opt
 from dcn_cli.commands.app import user_errors
+from dcn_cli.errors import DcnError
 from dcn_cli.model.presets import resolve_model
 
 
@@ -49,6 +50,8 @@ def compare(
     embedding_l2: opt.EveryEmbeddingL2 = settings.EMBEDDING_L2,
     dropout: opt.EveryDropout = settings.DROPOUT,
     precision: opt.Precision = "float32",
+    metric: opt.Metric = None,
+    group: opt.Group = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -60,6 +63,8 @@ def compare(
     """Train several models over several seeds and compare them."""
     for model in models:  # presets and model files, checked before any work
         resolve_model(model)
+    if metric == "gauc" and group is None:
+        raise DcnError("--metric gauc needs --group COL, the column that groups rows (a user id)")
     opt.check_columns(ctx.params)
     from dcn_cli.commands import render
     from dcn_cli.train.compare import claim_output, write_outputs
@@ -80,6 +85,8 @@ def compare(
             precision=precision,
             progress=progress,
             warn=render.warn,
+            metric=metric,
+            group=group,
         )
     finally:
         if progress is not None:

@@ -59,6 +59,22 @@ def train_settings(params: dict[str, Any]):
     return _from_params(TrainSettings, params)
 
 
+def with_config(ctx: typer.Context, config: str | None, resume: bool = False) -> dict[str, Any]:
+    """The command's options, with those the user did not type taken from ``config`` (a
+    model file or preset, checked as ``dcn compare`` checks it)."""
+    params = dict(ctx.params)
+    if config is None:
+        return params
+    if resume:
+        raise DcnError("--resume takes every setting from the saved run; drop --config")
+    from dcn_cli.model.presets import resolve_model
+
+    for name, value in resolve_model(config)[1].items():
+        if not from_command_line(ctx, name):
+            params[name] = value
+    return params
+
+
 def from_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the user typed option ``name`` (rather than leaving its default)."""
     source = ctx.get_parameter_source(name)
@@ -216,4 +232,69 @@ EveryEmbeddingL2 = Annotated[
 ]
 EveryDropout = Annotated[
     float, typer.Option(help="Dropout after each deep layer, for every model.")
+]
+
+# compare and tune: what models are ranked by
+Metric = Annotated[
+    str | None,
+    typer.Option(
+        help="The test metric to compare (tune: the validation metric to optimise). Default: "
+        "auc (binary), rmse (regression). ne: log loss over the base rate's entropy; "
+        "calibration: mean prediction over mean label; gauc: needs --group.",
+        **choices("metric"),
+    ),
+]
+Group = Annotated[
+    str | None,
+    typer.Option(help="A column that groups rows (a user id), for --metric gauc."),
+]
+Config = Annotated[
+    str | None,
+    typer.Option(
+        help="A model file (dcn tune's best.json, a JSON of settings) or a preset name: "
+        "its settings, where no flag gives them."
+    ),
+]
+
+# tune only
+Trials = Annotated[
+    int, typer.Option(help="Trials to finish (complete or pruned), this run and before.")
+]
+Timeout = Annotated[
+    float | None, typer.Option(help="Stop starting trials after this many seconds.")
+]
+Space = Annotated[
+    Path | None,
+    typer.Option(
+        help="JSON or TOML file: each setting's range ({low, high[, log]}), choices "
+        "({choices: [...]}) or one value. Default: lr, batch size, optimizer, embedding "
+        "width, cross layers, rank, deep layers, dropout, embedding L2."
+    ),
+]
+TuneOut = Annotated[
+    Path,
+    typer.Option("--out", "-o", help="Directory of the study (study.db), trials and best model."),
+]
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        help="A shared study database (postgresql://..., mysql://...) instead of "
+        "OUT/study.db: several machines then work on one study."
+    ),
+]
+Jobs = Annotated[int, typer.Option(help="Trials run at once on this machine (processes).")]
+TuneValidation = Annotated[
+    float, typer.Option(help="Share of train held out to score trials. Default: 0.1.")
+]
+
+# tune: a model or training flag, unset unless given; given, it pins the setting
+PinArch = Annotated[str | None, typer.Option(help="Pin the architecture.", **choices("arch"))]
+PinCrossType = Annotated[
+    str | None, typer.Option(help="Pin the cross type.", **choices("cross_type"))
+]
+PinInt = Annotated[int | None, typer.Option(help="Pin this setting.")]
+PinNumber = Annotated[float | None, typer.Option(help="Pin this setting.")]
+PinSizes = Annotated[str | None, typer.Option(help="Pin the deep layers, e.g. 192,192.")]
+PinOptimizer = Annotated[
+    str | None, typer.Option(help="Pin the optimizer.", **choices("optimizer"))
 ]

@@ -92,6 +92,10 @@ def comparison(result: dict[str, Any], as_json: bool, files: list) -> None:
     title = f"test {metric} on {result['data']} ({result['rows']['test']:,} test rows)"
     _titled(out, title, table)
     out.print(settings_line(result), highlight=False, soft_wrap=True)
+    for m in models:
+        if m.get("training"):
+            own = ", ".join(f"{k} {_setting(v)}" for k, v in m["training"].items())
+            out.print(f"{m['name']} trains with its own {own}", highlight=False, soft_wrap=True)
     print(f"wrote {', '.join(str(f) for f in files)}")
 
 
@@ -122,6 +126,111 @@ def crosses(result: dict[str, Any], as_json: bool) -> None:
         soft_wrap=True,
     )
     print(f"wrote {result['figure']}")
+
+
+class TuneProgress:
+    """``dcn tune``'s progress: a line per finished trial, in a terminal and a log alike,
+    and in a terminal a bar of the trials that count (complete or pruned)."""
+
+    def __init__(self, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = console(stderr=True)
+        self.bar = Progress(
+            TextColumn("trials"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            console=self.console,
+            disable=not self.console.is_terminal,
+            transient=True,
+        )
+        self.task = self.bar.add_task("", total=total)
+        self.started = False
+
+    def trial_done(self, study, trial) -> None:
+        from dcn_cli.train.tune import counted
+
+        if not self.started:
+            self.bar.start()
+            self.started = True
+        state = trial.state.name.lower()
+        metric = study.user_attrs["identity"]["metric"]
+        epochs = trial.user_attrs.get("epochs")
+        if state == "fail":
+            text = f"failed: {trial.user_attrs.get('error', 'its process ended')}"
+        else:
+            value = trial.value
+            if value is None and trial.intermediate_values:
+                value = trial.intermediate_values[max(trial.intermediate_values)]
+            text = f"{state}{f' after epoch {epochs}' if state == 'pruned' else ''}: "
+            text += f"{metric} {value:.4f}" if value is not None else "no value"
+        line = f"trial {trial.number} {text}"
+        if trial.datetime_start and trial.datetime_complete:
+            line += f" ({(trial.datetime_complete - trial.datetime_start).total_seconds():.1f} s)"
+        try:
+            line += f"; best {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:  # no complete trial yet
+            pass
+        self.console.print(line, highlight=False, soft_wrap=True)
+        self.bar.update(self.task, completed=counted(study))
+
+    def stop(self) -> None:
+        if self.started:
+            self.bar.stop()
+
+
+def _setting(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def tuned(search, study, test: dict[str, Any] | None, files: list, as_json: bool) -> None:
+    """What ``dcn tune`` found: the best trial, its settings and its checkpoint's test
+    metrics, or all of it as JSON."""
+    from dcn_cli.train.study import best_settings
+    from dcn_cli.train.tune import counted
+
+    best = best_settings(search, study)
+    result = {
+        "metric": search.metric,
+        "trials_counted": counted(study),
+        "trials": len(study.trials),
+        "best_trial": study.best_trial.number if best is not None else None,
+        "best_validation": study.best_value if best is not None else None,
+        "best_settings": best,
+        "checkpoint": str(search.out / "best") if test is not None else None,
+        "test_metrics": test,
+        "files": [str(f) for f in files],
+    }
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    out = console()
+    if best is None:
+        out.print(f"no trial completed in {len(study.trials)}; see {files[0]}", highlight=False)
+        return
+    table = Table()
+    table.add_column("setting")
+    table.add_column("value", justify="right")
+    searched = {p.name for p in search.params}
+    for key, value in best.items():
+        shown = ",".join(map(str, value)) if isinstance(value, list) else _setting(value)
+        table.add_row(key + ("" if key in searched else " (pinned or default)"), shown)
+    _titled(
+        out,
+        f"best of {result['trials']} trials: trial {result['best_trial']}, validation "
+        f"{search.metric} {result['best_validation']:.4f}",
+        table,
+    )
+    if test is not None:
+        metrics(f"test metrics of its checkpoint ({result['checkpoint']})", test, False)
+    print(f"wrote {', '.join(str(f) for f in files)}, {search.out / 'best'}")
+    print(
+        f"check it over 5 seeds: dcn compare dcn {search.out / 'best.json'} --runs 5 "
+        f"--data {search.data.data}"
+    )
 
 
 def warn(note: str) -> None:

@@ -67,17 +67,19 @@ def train(
     force: opt.ForceRun = False,
     distribute: opt.Distribute = "auto",
     workers: opt.Workers = 1,
+    config: opt.Config = None,
     json_out: opt.Json = False,
 ) -> None:
     """Train a model and write a checkpoint directory."""
-    layers = settings.parse_sizes(deep_layers, "--deep-layers")
+    params = opt.with_config(ctx, config, resume)
+    layers = settings.parse_sizes(params["deep_layers"], "--deep-layers")
     if resume and force:
         raise DcnError("--resume continues a run and --force replaces it; choose one")
     if workers != 1 and distribute not in ("auto", "multi-worker"):
         raise DcnError(f"--workers {workers} runs a cluster; --distribute {distribute} cannot")
     if not resume:
-        settings.check_architecture(arch, layers)
-        opt.check_columns(ctx.params)
+        settings.check_architecture(params["arch"], layers)
+        opt.check_columns(params)
     from dcn_cli.commands import render
 
     if workers != 1:
@@ -89,17 +91,16 @@ def train(
         given = {
             name: layers if name == "deep_layers" else value
             for name, value in ctx.params.items()
-            if name not in ("out", "resume", "force", "json_out", "distribute", "workers")
+            if name not in ("out", "resume", "force", "json_out", "distribute", "workers", "config")
             and opt.from_command_line(ctx, name)
         }
         result = resume_run(out, given, progress=progress, warn=render.warn, distribute=distribute)
     else:
-        from dcn_cli.train.run import TrainSettings
         from dcn_cli.train.run import train as run
 
-        model = {name: ctx.params[name] for name in MODEL} | {"deep_layers": layers}
-        spec = opt.data_spec(ctx.params)
-        training = TrainSettings(epochs, batch_size, lr, optimizer, seed, patience, weight_decay)
+        model = {name: params[name] for name in MODEL} | {"deep_layers": layers}
+        spec = opt.data_spec(params)
+        training = opt.train_settings(params)
         result = run(
             model, spec, training, out, force, progress, warn=render.warn, distribute=distribute
         )

@@ -15,6 +15,7 @@ from dcn_cli.data.features import FeatureSpec
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
 from dcn_cli.model.config import ModelConfig
+from dcn_cli.settings import check
 
 PRESETS: dict[str, dict[str, Any]] = {
     "dcn": {"arch": "stacked", "cross_layers": 1, "deep_layers": [192, 192]},
@@ -45,6 +46,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The architecture settings a model file may hold: every ModelConfig field but what
 # the data decides.
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} - {"features", "task"}
+# The training settings a model file may set for its own runs (``dcn tune`` writes them).
+TRAINING_KEYS = ("lr", "batch_size", "optimizer", "weight_decay")
 
 
 def resolve_model(spec: str) -> tuple[str, dict[str, Any]]:
@@ -62,12 +65,15 @@ def resolve_model(spec: str) -> tuple[str, dict[str, Any]]:
         data = data["model"]  # a checkpoint's config.json
     if not isinstance(data, dict):
         raise DcnError(f"{path}: expected a JSON object of model settings")
-    unknown = sorted(set(data) - MODEL_KEYS - {"features", "task", "format"})
+    unknown = sorted(set(data) - MODEL_KEYS - set(TRAINING_KEYS) - {"features", "task", "format"})
     if unknown:
         raise DcnError(f"{path}: unknown model setting(s): {', '.join(unknown)}")
     settings = {k: v for k, v in data.items() if k in MODEL_KEYS}
     try:  # check the settings now, before any data is read
         ModelConfig(features=[FeatureSpec("x", "numerical")], **settings)
+        for key in TRAINING_KEYS:
+            if key in data:
+                check(key, data[key], key)
     except DcnError as err:
         raise DcnError(f"{path}: {err}") from None
-    return path.stem, settings
+    return path.stem, settings | {k: data[k] for k in TRAINING_KEYS if k in data}

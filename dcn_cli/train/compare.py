@@ -10,6 +10,7 @@ first model listed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import time
@@ -23,8 +24,9 @@ from dcn_cli.data.sources import DataSpec
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path, write_json, write_text
 from dcn_cli.model.config import ModelConfig
-from dcn_cli.model.presets import MODEL_KEYS, resolve_model
+from dcn_cli.model.presets import MODEL_KEYS, TRAINING_KEYS, resolve_model
 from dcn_cli.settings import check
+from dcn_cli.train.metrics import check_metric
 from dcn_cli.train.run import TrainSettings, make_optimizer, prepare_to_train
 
 STEPS_PER_CALL = 200  # at least this many steps per call of the step function
@@ -63,13 +65,19 @@ def compare(
     precision: str | None = None,
     progress=None,
     warn=None,
+    metric: str | None = None,
+    group: str | None = None,
 ) -> dict[str, Any]:
     """Train every model ``runs`` times; return the comparison as a JSON-able dict.
 
     ``progress`` (the CLI's is :class:`dcn_cli.commands.render.CompareProgress`) is an
     engine hook that also hears ``starting(name, seed)`` before each run and
     ``run_done(name, seed, metric, value, seconds)`` after it. ``warn`` takes the
-    warnings about the data's columns (a callable of one string).
+    warnings about the data's columns (a callable of one string). ``metric``
+    (default AUC, or RMSE for regression) is any of
+    :data:`dcn_cli.train.metrics.CHOICES`; ``gauc`` groups the rows by the column ``group``.
+    A model file may set its own training settings (``lr``, ``batch_size``, ...: a
+    ``dcn tune`` result does), which then replace the shared ones for that model.
     """
     check("runs", runs, "--runs")
     if not models:
@@ -77,7 +85,8 @@ def compare(
     settings.validate()
     resolved = [resolve_model(spec) for spec in models]
     _, prepared, settings = prepare_to_train(data, data.open(), settings, warn)
-    metric = "auc" if prepared.task == "binary" else "rmse"
+    metric = metric or ("auc" if prepared.task == "binary" else "rmse")
+    check_metric(metric, prepared.task, group)
     backend.load()
     from dcn_cli.model.factory import count_trainable_params
 
@@ -85,17 +94,19 @@ def compare(
     for name, own in resolved:
         # Shared settings apply to every model, unless its own JSON config sets them.
         shared = dict(embedding_dim=embedding_dim, embedding_l2=embedding_l2, precision=precision)
-        if own.get("arch") != "cross":
-            shared["dropout"] = dropout
-        for key, value in shared.items():
-            if value is not None:
-                own.setdefault(key, value)
+        shared["dropout"] = dropout if own.get("arch") != "cross" else None
+        own = {k: v for k, v in shared.items() if v is not None} | own
+        own_training = {k: own.pop(k) for k in TRAINING_KEYS if k in own}
         config = ModelConfig(features=prepared.features, task=prepared.task, **own)
-        model, scores, seconds = _runs(name, config, prepared, settings, runs, metric, progress)
+        trained = dataclasses.replace(settings, **own_training)
+        model, scores, seconds = _runs(
+            name, config, prepared, trained, runs, (metric, group), progress
+        )
         results.append(
             {
                 "name": name,
                 "config": {k: v for k, v in config.to_dict().items() if k in MODEL_KEYS},
+                **({"training": own_training} if own_training else {}),
                 "mean": float(np.mean(scores)),
                 "std": float(np.std(scores)),
                 "runs": scores,
@@ -108,6 +119,7 @@ def compare(
         result["p_value"] = None if result is results[0] else welch_p_value(first, result["runs"])
     return {
         "metric": metric,
+        **({"group": group} if group else {}),
         "data": prepared.table.name,
         "rows": prepared.rows,
         "training": {
@@ -130,7 +142,7 @@ def _runs(
     prepared,
     settings: TrainSettings,
     runs: int,
-    metric: str,
+    measured: tuple[str, str | None],
     progress,
 ):
     """Train one model with seeds 0..runs-1: the model, each run's test metric and seconds."""
@@ -172,7 +184,13 @@ def _runs(
         except DcnError as err:
             raise DcnError(f"{name} seed {seed}: {err}") from None
         seconds.append(time.perf_counter() - start)
-        value = engine.evaluate("test")[metric]
+        metric, group = measured
+        results = engine.measure("test", group) if group else engine.evaluate("test")
+        if metric not in results:
+            raise DcnError(
+                f"{name} seed {seed}: the test split holds one label only, so {metric} is undefined"
+            )
+        value = results[metric]
         if not math.isfinite(value):
             raise DcnError(
                 f"{name} seed {seed}: training diverged (test {metric} is {value}); "

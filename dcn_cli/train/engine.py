@@ -46,7 +46,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import keras
 import numpy as np
@@ -57,40 +56,17 @@ from dcn_cli.errors import DcnError
 from dcn_cli.model.config import ModelConfig
 from dcn_cli.model.factory import split_model
 from dcn_cli.train.distribute import cluster_shape
+from dcn_cli.train.metrics import evaluate_batches, example_losses
 from dcn_cli.train.pipeline import (
     Encoder,
     encoded_split,
     pipeline_rows,
+    scored,
     source_errors,
     streamed_batches,
 )
 
 EVAL_BATCH = 8192  # rows per evaluation batch: its activations are held at once
-
-
-def metric_names(task: str) -> tuple[str, ...]:
-    return ("auc", "logloss", "accuracy") if task == "binary" else ("rmse", "mae")
-
-
-def new_metrics(task: str) -> list[keras.metrics.Metric]:
-    """The metrics dcn reports for ``task``, named as :func:`metric_names` says."""
-    if task == "binary":
-        return [
-            keras.metrics.AUC(name="auc"),
-            keras.metrics.BinaryCrossentropy(name="logloss"),
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-        ]
-    return [
-        keras.metrics.RootMeanSquaredError(name="rmse"),
-        keras.metrics.MeanAbsoluteError(name="mae"),
-    ]
-
-
-def example_losses(task: str, y_true, y_pred):
-    """The loss of each row: binary cross-entropy or squared error, as Keras computes them."""
-    if task == "binary":
-        return keras.losses.binary_crossentropy(y_true, y_pred)
-    return keras.losses.mean_squared_error(y_true, y_pred)
 
 
 def compile_model(model: keras.Model, task: str, optimizer) -> None:
@@ -417,6 +393,26 @@ class Engine:
         penalty = sum(float(loss) for loss in self.trainee.losses)
         return {"loss": results.pop("loss") + penalty, **results}
 
+    def measure(self, split: str, group: str) -> dict[str, float]:
+        """:meth:`evaluate`'s figures and the group AUC by the column ``group``, from the
+        split's rows read again (held in memory, or from disk)."""
+        from dcn_cli.train.metrics import measure
+
+        name = self.prepared.table.name
+        rows = scored(
+            [(lambda r: f"{name}: {split} row {r + 1}", self.prepared.chunks(split))],
+            self.encoder,
+            self._predict,
+            EVAL_BATCH,
+        )
+        with source_errors():
+            results, _ = measure(
+                self.task, rows, self.prepared.label, self.prepared.schema.weight, group, name
+            )
+        del results["rows"]
+        penalty = sum(float(loss) for loss in self.trainee.losses)
+        return {**results, "loss": results["loss"] + penalty}
+
 
 def scorer(core):
     """``core`` as one traced function of encoded batches, in inference mode."""
@@ -438,32 +434,3 @@ def _end(hooks, engine: Engine, finished: bool) -> None:
             error = error or err
     if error is not None:
         raise error
-
-
-def evaluate_batches(predict, task: str, batches) -> dict[str, float]:
-    """Mean loss and the task's metrics of ``predict`` over ``(x, y)`` or ``(x, y,
-    weights)`` batches."""
-    return evaluate_predictions(task, ((y, predict(x), *w) for x, y, *w in batches))
-
-
-def evaluate_predictions(task: str, pairs, where: str = "these rows") -> dict[str, float]:
-    """Mean loss and the task's metrics over ``(labels, predictions)`` pairs, ``(n, 1)``
-    each, or ``(labels, predictions, weights)``: then every figure is a weighted mean."""
-    metrics = new_metrics(task)
-    loss_sum, weight_sum, rows = 0.0, 0.0, 0
-    for y, y_pred, *w in pairs:
-        weights = tf.reshape(w[0], [-1]) if w else tf.ones([tf.shape(y)[0]])
-        loss_sum += float(tf.reduce_sum(example_losses(task, y, y_pred) * weights))
-        weight_sum += float(tf.reduce_sum(weights))
-        rows += int(y.shape[0])
-        for metric in metrics:
-            metric.update_state(y, y_pred, sample_weight=weights if w else None)
-    if rows and not weight_sum:
-        raise DcnError(f"{where}: the weights of its {rows} rows are all 0: nothing to measure")
-    results = {m.name: float(m.result()) for m in metrics}
-    return {"loss": loss_sum / weight_sum if weight_sum else 0.0, **results, "rows": rows}
-
-
-def summary(results: dict[str, Any], task: str) -> dict[str, float]:
-    """The metrics of ``results``, without the loss, in the task's order."""
-    return {name: results[name] for name in metric_names(task)}

@@ -345,7 +345,8 @@ def _fit(
     from dcn_cli.model.factory import count_trainable_params
     from dcn_cli.train import hooks
     from dcn_cli.train.distribute import barrier, lost_workers
-    from dcn_cli.train.engine import Engine, summary
+    from dcn_cli.train.engine import Engine
+    from dcn_cli.train.metrics import summary
 
     engine = Engine(model, config, prepared, settings.batch_size, strategy)
     history = list(history or [])

@@ -1,0 +1,271 @@
+"""dcn tune: the space, the study that survives a kill, and what it writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import clicks
+
+from dcn_cli.commands import app
+from dcn_cli.train.space import DEFAULT_SPACE, parse_space, read_space
+
+SPACE = {
+    "lr": {"low": 0.001, "high": 0.03, "log": True},
+    "embedding_dim": {"choices": [2, 4]},
+    "deep_layers": "8",
+}
+FAST = ["--epochs", "2", "--patience", "1"]
+
+
+def test_the_default_space_is_valid():
+    params, fixed = parse_space(DEFAULT_SPACE, {})
+    assert {p.name for p in params} == set(DEFAULT_SPACE) and fixed == {}
+    params, fixed = parse_space(DEFAULT_SPACE, {"lr": 0.01, "deep_layers": "64,32"})
+    assert "lr" not in {p.name for p in params}
+    assert fixed == {"lr": 0.01, "deep_layers": "64,32"}  # a flag pins a setting
+
+
+def test_a_toml_space(tmp_path):
+    path = tmp_path / "space.toml"
+    path.write_text(
+        'lr = {low = 1e-4, high = 1e-2, log = true}\narch = "cross"\n'
+        'deep_layers = {choices = ["64,64", [128, 64]]}\n'
+    )
+    params, fixed = parse_space(read_space(path), {})
+    assert fixed == {"arch": "cross"}
+    assert [p.choices for p in params if p.name == "deep_layers"] == [("64,64", "128,64")]
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"learning_rate": {"low": 0.1, "high": 0.2}}, "unknown parameter(s) learning_rate"),
+        ({"lr": {"low": 0.1, "high": 0.01}}, "lr: empty range, low 0.1 is above high 0.01"),
+        ({"dropout": {"choices": []}}, "dropout: choices must be a non-empty list"),
+        ({"cross_layers": {"low": 1.5, "high": 3}}, "is a whole number; got 1.5"),
+        ({"optimizer": {"choices": ["adam", "rmsprop"]}}, "optimizer must be one of"),
+        ({"dropout": {"low": 0.0, "high": 0.5, "log": True}}, "a log range must start above 0"),
+        ({"optimizer": {"low": 1, "high": 2}}, "optimizer takes choices, not a range"),
+        ({"lr": {"low": 0.1}}, "lr: give low and high, or choices"),
+        ({"lr": {"low": 0.1, "high": 0.2, "step": 1}}, "unknown key(s) step"),
+        ({"lr": 0.01}, "nothing left to search"),
+    ],
+)
+def test_a_bad_space_is_one_error_naming_the_file(runner, tmp_path, space, message):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(space))
+    result = runner.invoke(app, ["tune", "--space", str(path), "--out", str(tmp_path / "t")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {path}: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A study of 3 trials on the small click data, run once."""
+    from typer.testing import CliRunner
+
+    home = tmp_path_factory.mktemp("tune")
+    data = clicks(home / "data", 600)
+    space = home / "space.json"
+    space.write_text(json.dumps(SPACE))
+    argv = ["tune", "--data", str(data), "--space", str(space), "--out", str(home / "t"), *FAST]
+    result = CliRunner().invoke(app, [*argv, "--trials", "3"])
+    assert result.exit_code == 0, result.output
+    return home, argv, result
+
+
+def test_tune_writes_trials_best_settings_checkpoint_and_figures(study):
+    home, _, result = study
+    out = home / "t"
+    with open(out / "trials.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["number"] for r in rows] == ["0", "1", "2"]
+    assert {r["state"] for r in rows} <= {"complete", "pruned"}
+    summary = json.loads((out / "trials.json").read_text())
+    best = summary["best_settings"]
+    assert summary["metric"] == "auc" and summary["split"] == "validation"
+    assert best == json.loads((out / "best.json").read_text())
+    assert best["deep_layers"] == [8] and best["embedding_dim"] in (2, 4)
+    complete = [float(r["value"]) for r in rows if r["state"] == "complete"]
+    assert summary["best_value"] == pytest.approx(max(complete))
+    for figure in ("history.png", "importance.png"):
+        assert (out / figure).read_bytes()[:4] == b"\x89PNG"
+    # The checkpoint is the best trial again: the same split and seed give its value.
+    record = json.loads((out / "best" / "config.json").read_text())
+    assert record["training"]["lr"] == best["lr"]
+    with open(out / "best" / "history.csv") as handle:
+        history = list(csv.DictReader(handle))
+    best_epoch = min(history, key=lambda row: float(row["val_loss"]))
+    assert float(best_epoch["val_auc"]) == pytest.approx(summary["best_value"], abs=1e-6)
+    assert "test metrics of its checkpoint" in result.stdout
+    assert "trial 2 " in result.stderr
+
+
+def test_best_json_is_a_model_file_for_train_and_compare(runner, study, tmp_path):
+    home, _, _ = study
+    best = home / "t" / "best.json"
+    settings = json.loads(best.read_text())
+    ckpt = tmp_path / "ck"
+    flags = ["--data", str(home / "data"), "--epochs", "1", "--patience", "0"]
+    result = runner.invoke(app, ["train", "--config", str(best), "--out", str(ckpt), *flags])
+    assert result.exit_code == 0, result.output
+    record = json.loads((ckpt / "config.json").read_text())
+    assert record["training"]["lr"] == settings["lr"]
+    assert record["model"]["embedding_dim"] == settings["embedding_dim"]
+    pinned = runner.invoke(
+        app, ["train", "--config", str(best), "--lr", "0.5", "--out", str(tmp_path / "c2"), *flags]
+    )
+    assert pinned.exit_code == 0, pinned.output  # a flag wins over the file
+    assert json.loads((tmp_path / "c2" / "config.json").read_text())["training"]["lr"] == 0.5
+    out = tmp_path / "cmp"
+    compared = runner.invoke(
+        app, ["compare", "cross", str(best), "--runs", "1", "--out", str(out), *flags]
+    )
+    assert compared.exit_code == 0, compared.output
+    models = json.loads((out / "comparison.json").read_text())["models"]
+    assert models[1]["training"]["lr"] == settings["lr"] and "training" not in models[0]
+    assert "best trains with its own lr" in compared.stdout
+
+
+def test_the_same_command_continues_the_study(runner, study):
+    home, argv, _ = study
+    result = runner.invoke(app, [*argv, "--trials", "4"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((home / "t" / "trials.json").read_text())["trials"]
+    assert [r["number"] for r in rows] == [0, 1, 2, 3]
+    drawn = [(r["lr"], r["embedding_dim"]) for r in rows]
+    assert len(set(drawn)) == 4  # a continued study does not draw its first trials again
+    assert "trial 3 " in result.stderr and "trial 0 " not in result.stderr
+    done = runner.invoke(app, [*argv, "--trials", "4"])
+    assert done.exit_code == 0, done.output
+    assert len(json.loads((home / "t" / "trials.json").read_text())["trials"]) == 4
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--metric", "logloss"], "its study was made with other settings (metric differ)"),
+        (["--epochs", "3"], "(epochs differ)"),
+    ],
+)
+def test_a_study_made_otherwise_is_one_error(runner, study, change, message):
+    _, argv, _ = study
+    result = runner.invoke(app, [*argv, "--trials", "4", *change])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr
+
+
+def test_other_data_in_a_study_is_one_error(runner, study, tmp_path):
+    home, argv, _ = study
+    other = clicks(tmp_path / "other", 500, seed=3)
+    argv = [other if a == str(home / "data") else a for a in argv]
+    result = runner.invoke(app, [*map(str, argv), "--trials", "4"])
+    assert result.exit_code == 1
+    assert "its study was made with other settings (data, rows differ)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "storage, message",
+    [
+        ("nonsense", "--storage nonsense: cannot open it"),
+        ("postgresql://dcn@127.0.0.1:1/x", "its database driver is not installed"),
+        ("sqlite:////no/such/dir/study.db", "--storage sqlite:////no/such/dir/study.db: cannot"),
+    ],
+)
+def test_a_storage_that_cannot_be_reached_is_one_error(runner, tmp_path, storage, message):
+    data = clicks(tmp_path / "data", 200)
+    out = tmp_path / "t"
+    result = runner.invoke(
+        app, ["tune", "--data", str(data), "--storage", storage, "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr
+    assert not out.exists()
+
+
+def test_tune_refuses_a_directory_of_other_files(runner, tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["tune", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 1
+    assert "holds files that are not a study's (notes.txt)" in result.stderr
+
+
+def test_a_trial_whose_process_died_is_failed_and_not_counted(tmp_path):
+    """What kill -9 leaves (a trial running forever) is failed when the study opens again."""
+    import optuna
+
+    from dcn_cli.train.tune import counted, fail_orphans
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="dcn-tune")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    import socket
+
+    trial = study.ask()
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", int(dead))
+    alive = study.ask()
+    alive.set_user_attr("host", socket.gethostname())
+    alive.set_user_attr("pid", os.getppid())
+    assert fail_orphans(study) == [0]
+    states = [t.state.name for t in study.get_trials()]
+    assert states == ["FAIL", "RUNNING"] and counted(study) == 0
+
+
+@pytest.mark.slow
+def test_kill_9_then_the_same_command(tmp_path):
+    """A real SIGKILL inside a trial; the same command then finishes the study."""
+    import sqlite3
+
+    data = clicks(tmp_path / "data", 600)
+    argv = [
+        sys.executable,
+        "-m",
+        "dcn_cli",
+        "tune",
+        "--data",
+        str(data),
+        "--trials",
+        "3",
+        "--out",
+        str(tmp_path / "t"),
+        *FAST,
+    ]
+    process = subprocess.Popen(argv, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    db = tmp_path / "t" / "study.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            with sqlite3.connect(db) as con:
+                states = [s for (s,) in con.execute("select state from trials")]
+        except sqlite3.OperationalError:
+            continue
+        if len(states) >= 2 and states[-1] == "RUNNING":
+            break
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with sqlite3.connect(db) as con:
+        running = [n for n, s in con.execute("select number, state from trials") if s == "RUNNING"]
+    again = subprocess.run(argv, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(db) as con:
+        trials = dict(con.execute("select number, state from trials order by number").fetchall())
+        assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert all(trials[n] == "FAIL" for n in running)  # what the kill cut short counts for nothing
+    assert sorted(trials) == list(range(len(trials)))
+    assert sum(s in ("COMPLETE", "PRUNED") for s in trials.values()) == 3
