@@ -1,11 +1,12 @@
 """The targets of ``dcn tune``: what tuning buys, how fast trials go, and that a killed
 study continues.
 
-    python benchmarks/tune_targets.py movielens ML100K_DIR [--trials 40] [--out DIR]
+    python benchmarks/tune_targets.py movielens ML100K_DIR [--trials 40] [--out DIR] \
+        [--flags '--epochs 40 --list movie_genres'] [--space benchmarks/movielens_space.toml]
     python benchmarks/tune_targets.py logs --data criteo.csv:label --data avazu.csv:click \
         [--seeds 5] [--trials 30]          # needs pip install -e '.[bench]'
-    python benchmarks/tune_targets.py jobs DATA [--trials 12] [--repeats 3]
-    python benchmarks/tune_targets.py kill DATA [--trials 4]
+    python benchmarks/tune_targets.py jobs DATA [--trials 12] [--repeats 3] [--flags OPTIONS]
+    python benchmarks/tune_targets.py kill DATA [--trials 4] [--flags OPTIONS]
 
 - ``movielens``: ``dcn tune`` on MovieLens 100K's training rows (its validation
   split held out of them), timed; then ``dcn compare dcn OUT/best.json --runs 5``
@@ -54,7 +55,18 @@ def dcn(*args: str, quiet: bool = True) -> subprocess.CompletedProcess:
 def movielens(args) -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="tune-ml-"))
     start = time.perf_counter()
-    dcn("tune", "--data", args.data, "--trials", str(args.trials), "--out", str(out / "study"))
+    flags = args.flags.split()
+    dcn(
+        "tune",
+        "--data",
+        args.data,
+        "--trials",
+        str(args.trials),
+        "--out",
+        str(out / "study"),
+        *(["--space", args.space] if args.space else []),
+        *flags,
+    )
     searched = time.perf_counter() - start
     summary = json.loads((out / "study" / "trials.json").read_text())
     states = [t["state"] for t in summary["trials"]]
@@ -77,6 +89,7 @@ def movielens(args) -> None:
         "--out",
         str(out / "compare"),
         "--json",
+        *flags,
     )
     compared = time.perf_counter() - start
     comparison = json.loads(result.stdout)
@@ -156,7 +169,7 @@ def jobs(args) -> None:
                     out,
                     "--seed",
                     str(repeat),
-                    *args.extra,
+                    *args.flags.split(),
                 )
                 wall = time.perf_counter() - start
             rates[n].append(args.trials / wall * 3600)
@@ -175,12 +188,17 @@ def jobs(args) -> None:
 def kill(args) -> None:
     with tempfile.TemporaryDirectory() as out:
         argv = [*DCN, "tune", "--data", args.data, "--trials", str(args.trials), "--out", out]
+        argv += args.flags.split()
         process = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
         db = Path(out) / "study.db"
         while True:  # until the second trial is running
             time.sleep(0.5)
+            if process.poll() is not None:
+                raise SystemExit(
+                    f"dcn tune ended before its second trial:\n{process.stderr.read()}"
+                )
             if db.exists():
                 with sqlite3.connect(db) as con:
                     try:
@@ -216,6 +234,8 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--out")
+    p.add_argument("--flags", default="", help="dcn options for tune and compare alike")
+    p.add_argument("--space", help="a space file for tune (default: dcn's default space)")
     p = sub.add_parser("logs")
     p.add_argument("--data", action="append", required=True, help="FILE:LABEL")
     p.add_argument("--seeds", type=int, default=5)
@@ -224,10 +244,11 @@ def main() -> None:
     p.add_argument("data")
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("extra", nargs="*", help="more dcn tune options (after --)")
+    p.add_argument("--flags", default="", help="more dcn tune options, as one string")
     p = sub.add_parser("kill")
     p.add_argument("data")
     p.add_argument("--trials", type=int, default=4)
+    p.add_argument("--flags", default="", help="more dcn tune options, as one string")
     args = parser.parse_args()
     {"movielens": movielens, "logs": logs, "jobs": jobs, "kill": kill}[args.what](args)
 

@@ -9,6 +9,12 @@ class DcnError(Exception):
     """
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of another library's error message (its name, when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 # tf.data runs a reader inside a ``py_func`` and re-raises what it raised as a
 # TensorFlow error whose message is a whole traceback. Readers record their
 # DcnError here first, so that whoever catches the TensorFlow error can show

@@ -72,7 +72,7 @@ def remove_leftovers(path: Path) -> None:
     )
     for stray in path.parent.iterdir():
         match = pattern.fullmatch(stray.name)
-        if match is None or _running(int(match[1])):
+        if match is None or running(int(match[1])):
             continue
         with contextlib.suppress(OSError):  # another user's, say: not ours to clean
             if stray.is_dir() and not stray.is_symlink():
@@ -81,7 +81,8 @@ def remove_leftovers(path: Path) -> None:
                 stray.unlink()
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether process ``pid`` of this host may still be running (this one: no)."""
     if pid == os.getpid():
         return False  # this process writes one file at a time: what it left is done with
     try:

@@ -208,7 +208,7 @@ def importance_chart(importances: dict[str, float], metric: str, path: Path) -> 
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.6))
     ax.barh(names, [importances[n] for n in names], color="#a6bddb", edgecolor="#4c72b0")
-    ax.set_xlabel(f"share of the variance of validation {metric} (fANOVA)")
+    ax.set_xlabel(f"importance for validation {metric} (PED-ANOVA, shares sum to 1)")
     ax.set_title("dcn tune: which settings mattered", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)

@@ -525,7 +525,7 @@ def test_out_of_memory_is_one_error_line(runner, tmp_path, monkeypatch):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(training, "_new_model", too_big)
+    monkeypatch.setattr(training, "new_model", too_big)
     result = runner.invoke(app, ["train", *FAST])
     assert result.exit_code == 1
     assert result.stderr == (
@@ -600,7 +600,7 @@ def test_a_ctrl_c_that_keras_rewraps_is_still_an_interrupt(runner, tmp_path, mon
             raise TypeError("Exception encountered when calling Reshape.call()") from None
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(training, "_new_model", interrupted)
+    monkeypatch.setattr(training, "new_model", interrupted)
     result = runner.invoke(app, ["train", *FAST])
     assert result.exit_code == 130
     assert result.stderr == "Interrupted.\n"

@@ -238,6 +238,7 @@ def test_a_run_stopped_before_its_first_save_starts_afresh(runner, whole, tmp_pa
     assert_same_checkpoints(out, whole)
 
 
+@pytest.mark.slow  # processes of their own, 10-25 s: .ci/run runs -m slow too
 def test_kill_9_inside_a_save_then_resume_finishes_the_run(runner, data, whole, tmp_path):
     """SIGKILL inside the third save, its temporary file whole but not yet renamed."""
     out = tmp_path / "ckpt"

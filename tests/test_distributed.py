@@ -50,6 +50,7 @@ def _weights(ckpt: Path) -> list[np.ndarray]:
     return [w.numpy() for w in checkpoint.load_model(ckpt).weights]
 
 
+@pytest.mark.slow  # processes of their own, 10-25 s: .ci/run runs -m slow too
 def test_two_workers_train_as_one_process(runner, tmp_path):
     """Binary clicks with Adam, dcn's defaults: sparse embedding gradients summed across
     workers (the mirrored tests in test_engine.py cover Adagrad and in-process replicas)."""
@@ -82,6 +83,7 @@ app()
 """
 
 
+@pytest.mark.slow  # processes of their own, 10-25 s: .ci/run runs -m slow too
 def test_a_killed_worker_ends_the_job_and_resume_finishes(runner, tmp_path):
     """Killed after the chief's first save (epoch 1): it must still be training then.
     An epoch here takes about 0.5 s, and the kill follows the save within 0.2 s."""
@@ -198,6 +200,7 @@ def test_without_the_launcher_a_dead_worker_ends_the_others(tmp_path):
     assert int(checkpoint.load_model(out).optimizer.iterations.numpy()) > 0  # a trained save
 
 
+@pytest.mark.slow  # processes of their own, 10-25 s: .ci/run runs -m slow too
 def test_a_taken_port_is_one_error_line_naming_the_worker(tmp_path):
     """The chief of a two-worker cluster finds its port taken: one line, no gRPC log lines
     before it. (The launcher relays the chief's stderr and stops the others when one

@@ -18,15 +18,18 @@ FAST = ["--deep-layers", "8", "--embedding-dim", "4", "--patience", "0", "--epoc
 
 
 def brute_group_auc(groups, labels, scores, weights=None):
-    """gAUC by definition: each group's AUC by counting pairs, ties half."""
+    """gAUC by definition: each group's AUC by counting pairs (each weighted by the
+    product of its rows' weights), ties half; groups weighted by their total weight."""
     weights = np.ones(len(labels)) if weights is None else weights
     total, weight = 0.0, 0.0
     for g in np.unique(groups):
         at = groups == g
-        y, s = labels[at], scores[at]
+        y, s, w = labels[at] > 0.5, scores[at], weights[at]
         if 0 < y.sum() < len(y):
-            total += exact_auc(y, s) * weights[at].sum()
-            weight += weights[at].sum()
+            pairs = w[y][:, None] * w[~y][None, :]
+            sign = np.sign(s[y][:, None] - s[~y][None, :])
+            total += np.sum(pairs * (sign + 1) / 2) / pairs.sum() * w.sum()
+            weight += w.sum()
     return total / weight
 
 
@@ -42,6 +45,11 @@ def test_group_auc_is_the_weighted_mean_of_each_groups_auc():
     weights = rng.uniform(0.5, 2.0, 400)
     value, _ = group_auc(groups, labels, scores, weights)
     assert value == pytest.approx(brute_group_auc(groups, labels, scores, weights), abs=1e-12)
+    # Whole weights count as rows repeated; a weight of 0 as a row left out.
+    weights = rng.integers(0, 3, 400)
+    value, used = group_auc(groups, labels, scores, weights)
+    again = np.repeat(np.arange(400), weights)
+    assert (value, used) == pytest.approx(group_auc(groups[again], labels[again], scores[again]))
 
 
 def test_group_auc_of_one_group_is_the_auc():
@@ -111,6 +119,28 @@ def test_evaluate_reports_ne_calibration_and_gauc(runner, trained, tmp_path):
     got = json.loads(grouped.stdout)
     assert got["gauc"] == pytest.approx(brute_group_auc(users, y, p), abs=1e-4)
     assert got["groups"] == sum(0 < y[users == u].sum() < (users == u).sum() for u in set(users))
+    # Rows without a group are in none (not in one group of their own); one label: no AUC.
+    lines = file.read_text().splitlines()
+    at = lines[0].split(",").index("user")
+    cells = [line.split(",") for line in lines[1:]]
+    for row in cells[::3]:
+        row[at] = ""
+    blank = tmp_path / "blank.csv"
+    blank.write_text("\n".join([lines[0], *(",".join(row) for row in cells)]) + "\n")
+    grouped = runner.invoke(
+        app, ["evaluate", str(ckpt), "--data", str(blank), "--group", "user", "--json"]
+    )
+    assert grouped.exit_code == 0, grouped.output
+    kept = np.arange(len(y)) % 3 != 0
+    expected = brute_group_auc(users[kept], y[kept], p[kept])
+    assert json.loads(grouped.stdout)["gauc"] == pytest.approx(expected, abs=1e-4)
+    clicked = tmp_path / "clicked.csv"
+    label = lines[0].split(",").index("clicked")
+    rows = [line for line in lines[1:] if line.split(",")[label] == "1"]
+    clicked.write_text("\n".join([lines[0], *rows]) + "\n")
+    result = runner.invoke(app, ["evaluate", str(ckpt), "--data", str(clicked), "--json"])
+    assert result.exit_code == 0, result.output
+    assert {"auc", "ne", "calibration"}.isdisjoint(json.loads(result.stdout))
 
 
 def test_evaluate_plots_a_reliability_diagram(runner, trained, tmp_path):

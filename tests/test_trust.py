@@ -257,6 +257,7 @@ for words in json.loads(sys.argv[1]):
 """
 
 
+@pytest.mark.slow  # processes of their own, 10-25 s: .ci/run runs -m slow too
 def test_a_real_process_writes_one_line_per_failed_command(tmp_path):
     """A real process: TensorFlow's start-up logging and tensorflow-datasets' own warning
     (a folder without dataset_info.json) reach nothing but dcn's one Error line. (In

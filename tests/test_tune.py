@@ -13,6 +13,7 @@ import time
 import pytest
 from helpers import clicks
 
+from dcn_cli import fileio
 from dcn_cli.commands import app
 from dcn_cli.train.space import DEFAULT_SPACE, parse_space, read_space
 
@@ -37,10 +38,12 @@ def test_a_toml_space(tmp_path):
     path.write_text(
         'lr = {low = 1e-4, high = 1e-2, log = true}\narch = "cross"\n'
         'deep_layers = {choices = ["64,64", [128, 64]]}\n'
+        'projection_dim = {choices = ["full", 8]}\n'
     )
     params, fixed = parse_space(read_space(path), {})
     assert fixed == {"arch": "cross"}
     assert [p.choices for p in params if p.name == "deep_layers"] == [("64,64", "128,64")]
+    assert [p.choices for p in params if p.name == "projection_dim"] == [(None, 8)]
 
 
 @pytest.mark.parametrize(
@@ -70,7 +73,7 @@ def test_a_bad_space_is_one_error_naming_the_file(runner, tmp_path, space, messa
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """A study of 3 trials on the small click data, run once."""
+    """A study of 2 trials on the small click data, run once."""
     from typer.testing import CliRunner
 
     home = tmp_path_factory.mktemp("tune")
@@ -78,7 +81,7 @@ def study(tmp_path_factory):
     space = home / "space.json"
     space.write_text(json.dumps(SPACE))
     argv = ["tune", "--data", str(data), "--space", str(space), "--out", str(home / "t"), *FAST]
-    result = CliRunner().invoke(app, [*argv, "--trials", "3"])
+    result = CliRunner().invoke(app, [*argv, "--trials", "2"])
     assert result.exit_code == 0, result.output
     return home, argv, result
 
@@ -88,8 +91,9 @@ def test_tune_writes_trials_best_settings_checkpoint_and_figures(study):
     out = home / "t"
     with open(out / "trials.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["number"] for r in rows] == ["0", "1", "2"]
+    assert [r["number"] for r in rows] == ["0", "1"]
     assert {r["state"] for r in rows} <= {"complete", "pruned"}
+    assert float(rows[0]["lr"]) == 0.001  # the first trial: dcn train's default, in range
     summary = json.loads((out / "trials.json").read_text())
     best = summary["best_settings"]
     assert summary["metric"] == "auc" and summary["split"] == "validation"
@@ -107,7 +111,7 @@ def test_tune_writes_trials_best_settings_checkpoint_and_figures(study):
     best_epoch = min(history, key=lambda row: float(row["val_loss"]))
     assert float(best_epoch["val_auc"]) == pytest.approx(summary["best_value"], abs=1e-6)
     assert "test metrics of its checkpoint" in result.stdout
-    assert "trial 2 " in result.stderr
+    assert "trial 1 " in result.stderr
 
 
 def test_best_json_is_a_model_file_for_train_and_compare(runner, study, tmp_path):
@@ -116,16 +120,13 @@ def test_best_json_is_a_model_file_for_train_and_compare(runner, study, tmp_path
     settings = json.loads(best.read_text())
     ckpt = tmp_path / "ck"
     flags = ["--data", str(home / "data"), "--epochs", "1", "--patience", "0"]
-    result = runner.invoke(app, ["train", "--config", str(best), "--out", str(ckpt), *flags])
+    argv = ["train", "--config", str(best), "--lr", "0.5", "--out", str(ckpt), *flags]
+    result = runner.invoke(app, argv)
     assert result.exit_code == 0, result.output
     record = json.loads((ckpt / "config.json").read_text())
-    assert record["training"]["lr"] == settings["lr"]
+    assert record["model"]["deep_layers"] == [8] == settings["deep_layers"]
     assert record["model"]["embedding_dim"] == settings["embedding_dim"]
-    pinned = runner.invoke(
-        app, ["train", "--config", str(best), "--lr", "0.5", "--out", str(tmp_path / "c2"), *flags]
-    )
-    assert pinned.exit_code == 0, pinned.output  # a flag wins over the file
-    assert json.loads((tmp_path / "c2" / "config.json").read_text())["training"]["lr"] == 0.5
+    assert record["training"]["lr"] == 0.5  # a flag wins over the file
     out = tmp_path / "cmp"
     compared = runner.invoke(
         app, ["compare", "cross", str(best), "--runs", "1", "--out", str(out), *flags]
@@ -138,40 +139,64 @@ def test_best_json_is_a_model_file_for_train_and_compare(runner, study, tmp_path
 
 def test_the_same_command_continues_the_study(runner, study):
     home, argv, _ = study
-    result = runner.invoke(app, [*argv, "--trials", "4"])
+    result = runner.invoke(app, [*argv, "--trials", "3"])
     assert result.exit_code == 0, result.output
     rows = json.loads((home / "t" / "trials.json").read_text())["trials"]
-    assert [r["number"] for r in rows] == [0, 1, 2, 3]
+    assert [r["number"] for r in rows] == [0, 1, 2]
     drawn = [(r["lr"], r["embedding_dim"]) for r in rows]
-    assert len(set(drawn)) == 4  # a continued study does not draw its first trials again
-    assert "trial 3 " in result.stderr and "trial 0 " not in result.stderr
-    done = runner.invoke(app, [*argv, "--trials", "4"])
+    assert len(set(drawn)) == 3  # a continued study does not draw its first trials again
+    assert "trial 2 " in result.stderr and "trial 0 " not in result.stderr
+    # What a tune killed while writing its outputs left is cleared, not refused.
+    left = home / "t" / f".trials.csv.{fileio._HOST}-999999999-abcd1234.csv"
+    left.write_text("half a table")
+    done = runner.invoke(app, [*argv, "--trials", "3"])
     assert done.exit_code == 0, done.output
-    assert len(json.loads((home / "t" / "trials.json").read_text())["trials"]) == 4
+    assert len(json.loads((home / "t" / "trials.json").read_text())["trials"]) == 3
+    assert not left.exists()
 
 
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        (["--metric", "logloss"], "its study was made with other settings (metric differ)"),
-        (["--epochs", "3"], "(epochs differ)"),
-    ],
-)
-def test_a_study_made_otherwise_is_one_error(runner, study, change, message):
-    _, argv, _ = study
-    result = runner.invoke(app, [*argv, "--trials", "4", *change])
+def test_a_group_column_that_is_not_there_is_one_error_before_any_trial(runner, tmp_path):
+    out = tmp_path / "t"
+    argv = ["tune", "--data", str(clicks(tmp_path / "data", 200)), "--out", str(out)]
+    result = runner.invoke(app, [*argv, "--metric", "gauc", "--group", "nope"])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
-    assert message in result.stderr
+    assert "no column 'nope' to group rows by (--group)" in result.stderr
+    assert not out.exists()
 
 
-def test_other_data_in_a_study_is_one_error(runner, study, tmp_path):
+def test_trials_that_fail_again_and_again_end_the_search(runner, tmp_path, monkeypatch):
+    from dcn_cli.errors import DcnError
+    from dcn_cli.train import tune
+
+    def fail(*args):
+        raise DcnError("the validation split holds one label only; auc is undefined")
+
+    monkeypatch.setattr(tune, "_train_trial", fail)
+    data = clicks(tmp_path / "data", 200)
+    argv = ["tune", "--data", str(data), "--out", str(tmp_path / "t"), "--trials", "50"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1
+    assert result.stderr.count("failed: the validation split holds one label") == tune.MAX_FAILURES
+    assert result.stderr.endswith(
+        f"Error: {tune.MAX_FAILURES} trials in a row failed; the last: the validation split "
+        "holds one label only; auc is undefined\n"
+    )
+
+
+def test_a_study_made_otherwise_is_one_error(runner, study, tmp_path):
     home, argv, _ = study
     other = clicks(tmp_path / "other", 500, seed=3)
-    argv = [other if a == str(home / "data") else a for a in argv]
-    result = runner.invoke(app, [*map(str, argv), "--trials", "4"])
-    assert result.exit_code == 1
-    assert "its study was made with other settings (data, rows differ)" in result.stderr
+    changes = {
+        "metric": [*argv, "--metric", "logloss"],
+        "epochs": [*argv, "--epochs", "3"],
+        "data, rows": [str(other) if a == str(home / "data") else a for a in argv],
+    }
+    for what, changed in changes.items():
+        result = runner.invoke(app, [*changed, "--trials", "3"])
+        assert result.exit_code == 1
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+        assert f"its study was made with other settings ({what} differ)" in result.stderr
 
 
 @pytest.mark.parametrize(

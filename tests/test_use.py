@@ -268,6 +268,7 @@ def test_predict_never_overwrites_unasked(runner, trained, tmp_path):
     assert out.read_text().startswith("row,clicked,prediction\n")
 
 
+@pytest.mark.slow  # processes of their own, 10-25 s: .ci/run runs -m slow too
 def test_a_fresh_interpreter_serves_the_export_without_dcn_and_loads_model_keras(
     runner, trained, tmp_path
 ):

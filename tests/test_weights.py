@@ -40,7 +40,12 @@ def predictions(runner, ckpt: Path, data: Path) -> dict[str, float]:
     return {g: float(scores[np.array(groups) == g].mean()) for g in ("a", "b")}
 
 
-@pytest.mark.parametrize("budget", [None, "0"], ids=["in-memory", "streamed"])
+@pytest.mark.parametrize(
+    "budget",
+    # Streamed, it trains as long again to the same figures: in the slow tier (CI runs it).
+    [None, pytest.param("0", marks=pytest.mark.slow)],
+    ids=["in-memory", "streamed"],
+)
 def test_weights_pull_the_model_to_the_weighted_rate(runner, tmp_path, monkeypatch, budget):
     monkeypatch.chdir(tmp_path)
     if budget is not None:

@@ -10,7 +10,6 @@ import typer
 from dcn_cli import settings
 from dcn_cli.commands import options as opt
 from dcn_cli.commands.app import user_errors
-from dcn_cli.errors import DcnError
 from dcn_cli.model.presets import resolve_model
 
 
@@ -63,8 +62,9 @@ def compare(
     """Train several models over several seeds and compare them."""
     for model in models:  # presets and model files, checked before any work
         resolve_model(model)
-    if metric == "gauc" and group is None:
-        raise DcnError("--metric gauc needs --group COL, the column that groups rows (a user id)")
+    from dcn_cli.train.metrics import check_group
+
+    check_group(metric, group)
     opt.check_columns(ctx.params)
     from dcn_cli.commands import render
     from dcn_cli.train.compare import claim_output, write_outputs

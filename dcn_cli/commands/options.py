@@ -282,7 +282,13 @@ Storage = Annotated[
         "OUT/study.db: several machines then work on one study."
     ),
 ]
-Jobs = Annotated[int, typer.Option(help="Trials run at once on this machine (processes).")]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        help="Trials run at once on this machine, a process each. The default, 1, is "
+        "reproducible trial by trial; more finish more trials per hour (docs/tuning.md)."
+    ),
+]
 TuneValidation = Annotated[
     float, typer.Option(help="Share of train held out to score trials. Default: 0.1.")
 ]

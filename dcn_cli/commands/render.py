@@ -220,16 +220,20 @@ def tuned(search, study, test: dict[str, Any] | None, files: list, as_json: bool
         table.add_row(key + ("" if key in searched else " (pinned or default)"), shown)
     _titled(
         out,
-        f"best of {result['trials']} trials: trial {result['best_trial']}, validation "
+        f"best of {result['trials_counted']} trials: trial {result['best_trial']}, validation "
         f"{search.metric} {result['best_validation']:.4f}",
         table,
     )
     if test is not None:
         metrics(f"test metrics of its checkpoint ({result['checkpoint']})", test, False)
     print(f"wrote {', '.join(str(f) for f in files)}, {search.out / 'best'}")
+    again = [f"--data {search.data.data}"]
+    again += [f"--label {search.data.label}"] if search.data.label else []
+    again += [f"--epochs {search.epochs} --patience {search.patience} --metric {search.metric}"]
+    again += [f"--group {search.group}"] if search.group else []
     print(
-        f"check it over 5 seeds: dcn compare dcn {search.out / 'best.json'} --runs 5 "
-        f"--data {search.data.data}"
+        f"check it over 5 seeds (with any other data option you gave tune): dcn compare dcn "
+        f"{search.out / 'best.json'} --runs 5 {' '.join(again)}"
     )
 
 

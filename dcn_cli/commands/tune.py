@@ -83,9 +83,12 @@ def tune(
 
 def _search(ctx: typer.Context, space: Path | None):
     """The search the options ask for, its space read and checked before any data is."""
+    from dcn_cli.train.metrics import check_group
+
     params = ctx.params
-    if params["metric"] == "gauc" and params["group"] is None:
-        raise DcnError("--metric gauc needs --group COL, the column that groups rows (a user id)")
+    check_group(params["metric"], params["group"])
+    if params["metric"] == "calibration":
+        raise DcnError("--metric calibration has no better direction; tune by auc, ne or logloss")
     opt.check_columns(params)
     from dcn_cli.train.space import DEFAULT_SPACE, PARAMS, parse_space, read_space
     from dcn_cli.train.tune import Search

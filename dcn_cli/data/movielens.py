@@ -20,7 +20,7 @@ import numpy as np
 
 from dcn_cli.data.schema import IGNORE, Column, Schema
 from dcn_cli.data.table import CHUNK_ROWS, Chunk, Table, from_columns
-from dcn_cli.errors import DcnError
+from dcn_cli.errors import DcnError, first_line
 
 AGE_BUCKETS = (1, 18, 25, 35, 45, 50, 56)  # tfds' bucketized_user_age
 MOVIELENS_COLUMNS = [
@@ -268,7 +268,7 @@ def tfds_table(name: str) -> Table:
             prepared = tfds.builder(name).is_prepared()
         except Exception as err:  # an unknown name or version: tfds raises several kinds
             raise DcnError(
-                f"tfds:{name}: tensorflow-datasets does not know it ({_first_line(err)})"
+                f"tfds:{name}: tensorflow-datasets does not know it ({first_line(err)})"
             ) from None
         if not prepared and not _online(MOVIELENS_HOST):
             raise DcnError(
@@ -280,7 +280,7 @@ def tfds_table(name: str) -> Table:
         except Exception as err:  # tfds raises many kinds; all mean "could not load"
             raise DcnError(
                 f"tfds:{name}: could not load it through tensorflow-datasets "
-                f"({_first_line(err)}); "
+                f"({first_line(err)}); "
                 "offline, pass the ml-100k directory or zip instead"
             ) from None
         wanted = [c.name for c in MOVIELENS_COLUMNS]  # other fields vary in length
@@ -317,11 +317,6 @@ def _online(host: str, timeout: float = 5.0) -> bool:
     except OSError:
         return False
     return True
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _decode(values: np.ndarray) -> np.ndarray:

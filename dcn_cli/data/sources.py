@@ -75,7 +75,7 @@ class DataSpec:
         together with its data (a project directory, another machine) finds it too.
         """
         record = dataclasses.asdict(self)
-        prefix, path = _split_source(self.data)
+        prefix, path = split_source(self.data)
         if path is not None:
             absolute = Path(os.path.abspath(path))
             record["data"] = prefix + str(absolute)
@@ -147,7 +147,7 @@ def _pin_roles(spec: DataSpec, schema: dict[str, Any]) -> None:
     spec.pooling = next((str(c.get("pooling", "mean")) for c in lists), "mean")
 
 
-def _split_source(data: str | None) -> tuple[str, Path | None]:
+def split_source(data: str | None) -> tuple[str, Path | None]:
     """``(prefix, path)`` of what ``--data`` names: ``criteo:`` keeps its prefix; the
     built-in mixer and ``tfds:`` name no path."""
     if data is None or data.startswith("tfds:"):
@@ -161,13 +161,13 @@ def locate(saved: dict[str, Any], checkpoint: Path) -> str | None:
     """The saved data source, found from here: as saved (absolute since dcn 0.3; older
     checkpoints saved it as typed), else relative to the checkpoint directory."""
     data = saved.get("data")
-    prefix, path = _split_source(data)
+    prefix, path = split_source(data)
     if path is None or path.exists():
         return data
     looked = [str(path)]
     relative = saved.get("data_from_checkpoint")
     if isinstance(relative, str):
-        _, moved = _split_source(relative)
+        _, moved = split_source(relative)
         if moved is not None:
             found = Path(os.path.normpath(checkpoint / moved))
             if found.exists():
@@ -340,7 +340,7 @@ def scoring_table(
     did in training; list features are read as lists.
     """
     keep = keep or []
-    prefix, path = _split_source(data)
+    prefix, path = split_source(data)
     table = None
     if path is not None and path.is_file():
         if prefix == "criteo:" or looks_like_criteo(path):

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from dcn_cli.data.splits import TEST, assign_splits
 from dcn_cli.data.table import CHUNK_ROWS, Table
-from dcn_cli.errors import DcnError
+from dcn_cli.errors import DcnError, first_line
 
 COLUMN = "probability"
 BINS = 2**20  # probability bins of the streamed AUC: exact to about 1e-6
@@ -50,7 +50,7 @@ def _truth(path: Path) -> Iterator[np.ndarray]:
             yield values
     except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as err:
         raise DcnError(
-            f"{path}: not a truth file of {COLUMN!r} numbers ({_first_line(err)})"
+            f"{path}: not a truth file of {COLUMN!r} numbers ({first_line(err)})"
         ) from None
 
 
@@ -58,12 +58,7 @@ def _labels(table: Table, path: Path) -> Iterator[np.ndarray]:
     try:
         yield from _column(path, table.schema.label, table.schema.delimiter)
     except (pa.ArrowException, OSError, KeyError, ValueError, TypeError) as err:
-        raise DcnError(f"{path}: cannot read its labels ({_first_line(err)})") from None
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+        raise DcnError(f"{path}: cannot read its labels ({first_line(err)})") from None
 
 
 def logloss(labels: np.ndarray, p: np.ndarray) -> float:

@@ -42,12 +42,17 @@ CHOICES = {
 }
 
 
+def check_group(metric: str | None, group: str | None, flag: str = "--metric") -> None:
+    """``gauc`` comes with the column that groups the rows."""
+    if metric == "gauc" and group is None:
+        raise DcnError(f"{flag} gauc needs --group COL, the column that groups rows (a user id)")
+
+
 def check_metric(metric: str, task: str, group: str | None, flag: str = "--metric") -> None:
     """``metric`` is one the task reports, and ``gauc`` comes with its group column."""
     if metric not in CHOICES[task]:
         raise DcnError(f"{flag} {metric}: a {task} model is measured by {', '.join(CHOICES[task])}")
-    if metric == "gauc" and group is None:
-        raise DcnError(f"{flag} gauc needs --group COL, the column that groups rows (a user id)")
+    check_group(metric, group, flag)
     if group is not None and task != "binary":
         raise DcnError(f"--group {group}: group AUC is for binary labels; this task is {task}")
 
@@ -74,41 +79,42 @@ def click_metrics(
 
 
 def group_auc(groups, labels, predictions, weights=None) -> tuple[float | None, int]:
-    """The rows-weighted mean AUC over the groups that hold both labels, and how many do.
+    """The mean AUC over the groups that hold both labels, each group weighted by its
+    rows (their total weight), and how many groups count.
 
-    ``groups`` may be of any type NumPy can sort (ids or strings). Ties in the
-    predictions count half, as in the AUC's rank form (Mann-Whitney U). Returns
-    ``(None, 0)`` when no group holds both labels.
+    A group's AUC is the chance that a positive row outranks a negative one, each
+    pair weighted by the product of their weights, ties counting half (the rank
+    form, Mann-Whitney U, when every weight is 1). ``groups`` may be of any type
+    NumPy can sort (ids or strings). Returns ``(None, 0)`` when no group holds
+    both labels.
     """
     y = np.asarray(labels, dtype=np.float64).reshape(-1) > 0.5
     p = np.asarray(predictions, dtype=np.float64).reshape(-1)
     w = np.ones(len(p)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+    if len(p) == 0:
+        return None, 0
     _, g = np.unique(np.asarray(groups), return_inverse=True)
     g = g.reshape(-1)
     order = np.lexsort((p, g))
     g, y, p, w = g[order], y[order], p[order], w[order]
-    n, count = len(g), int(g.max()) + 1 if len(g) else 0
-    if n == 0:
-        return None, 0
-    # Average 1-based ranks within runs of equal (group, prediction), then within groups.
+    count = int(g.max()) + 1
+    # Runs of tied rows: the same group and prediction, in ascending order.
     new_run = np.r_[True, (g[1:] != g[:-1]) | (p[1:] != p[:-1])]
-    starts = np.flatnonzero(new_run)
-    ends = np.r_[starts[1:], n]
-    rank = ((starts + ends + 1) / 2)[np.cumsum(new_run) - 1]
-    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    rank -= first[g]
-    positives = np.bincount(g, weights=y, minlength=count)
-    negatives = np.bincount(g, minlength=count) - positives
-    rank_sum = np.bincount(g, weights=rank * y, minlength=count)
+    run = np.cumsum(new_run) - 1
+    run_group = g[new_run]
+    positive = np.bincount(run, weights=w * y)
+    negative = np.bincount(run, weights=w * ~y)
+    below = np.cumsum(negative) - negative  # negative weight in the runs before each run...
+    first_run = np.flatnonzero(np.r_[True, run_group[1:] != run_group[:-1]])
+    below -= below[first_run][run_group]  # ...of its own group
+    wins = np.bincount(run_group, weights=positive * (below + negative / 2), minlength=count)
+    positives = np.bincount(g, weights=w * y, minlength=count)
+    negatives = np.bincount(g, weights=w * ~y, minlength=count)
     both = (positives > 0) & (negatives > 0)
     if not both.any():
         return None, 0
-    auc = (rank_sum[both] - positives[both] * (positives[both] + 1) / 2) / (
-        positives[both] * negatives[both]
-    )
-    size = np.bincount(g, weights=w, minlength=count)[both]
-    if size.sum() <= 0:
-        return None, 0
+    auc = wins[both] / (positives[both] * negatives[both])
+    size = positives[both] + negatives[both]
     return float(np.sum(auc * size) / size.sum()), int(both.sum())
 
 
@@ -191,13 +197,16 @@ def evaluate_predictions(task: str, pairs, where: str = "these rows") -> dict[st
         raise DcnError(f"{where}: the weights of its {rows} rows are all 0: nothing to measure")
     results = {m.name: float(m.result()) for m in metrics}
     if task == "binary":
-        results.update(click_metrics(results["logloss"], label_sum, prediction_sum, weight_sum))
+        clicks = click_metrics(results["logloss"], label_sum, prediction_sum, weight_sum)
+        if not clicks:  # one label only: Keras' AUC says 0, where no AUC exists
+            del results["auc"]
+        results.update(clicks)
     return {"loss": loss_sum / weight_sum if weight_sum else 0.0, **results, "rows": rows}
 
 
 def summary(results: dict[str, Any], task: str) -> dict[str, float]:
-    """The metrics of ``results``, without the loss, in the task's order (``ne`` and
-    ``calibration`` only where the rows hold both labels; ``gauc`` where measured)."""
+    """The metrics of ``results``, without the loss, in the task's order (``auc``, ``ne``
+    and ``calibration`` only where the rows hold both labels; ``gauc`` where measured)."""
     names = (*metric_names(task), "gauc", "groups")
     return {name: results[name] for name in names if name in results}
 
@@ -222,7 +231,9 @@ def measure(
 
     from dcn_cli.train.pipeline import labels_of, weights_of
 
-    kept: dict[str, list[np.ndarray]] = {"group": [], "label": [], "prediction": [], "weight": []}
+    kept: dict[str, list[np.ndarray]] = {
+        **{"group": [], "grouped": [], "label": [], "prediction": [], "weight": []}
+    }
 
     def triples():
         for rows, predictions in scored_rows:
@@ -231,8 +242,9 @@ def measure(
             if group is not None:
                 if group not in rows.column_names:
                     raise DcnError(f"{where}: no column {group!r} to group rows by (--group)")
-                values = rows[group].cast(pa.string()).fill_null("")
-                kept["group"].append(values.to_numpy(zero_copy_only=False))
+                values = rows[group].cast(pa.string()).fill_null("").to_numpy(zero_copy_only=False)
+                kept["group"].append(values)
+                kept["grouped"].append(values != "")  # an empty cell is in no group
             if group is not None or keep:
                 kept["label"].append(y.reshape(-1))
                 kept["prediction"].append(p.reshape(-1))
@@ -242,11 +254,12 @@ def measure(
     results = evaluate_predictions(task, triples(), where)
     arrays = {name: np.concatenate(parts) for name, parts in kept.items() if parts}
     if group is not None and results["rows"]:
+        at = arrays["grouped"]  # rows without a group are in none
         value, groups = group_auc(
-            arrays["group"],
-            arrays["label"],
-            arrays["prediction"],
-            arrays["weight"] if weight else None,
+            arrays["group"][at],
+            arrays["label"][at],
+            arrays["prediction"][at],
+            arrays["weight"][at] if weight else None,
         )
         if value is None:
             raise DcnError(

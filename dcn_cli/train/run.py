@@ -106,7 +106,7 @@ def train(
     for note in config.warnings():
         if warn is not None and chief:
             warn(note)
-    model = _new_model(config, settings, strategy)  # before anything is written: it may not fit
+    model = new_model(config, settings, strategy)  # before anything is written: it may not fit
     if not chief:
         return _fit(config, prepared, settings, None, progress, tensorboard, model, strategy)
     record = {
@@ -172,7 +172,7 @@ def _strategy(name: str):
     return make_strategy(name)
 
 
-def _new_model(config: ModelConfig, settings: TrainSettings, strategy=None):
+def new_model(config: ModelConfig, settings: TrainSettings, strategy=None):
     """The model ``config`` describes, with ``settings.seed``'s initial weights, compiled."""
     keras = backend.load()
     import tensorflow as tf
@@ -245,7 +245,7 @@ def resume(
     if not (out / checkpoint.MODEL).exists():
         if warn is not None and chief:
             warn(f"{out}: no model was saved yet; starting the run afresh with its settings")
-        model, history = _new_model(config, settings, strategy), []
+        model, history = new_model(config, settings, strategy), []
     else:
         # Dropout layers draw their seeds as the model loads: a stream of their own
         # per resumed epoch, so a resume is reproducible (though with dropout it

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import read_json
+from dcn_cli.model.presets import TRAINING_KEYS
 from dcn_cli.settings import SETTINGS, check
 
 # The settings a trial may vary: the model's architecture and how it trains.
@@ -31,7 +33,7 @@ MODEL_PARAMS = (
     "embedding_dim",
     "embedding_l2",
 )
-TRAINING_PARAMS = ("lr", "batch_size", "optimizer", "weight_decay")
+TRAINING_PARAMS = TRAINING_KEYS  # what a model file may set of its training, too
 PARAMS = MODEL_PARAMS + TRAINING_PARAMS
 
 DEFAULT_SPACE: dict[str, Any] = {
@@ -69,6 +71,13 @@ class Param:
             return trial.suggest_int(self.name, int(low), int(high), log=self.log)
         return trial.suggest_float(self.name, low, high, log=self.log)
 
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` is one this range can draw."""
+        if self.choices is not None:
+            return value in self.choices
+        low, high = float(self.low or 0), float(self.high or 0)
+        return isinstance(value, (int, float)) and low <= value <= high
+
     def to_json(self) -> dict[str, Any]:
         if self.choices is not None:
             return {"choices": list(self.choices)}
@@ -79,7 +88,10 @@ def read_space(path: str | Path) -> dict[str, Any]:
     """A space file: JSON, or TOML (``.toml``)."""
     path = Path(path)
     if path.suffix == ".toml":
-        import tomllib
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:
+            import tomli as tomllib
 
         try:
             with open(path, "rb") as f:
@@ -145,9 +157,9 @@ def _param(name: str, spec: dict[str, Any], where: str) -> Param:
 
 def _value(name: str, value: Any, where: str) -> Any:
     """One value of setting ``name``, checked; deep layers as text (``"192,192"``, or
-    ``""`` for none), as the search stores them."""
-    if name == "projection_dim" and value is None:
-        return None  # full rank
+    ``""`` for none), as the search stores them; a full-rank ``projection_dim`` as None."""
+    if name == "projection_dim" and value in (None, "full"):
+        return None  # full rank ("full" where the file is TOML, which has no null)
     if name == "deep_layers":
         sizes = check(name, value, where)
         return ",".join(str(s) for s in sizes)

@@ -8,7 +8,7 @@
   function on the same split and seed (this is where the test split is used,
   once);
 - ``history.png`` and ``importance.png``: the value of each trial with the best
-  so far, and each setting's importance (Optuna's fANOVA evaluator).
+  so far, and each setting's importance (Optuna's PED-ANOVA evaluator).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -105,22 +106,32 @@ def _figures(study, rows: list[dict[str, Any]], metric: str, out: Path) -> list[
         with atomic_path(out / "importance.png") as tmp:
             importance_chart(importances, metric, tmp)
         files.append(out / "importance.png")
+    else:
+        (out / "importance.png").unlink(missing_ok=True)  # an earlier run's, now unfounded
     return files
 
 
 def importance(study) -> dict[str, float]:
-    """Each searched setting's share of the variance of the value (fANOVA); empty with
-    fewer than 2 complete trials or nothing varied."""
+    """Each searched setting's importance, as shares summing to 1 (Optuna's PED-ANOVA,
+    which needs only numpy: fANOVA would need scikit-learn); empty where too few trials
+    completed for it to tell the settings apart."""
+    import warnings
+
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 2:
         return {}
-    try:
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
-    except (RuntimeError, ValueError):  # one value in every trial, or one distribution
-        return {}
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            shares = dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+        except (RuntimeError, ValueError):  # one value in every trial, or one distribution
+            return {}
+    if any("will be equal" in str(w.message) for w in caught) or not any(shares.values()):
+        return {}  # Optuna's own words for "too few trials": its shares would be made up
+    return shares
 
 
 def train_best(search: Search, study, progress=None, warn=None) -> dict[str, Any] | None:
@@ -141,7 +152,9 @@ def train_best(search: Search, study, progress=None, warn=None) -> dict[str, Any
         return None
     out = search.out / "best"
     number = study.best_trial.number
-    if study.user_attrs.get("checkpoint_trial") == number and (out / checkpoint.METRICS).exists():
+    # Which trial this --out's best/ holds: a shared study serves several --out, on hosts.
+    made = f"checkpoint of {socket.gethostname()}:{out.resolve()}"
+    if study.user_attrs.get(made) == number and (out / checkpoint.METRICS).exists():
         return read_json(out / checkpoint.METRICS)
     model, training = split_settings(best)
     settings = TrainSettings(
@@ -150,5 +163,5 @@ def train_best(search: Search, study, progress=None, warn=None) -> dict[str, Any
     if out.exists() and not checkpoint.holds_run(out):
         raise DcnError(f"{out}: exists and is not a checkpoint; move it away")
     result = train(model, search.data, settings, out, True, progress, warn=warn)
-    study.set_user_attr("checkpoint_trial", number)
+    study.set_user_attr(made, number)
     return result.metrics

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from dcn_cli import backend
-from dcn_cli.data.sources import DataSpec
-from dcn_cli.errors import DcnError
+from dcn_cli.data.sources import DataSpec, split_source
+from dcn_cli.errors import DcnError, first_line
+from dcn_cli.fileio import remove_leftovers, running
+from dcn_cli.model.presets import PRESETS
 from dcn_cli.settings import (
     AUTO_VALIDATION,
     BATCH_SIZE,
@@ -50,6 +52,7 @@ STUDY = "dcn-tune"
 HEARTBEAT_SECONDS = 20  # a running trial's heartbeat; one silent for GRACE_SECONDS is dead
 GRACE_SECONDS = 120
 STARTUP = 8  # trials drawn at random before TPE models the results
+MAX_FAILURES = 5  # a worker whose trials fail this many times in a row stops the search
 # The settings of a trial that neither the space nor a flag sets: dcn train's defaults.
 BASE: dict[str, Any] = {
     "arch": "stacked",
@@ -88,6 +91,22 @@ class Search:
         return self.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
 
 
+# dcn train's settings, the first trial of a study wherever its space holds them: the
+# search then ends no worse on the validation split than the defaults it set out to beat.
+DEFAULTS: dict[str, Any] = {
+    **BASE,
+    **PRESETS["dcn"],
+    "deep_layers": DEEP_LAYERS,  # as the space writes it
+    "projection_dim": None,  # full rank
+}
+
+
+def first_trial(params: list[Param]) -> dict[str, Any]:
+    """The defaults of the searched settings whose ranges hold them."""
+    held = [p for p in params if p.name in DEFAULTS and p.holds(DEFAULTS[p.name])]
+    return {p.name: DEFAULTS[p.name] for p in held}
+
+
 def settings_of(search: Search, sampled: dict[str, Any]) -> dict[str, Any]:
     """A trial's whole settings: dcn train's defaults, the pins, then what it drew."""
     return {**BASE, **search.fixed, **sampled}
@@ -116,7 +135,7 @@ def open_study(search: Search, sampler_seed: int | None = None, create: bool = F
     except (ImportError, ModuleNotFoundError) as err:
         raise DcnError(f"--storage {url}: its database driver is not installed ({err})") from None
     except Exception as err:  # SQLAlchemy's errors: unreachable, refused, bad URL
-        raise DcnError(f"--storage {url}: cannot open it: {_first_line(err)}") from None
+        raise DcnError(f"--storage {url}: cannot open it: {first_line(err)}") from None
     higher = HIGHER_IS_BETTER[search.identity["metric"]]
     direction = (
         optuna.study.StudyDirection.MAXIMIZE if higher else optuna.study.StudyDirection.MINIMIZE
@@ -147,14 +166,14 @@ def open_study(search: Search, sampler_seed: int | None = None, create: bool = F
     return study
 
 
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
 def identity(search: Search, prepared) -> dict[str, Any]:
     """What a study's trials depend on, which a continued study must share."""
-    record = search.data.to_record(search.out)  # paths made absolute
-    record.pop("data_from_checkpoint", None)
+    # The data by its file's name, roles and rows: machines sharing a study (--storage)
+    # may hold it at other paths.
+    record = dataclasses.asdict(search.data)
+    prefix, path = split_source(search.data.data)
+    if path is not None:
+        record["data"] = prefix + path.resolve().name
     return {
         "data": record,
         "features": [[f.name, f.kind] for f in prepared.features],
@@ -175,12 +194,10 @@ def fail_orphans(study) -> list[int]:
     has no public call to end another process's trial, hence its storage's own."""
     import optuna
 
-    from dcn_cli.fileio import _running
-
     here, failed = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         host, pid = trial.user_attrs.get("host"), trial.user_attrs.get("pid")
-        if host == here and isinstance(pid, int) and not _running(pid):
+        if host == here and isinstance(pid, int) and not running(pid):
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             failed.append(trial.number)
     return failed
@@ -206,47 +223,72 @@ def prepare(search: Search, warn=None):
     prepared = data.prepare(table)
     for note in table.notes if warn is not None else []:
         warn(note)
-    if not prepared.rows["validation"]:
-        raise DcnError(f"{table.name}: too few rows to hold out a validation split to tune on")
     metric = search.metric or ("auc" if prepared.task == "binary" else "rmse")
     check_metric(metric, prepared.task, search.group)
-    if metric == "calibration":
-        raise DcnError("--metric calibration has no better direction; tune by auc, ne or logloss")
+    if search.group is not None and search.group not in {c.name for c in table.schema.columns}:
+        raise DcnError(f"{table.name}: no column {search.group!r} to group rows by (--group)")
     return data, prepared, metric
 
 
-def run_trials(search: Search, worker: int = 0, on_trial=None, warn=None):
-    """Draw and run trials until the study counts ``search.trials`` (or the timeout).
-    Returns the study and the search as run (its data with the validation split)."""
-    import optuna
-
+def start(search: Search, worker: int = 0, warn=None):
+    """The data prepared and the study opened (made, or checked to be this search's).
+    Returns the study, the search as it runs (its data with the validation split, its
+    metric) and the prepared data."""
     if search.jobs > 1:
         _share_cores(search.jobs)
-    data, prepared, metric = prepare(search, warn if worker == 0 else None)
+    data, prepared, metric = prepare(search, warn)
     search = dataclasses.replace(search, data=data, metric=metric)
     search.identity = identity(search, prepared)
     study = open_study(search, sampler_seed=search.seed * 64 + worker, create=True)
     fail_orphans(study)
+    if worker == 0 and not study.trials:
+        study.enqueue_trial(first_trial(search.params), skip_if_exists=True)
+    return study, search, prepared
+
+
+def run_trials(study, search: Search, prepared, on_trial=None) -> None:
+    """Draw and run trials until the study counts ``search.trials`` (or the timeout, or
+    :data:`MAX_FAILURES` failures in a row)."""
+    import optuna
+
     if counted(study) >= search.trials:
-        return study, search
+        return
+    failures: list[str] = []  # this worker's, since its last trial that did not fail
 
     def objective(trial) -> float:
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         sampled = {p.name: p.suggest(trial) for p in search.params}
         try:
-            return _train_trial(search, prepared, trial, settings_of(search, sampled))
-        except DcnError as err:  # the study goes on; the trial keeps why it failed
-            trial.set_user_attr("error", str(err))
+            value = _train_trial(search, prepared, trial, settings_of(search, sampled))
+        except optuna.TrialPruned:
+            failures.clear()
             raise
+        except Exception as err:  # the study goes on; the trial keeps why it failed
+            if isinstance(err, DcnError):
+                message = str(err)
+            elif type(err).__name__ == "ResourceExhaustedError":  # TensorFlow's
+                message = f"out of memory: {first_line(err)}"
+            else:
+                raise  # a bug: end the study with it
+            trial.set_user_attr("error", message)
+            failures.append(message)
+            raise DcnError(message) from None
+        failures.clear()
+        return value
+
+    def give_up(study, trial) -> None:
+        if len(failures) >= MAX_FAILURES:
+            study.stop()
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    callbacks: list[Any] = [optuna.study.MaxTrialsCallback(search.trials, states=states)]
+    callbacks: list[Any] = [optuna.study.MaxTrialsCallback(search.trials, states=states), give_up]
     if on_trial is not None:
         callbacks.append(lambda study, trial: on_trial(study, trial))
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by dcn
     study.optimize(objective, timeout=search.timeout, callbacks=callbacks, catch=(DcnError,))
-    return study, search
+    if len(failures) >= MAX_FAILURES:
+        raise DcnError(f"{len(failures)} trials in a row failed; the last: {failures[-1]}")
 
 
 def _share_cores(jobs: int) -> None:
@@ -267,10 +309,9 @@ def _train_trial(search: Search, prepared, trial, values: dict[str, Any]) -> flo
     import optuna
 
     from dcn_cli.model.config import ModelConfig
-    from dcn_cli.model.factory import build_model
-    from dcn_cli.train.engine import Engine, Hook, compile_model
+    from dcn_cli.train.engine import Engine, Hook
     from dcn_cli.train.hooks import EarlyStopping
-    from dcn_cli.train.run import TrainSettings, make_optimizer
+    from dcn_cli.train.run import TrainSettings, new_model
 
     model_settings, training = split_settings(values)
     config = ModelConfig(features=prepared.features, task=prepared.task, **model_settings)
@@ -299,9 +340,7 @@ def _train_trial(search: Search, prepared, trial, values: dict[str, Any]) -> flo
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
     keras.backend.clear_session()  # the last trial's graphs: a long study stays as fast
-    keras.utils.set_random_seed(settings.seed)
-    model = build_model(config)
-    compile_model(model, config.task, make_optimizer(settings))
+    model = new_model(config, settings)
     engine = Engine(model, config, prepared, settings.batch_size)
     stopping = EarlyStopping(settings.patience) if settings.patience else None
     report = Report()
@@ -324,8 +363,11 @@ def claim(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise DcnError(f"{out}: exists and is not a directory")
     if out.is_dir():
+        for name in OUTPUTS:  # what a killed tune was writing
+            remove_leftovers(out / name)
+        ours = ("study.db-", *(f".{name}." for name in OUTPUTS))  # SQLite's, other writers'
         other = sorted(p.name for p in out.iterdir() if p.name not in OUTPUTS)
-        other = [name for name in other if not name.startswith((".tmp", "study.db-"))]
+        other = [name for name in other if not name.startswith(ours)]
         if other:
             raise DcnError(
                 f"{out}: holds files that are not a study's ({', '.join(other[:3])}); "
@@ -347,7 +389,7 @@ def tune(search: Search, on_trial=None, warn=None):
     search.out.mkdir(parents=True, exist_ok=True)
     backend.load()  # quietly, before the workers start
     spawn = multiprocessing.get_context("spawn")
-    helpers = [spawn.Process(target=_helper, args=(search, i)) for i in range(1, search.jobs)]
+    helpers: list[Any] = []
     heard: set[int] = set()
     began = datetime.datetime.now()  # Optuna's clock: trials that ended before are old news
 
@@ -360,9 +402,11 @@ def tune(search: Search, on_trial=None, warn=None):
                     on_trial(study, trial)
 
     try:
+        study, search, prepared = start(search, 0, warn)  # bad input: one error, no helper
+        helpers = [spawn.Process(target=_helper, args=(search, i)) for i in range(1, search.jobs)]
         for process in helpers:
             process.start()
-        study, search = run_trials(search, 0, on_trial=hear, warn=warn)
+        run_trials(study, search, prepared, on_trial=hear)
         while any(p.is_alive() for p in helpers):
             time.sleep(1.0)
             hear(study)
@@ -377,8 +421,8 @@ def tune(search: Search, on_trial=None, warn=None):
         for process in helpers:
             process.join()
     bad = [i for i, p in enumerate(helpers, start=1) if p.exitcode not in (0, None)]
-    if bad:
-        raise DcnError(f"tune worker(s) {', '.join(map(str, bad))} failed; see their errors above")
+    if bad and warn is not None:  # the study holds what they did; its outputs are written
+        warn(f"tune worker(s) {', '.join(map(str, bad))} failed; see their errors above")
     return study, search
 
 
@@ -388,7 +432,7 @@ def _helper(search: Search, worker: int) -> None:
 
     try:
         backend.load()
-        run_trials(search, worker)
+        run_trials(*start(search, worker))
     except DcnError as err:
         print(f"Error: tune worker {worker}: {err}", file=sys.stderr, flush=True)
         sys.exit(1)
