@@ -213,3 +213,30 @@ def importance_chart(importances: dict[str, float], metric: str, path: Path) -> 
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+def run_crosses(layers: list[dict[str, Any]], path: Path) -> None:
+    """Per cross layer, the strongest crosses by their mean over runs: a bar for the mean
+    and a dot for each run, starred where the cross is in every run's top k."""
+    plt = _pyplot()
+    height = sum(0.32 * len(entry["top"]) + 1.2 for entry in layers) + 0.6
+    fig, axes = plt.subplots(len(layers), 1, figsize=(7.5, height), squeeze=False)
+    for ax, entry in zip(axes[:, 0], layers, strict=True):
+        rows = entry["top"][::-1]
+        y = np.arange(len(rows))
+        labels = [" × ".join(r["features"]) + (" *" if r["in_every_top"] else "") for r in rows]
+        ax.barh(y, [r["mean"] for r in rows], color="#a6bddb", edgecolor="#4c72b0", label="mean")
+        for at, row in zip(y, rows, strict=True):
+            ax.plot(row["strengths"], [at] * len(row["strengths"]), "o", color="#08306b", ms=3)
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_xlabel("cross strength (block RMS of |W|); a dot per run")
+        agree = entry["top_overlap"]
+        shared = f", top-{entry['k']} overlap {agree['mean']:.2f}" if agree else ""
+        ax.set_title(
+            f"cross layer {entry['layer']}: {len(entry['runs'])} runs{shared}; "
+            f"* in the top {entry['k']} of every run",
+            fontsize=9,
+        )
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)

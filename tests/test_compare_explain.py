@@ -10,7 +10,7 @@ from helpers import clicks, dataset
 from dcn_cli.commands import app
 from dcn_cli.data.generate import generate
 from dcn_cli.errors import DcnError
-from dcn_cli.inspect.explain import block_norms, top_crosses
+from dcn_cli.inspect.explain import agreement, block_norms, ranks, top_crosses
 from dcn_cli.model.presets import PRESETS, resolve_model
 from dcn_cli.train.compare import welch_p_value
 
@@ -247,6 +247,79 @@ def test_explain_bad_input(runner, mixer, tmp_path):
     _train(runner, mixer, ckpt, "--arch", "cross")
     result = invoke(runner, "explain", ckpt, "--layer", "3")
     assert result.exit_code == 1 and "--layer 3 is out of range" in result.stderr
+
+
+def test_ranks_and_agreement_of_runs():
+    assert ranks(np.array([0.2, 0.9, 0.2, 0.5])).tolist() == [3.5, 1.0, 3.5, 2.0]
+    strengths = np.array([[3.0, 2.0, 1.0], [3.0, 1.0, 2.0], [1.0, 3.0, 2.0]])
+    agree = agreement(strengths, k=1)
+    assert agree["ranks"].tolist() == [[1, 2, 3], [1, 3, 2], [3, 1, 2]]
+    assert agree["overlap"] == {"mean": pytest.approx(1 / 3), "min": 0.0}
+    # Spearman of each couple of runs: 0.5, -1 and -0.5.
+    assert agree["spearman"] == {"mean": pytest.approx(-1 / 3), "min": pytest.approx(-1.0)}
+    assert agree["in_every_top"] == set()
+    assert agreement(strengths[:2], k=1)["in_every_top"] == {0}
+    assert agreement(np.ones((2, 3)), k=1)["spearman"] is None  # no order: no correlation
+
+
+def test_explain_of_several_runs(runner, mixer, tmp_path):
+    ckpts = [tmp_path / f"seed{s}" for s in range(3)]
+    for seed, ckpt in enumerate(ckpts):
+        _train(runner, mixer, ckpt, "--seed", str(seed), "--cross-layers", "2")
+    out = tmp_path / "runs.png"
+    result = invoke(runner, "explain", *ckpts, "--top", "2", "--layer", "1", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.stdout)["layers"]
+    assert entry["layer"] == 1 and entry["k"] == 2 and entry["pairs"] == 6
+    # Each run's strengths are what explain says of that checkpoint alone.
+    alone = []
+    for ckpt in ckpts:
+        single = invoke(runner, "explain", ckpt, "--layer", "1", "--top", "6", "--json")
+        alone.append(
+            {tuple(c["features"]): c["strength"] for c in json.loads(single.stdout)["top"]}
+        )
+    for row in entry["top"]:
+        mine = [run[tuple(row["features"])] for run in alone]
+        np.testing.assert_allclose(row["strengths"], mine, rtol=1e-6)
+        assert row["mean"] == pytest.approx(np.mean(mine))
+        assert row["std"] == pytest.approx(np.std(mine, ddof=1))
+        ranked = [
+            sorted(run.values(), reverse=True).index(run[tuple(row["features"])]) + 1
+            for run in alone
+        ]
+        assert row["ranks"] == ranked
+        assert row["in_every_top"] == all(r <= 2 for r in ranked)
+    assert [r["mean"] for r in entry["top"]] == sorted(
+        (r["mean"] for r in entry["top"]), reverse=True
+    )
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    table = invoke(runner, "explain", *ckpts, "--top", "2", "--out", out, "--force")
+    assert table.exit_code == 0, table.output
+    assert "crosses of 3 runs, cross layer 0" in table.stdout
+    assert "pairs are in the top 2 of every run" in table.stdout
+
+
+def test_explain_of_several_runs_bad_input(runner, mixer, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _train(runner, mixer, a, "--arch", "cross")
+    _train(runner, mixer, b, "--arch", "cross", "--cross-layers", "2")
+    result = invoke(runner, "explain", a, b, "--out", tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {b}: has 2 cross layer(s) where {a} has 1; explain compares runs of one model\n"
+    )
+    other = clicks(tmp_path / "clicks", rows=300)
+    c = tmp_path / "c"
+    _train(runner, other, c, "--arch", "cross")
+    result = invoke(runner, "explain", a, c, "--out", tmp_path / "x.png")
+    assert result.exit_code == 1 and f"Error: {c}: its features differ from {a}'s" in result.stderr
+    result = invoke(runner, "explain", a, a, "--block-norm", "--out", tmp_path / "x.png")
+    assert result.exit_code == 1 and "--block-norm draws one checkpoint's" in result.stderr
+    (tmp_path / "mine.png").write_bytes(b"mine")
+    result = invoke(runner, "explain", a, a, "--out", tmp_path / "mine.png")
+    assert result.exit_code == 1 and "exists; replace it with --force" in result.stderr
+    assert (tmp_path / "mine.png").read_bytes() == b"mine"
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_reused_model_runs_match_freshly_built_ones(mixer):

@@ -8,12 +8,19 @@ from typing import Annotated
 import typer
 
 from dcn_cli.commands.app import user_errors
-from dcn_cli.commands.options import Ckpt
+from dcn_cli.errors import DcnError
 
 
 @user_errors
 def explain(
-    ckpt: Ckpt,
+    ckpts: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="CKPT...",
+            help="Checkpoint directory written by dcn train; several (runs of one model, "
+            "e.g. seeds) to see how far they agree.",
+        ),
+    ],
     block_norm: Annotated[
         bool,
         typer.Option("--block-norm", help="Root mean square of each feature-by-feature block."),
@@ -28,7 +35,8 @@ def explain(
             "--out",
             "-o",
             help="PNG to write. Default: CKPT/explain.png "
-            "(CKPT/explain-block-norm.png with --block-norm).",
+            "(CKPT/explain-block-norm.png with --block-norm); explain-runs.png here for "
+            "several checkpoints.",
         ),
     ] = None,
     force: Annotated[
@@ -43,9 +51,19 @@ def explain(
         ),
     ] = False,
 ) -> None:
-    """Draw the learned cross matrices and list the strongest feature crosses."""
+    """Draw the learned cross matrices and list the strongest feature crosses; of several
+    runs, how far they agree."""
     from dcn_cli.commands import render
     from dcn_cli.inspect.explain import explain as run
+    from dcn_cli.inspect.explain import explain_runs
 
-    result = run(ckpt, block_norm=block_norm, layer=layer, top=top, out=out, force=force)
-    render.crosses(result, json_out)
+    if len(ckpts) == 1:
+        result = run(ckpts[0], block_norm=block_norm, layer=layer, top=top, out=out, force=force)
+        render.crosses(result, json_out)
+        return
+    if block_norm:
+        raise DcnError(
+            "--block-norm draws one checkpoint's matrices; several are compared by block "
+            "strength already"
+        )
+    render.run_crosses(explain_runs(ckpts, layer, top, out, force), json_out)

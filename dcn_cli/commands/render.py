@@ -128,6 +128,53 @@ def crosses(result: dict[str, Any], as_json: bool) -> None:
     print(f"wrote {result['figure']}")
 
 
+def run_crosses(result: dict[str, Any], as_json: bool) -> None:
+    """``dcn explain`` of several runs: per layer, the crosses strongest on average, their
+    ranks in each run, and how far the runs agree; or all of it as JSON."""
+    for note in result.get("notes", []):
+        warn(note)
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    out = console()
+    for entry in result["layers"]:
+        k = entry["k"]
+        table = Table()
+        table.add_column("rank", justify="right")
+        table.add_column("cross")
+        table.add_column("strength, mean ± sd", justify="right")
+        table.add_column("rank in each run", justify="right")
+        table.add_column(f"top {k} in every run", justify="center")
+        for rank, row in enumerate(entry["top"], start=1):
+            table.add_row(
+                str(rank),
+                " × ".join(row["features"]),
+                f"{row['mean']:.4g} ± {row['std']:.2g}",
+                " ".join(f"{r:g}" for r in row["ranks"]),
+                "yes" if row["in_every_top"] else "",
+            )
+        runs = len(entry["runs"])
+        _titled(out, f"crosses of {runs} runs, cross layer {entry['layer']}", table)
+        overlap, correlation = entry["top_overlap"], entry["rank_correlation"]
+        parts = [
+            f"{entry['in_every_top']} of {entry['pairs']} pairs are in the top {k} of every run"
+        ]
+        if overlap:
+            parts.append(
+                f"two runs share {overlap['mean']:.0%} of their top {k} on average "
+                f"(at least {overlap['min']:.0%})"
+            )
+        if correlation:
+            parts.append(
+                f"rank correlation (Spearman) over all pairs {correlation['mean']:.2f} on "
+                f"average (at least {correlation['min']:.2f})"
+            )
+        out.print("; ".join(parts), highlight=False, soft_wrap=True)
+    print(f"wrote {result['figure']}")
+
+
 class TuneProgress:
     """``dcn tune``'s progress: a line per finished trial, in a terminal and a log alike,
     and in a terminal a bar of the trials that count (complete or pruned)."""

@@ -15,6 +15,7 @@ cross of features ``a`` and ``b`` is the norm of both blocks together,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ FIGURE_NOTE = (
     "and (j, i). Layers count from 0."
 )
 GATE_ROWS = 4096  # test rows whose mean gate weighs a mixture's experts
+RUNS_FIGURE = "explain-runs.png"  # several checkpoints' figure, by default here
 
 
 def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
@@ -54,15 +56,77 @@ def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
     return out
 
 
+def pair_strengths(blocks: np.ndarray) -> np.ndarray:
+    """The strength of every unordered cross of a feature-by-feature strength matrix, in
+    the order of :func:`pairs` (a with a, a with b, ..., b with b, ...)."""
+    n = len(blocks)
+    return np.array(
+        [blocks[i, i] if i == j else np.hypot(blocks[i, j], blocks[j, i]) for i, j in pairs(n)]
+    )
+
+
+def pairs(n: int) -> list[tuple[int, int]]:
+    """The unordered pairs ``(i, j)``, ``i <= j``, of ``n`` features, in matrix order."""
+    return [(i, j) for i in range(n) for j in range(i, n)]
+
+
 def top_crosses(blocks: np.ndarray, names: list[str], k: int) -> list[dict[str, Any]]:
     """The ``k`` strongest unordered crosses of a feature-by-feature strength matrix."""
-    pairs: list[tuple[float, str, str]] = []
-    for i in range(len(names)):
-        for j in range(i, len(names)):
-            strength = blocks[i, i] if i == j else np.hypot(blocks[i, j], blocks[j, i])
-            pairs.append((float(strength), names[i], names[j]))
-    pairs.sort(key=lambda pair: -pair[0])  # stable: ties keep the matrix order
-    return [{"features": [a, b], "strength": s} for s, a, b in pairs[:k]]
+    strengths = pair_strengths(blocks)
+    order = np.argsort(-strengths, kind="stable")  # ties keep the matrix order
+    index = pairs(len(names))
+    return [
+        {"features": [names[index[p][0]], names[index[p][1]]], "strength": float(strengths[p])}
+        for p in order[:k]
+    ]
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Each value's rank from the largest (1), ties sharing their mean rank."""
+    order = np.argsort(-values, kind="stable")
+    sorted_values = values[order]
+    out = np.empty(len(values))
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        out[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return out
+
+
+def agreement(strengths: np.ndarray, k: int) -> dict[str, Any]:
+    """How far runs agree on the crosses, from ``strengths`` (runs by pairs).
+
+    For every two runs: the share of their top ``k`` they have in common, and
+    Spearman's rank correlation over all pairs. Returns each one's mean and
+    minimum over the couples of runs, and which pairs are in every run's top ``k``.
+    """
+    runs = len(strengths)
+    rank = np.array([ranks(row) for row in strengths])
+    top = [set(np.flatnonzero(row <= k)) for row in rank]  # ties share their mean rank
+    overlaps, correlations = [], []
+    for a in range(runs):
+        for b in range(a + 1, runs):
+            overlaps.append(len(top[a] & top[b]) / k)
+            if rank[a].std() > 0 and rank[b].std() > 0:  # all tied: no order to correlate
+                correlations.append(float(np.corrcoef(rank[a], rank[b])[0, 1]))
+            else:
+                correlations.append(float("nan"))
+    return {
+        "ranks": rank,
+        "overlap": _mean_min(overlaps),
+        "spearman": _mean_min(correlations),
+        "in_every_top": set.intersection(*top) if top else set(),
+    }
+
+
+def _mean_min(values: list[float]) -> dict[str, float] | None:
+    """Mean and minimum, or None where there is none (one run; a run with no order)."""
+    if not values or not np.all(np.isfinite(values)):
+        return None
+    return {"mean": float(np.mean(values)), "min": float(np.min(values))}
 
 
 def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tuple[str, Any]]:
@@ -143,27 +207,11 @@ def explain(
         raise DcnError(f"{out}: explain draws a PNG; give --out a name ending in .png")
     if out is not None and Path(out).is_file() and not force:
         raise DcnError(f"{out}: exists; replace it with --force, or choose another --out")
-    record = checkpoint.load_record(ckpt)
-    config = checkpoint.model_config(record, ckpt)
-    model = checkpoint.load_model(ckpt, config)
-    feature_map = config.feature_map()
-    names = [entry["name"] for entry in feature_map]
-    try:
-        cross_network = model.get_layer("cross_network")
-    except ValueError:
-        raise DcnError(
-            f"{ckpt}: the model has no cross layer (arch {record['model']['arch']!r}); "
-            "explain needs a cross network"
-        ) from None
-    count = len(cross_network.cross_layers)
     if top <= 0:
         raise DcnError(f"--top must be positive, got {top}")
-    if layer is not None and not 0 <= layer < count:
-        raise DcnError(
-            f"--layer {layer} is out of range: the model has {count} cross "
-            f"layer(s), numbered 0..{count - 1}"
-        )
-    chosen = range(count) if layer is None else [layer]
+    record, model, feature_map, cross_network = _cross_network(ckpt)
+    names = [entry["name"] for entry in feature_map]
+    chosen = _chosen_layers(ckpt, len(cross_network.cross_layers), layer)
     notes: list[str] = []
     gates = _mean_gates(ckpt, model, record, cross_network, notes)
 
@@ -191,6 +239,115 @@ def explain(
     with atomic_path(out) as tmp:
         heatmaps(panels, tmp, note=FIGURE_NOTE)
     return {"layers": layers_out, "figure": str(out), "notes": notes}
+
+
+def explain_runs(
+    ckpts: Sequence[str | Path],
+    layer: int | None = None,
+    top: int = 10,
+    out: str | Path | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """The crosses of several runs of one model (seeds): each pair's strength in every
+    run, its mean, spread and ranks, how far the runs agree, and a figure of it.
+
+    ``out`` defaults to ``explain-runs.png`` here; a file there is replaced only
+    with ``force``.
+    """
+    if top <= 0:
+        raise DcnError(f"--top must be positive, got {top}")
+    out = Path(out or RUNS_FIGURE)
+    if out.suffix.lower() != ".png":
+        raise DcnError(f"{out}: explain draws a PNG; give --out a name ending in .png")
+    if out.is_file() and not force:
+        raise DcnError(f"{out}: exists; replace it with --force, or choose another --out")
+    notes: list[str] = []
+    runs: list[dict[int, np.ndarray]] = []
+    first: tuple[Any, list, int] | None = None
+    chosen: list[int] = []
+    for ckpt in ckpts:
+        record, model, feature_map, network = _cross_network(ckpt)
+        shape = [(entry["name"], entry["width"]) for entry in feature_map]
+        count = len(network.cross_layers)
+        if first is None:
+            first, chosen = (ckpt, shape, count), _chosen_layers(ckpt, count, layer)
+        elif shape != first[1]:
+            raise DcnError(
+                f"{ckpt}: its features differ from {first[0]}'s; explain compares runs of "
+                "one model on one feature set"
+            )
+        elif count != first[2]:
+            raise DcnError(
+                f"{ckpt}: has {count} cross layer(s) where {first[0]} has {first[2]}; explain "
+                "compares runs of one model"
+            )
+        gates = _mean_gates(ckpt, model, record, network, notes)
+        blocks = {}
+        for index in chosen:  # the layer's own matrix: a mix layer's gated sum is last
+            _, matrix = _layer_matrices(network.cross_layers[index], index, gates[index])[-1]
+            blocks[index] = block_norms(np.abs(np.asarray(matrix, np.float64)), feature_map)
+        runs.append(blocks)
+    assert first is not None
+    names = [name for name, _ in first[1]]
+    crosses = pairs(len(names))
+    layers_out = []
+    for i in chosen:
+        strengths = np.array([pair_strengths(run[i]) for run in runs])
+        agree = agreement(strengths, top)
+        mean, std = strengths.mean(axis=0), strengths.std(axis=0, ddof=1)
+        order = np.argsort(-mean, kind="stable")
+        rows = [
+            {
+                "features": [names[crosses[p][0]], names[crosses[p][1]]],
+                "mean": float(mean[p]),
+                "std": float(std[p]),
+                "strengths": strengths[:, p].tolist(),
+                "ranks": agree["ranks"][:, p].tolist(),
+                "in_every_top": bool(p in agree["in_every_top"]),
+            }
+            for p in order[:top]
+        ]
+        layers_out.append(
+            {
+                "layer": i,
+                "runs": [str(c) for c in ckpts],
+                "k": top,
+                "pairs": len(crosses),
+                "top_overlap": agree["overlap"],
+                "rank_correlation": agree["spearman"],
+                "in_every_top": len(agree["in_every_top"]),
+                "top": rows,
+            }
+        )
+    from dcn_cli.plots import run_crosses
+
+    with atomic_path(out) as tmp:
+        run_crosses(layers_out, tmp)
+    return {"layers": layers_out, "figure": str(out), "notes": list(dict.fromkeys(notes))}
+
+
+def _cross_network(ckpt: str | Path):
+    """A checkpoint's record, model, feature map and cross network (an error without)."""
+    record = checkpoint.load_record(ckpt)
+    config = checkpoint.model_config(record, ckpt)
+    model = checkpoint.load_model(ckpt, config)
+    try:
+        cross_network = model.get_layer("cross_network")
+    except ValueError:
+        raise DcnError(
+            f"{ckpt}: the model has no cross layer (arch {record['model']['arch']!r}); "
+            "explain needs a cross network"
+        ) from None
+    return record, model, config.feature_map(), cross_network
+
+
+def _chosen_layers(ckpt, count: int, layer: int | None) -> list[int]:
+    if layer is not None and not 0 <= layer < count:
+        raise DcnError(
+            f"--layer {layer} is out of range: {ckpt} has {count} cross "
+            f"layer(s), numbered 0..{count - 1}"
+        )
+    return list(range(count)) if layer is None else [layer]
 
 
 def _panel(title: str, matrix: np.ndarray, feature_map: list[dict], block_norm: bool) -> dict:
