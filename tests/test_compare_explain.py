@@ -322,6 +322,50 @@ def test_explain_of_several_runs_bad_input(runner, mixer, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_ablation_is_the_loss_with_the_blocks_zeroed(runner, tmp_path, monkeypatch):
+    data = clicks(tmp_path / "clicks", rows=600)
+    ckpt = tmp_path / "ck"
+    _train(runner, data, ckpt, "--arch", "cross", "--embedding-dim", "2", "--validation", "0")
+    result = invoke(runner, "explain", ckpt, "--ablate", "2", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["ablation"]
+    from dcn_cli.inspect import evaluate
+    from dcn_cli.model import checkpoint
+
+    plain = evaluate.evaluate(ckpt)
+    assert report["split"] == "test" and report["rows"] == plain["rows"]
+    assert report["loss"] == pytest.approx(plain["logloss"], rel=1e-5)
+    assert [row["control"] for row in report["pairs"]] == [False, False, True, True, True]
+    assert [row["strength_rank"] for row in report["pairs"]][:2] == [1, 2]
+    # The first pair's two blocks of K set to 0 in the weights themselves: the same loss.
+    model = checkpoint.load_model(ckpt)
+    layer = model.get_layer("cross_network").cross_layers[0]
+    where = {e["name"]: e for e in checkpoint.load_record(ckpt)["feature_map"]}
+    a, b = (where[name] for name in report["pairs"][0]["features"])
+    kernel = layer.kernel.numpy()
+    for i, j in ((a, b), (b, a)):
+        kernel[i["offset"] : i["offset"] + i["width"], j["offset"] : j["offset"] + j["width"]] = 0
+    layer.kernel.assign(kernel)
+    monkeypatch.setattr(checkpoint, "load_model", lambda *args: model)
+    zeroed = evaluate.evaluate(ckpt)["logloss"]
+    assert zeroed - plain["logloss"] == pytest.approx(report["pairs"][0]["loss_change"], abs=1e-6)
+    table = invoke(runner, "explain", ckpt, "--ablate", "1")
+    assert "(control)" in table.stdout and "rank correlation of strength" in table.stdout
+
+
+def test_ablation_bad_input(runner, mixer, tmp_path):
+    ckpt = tmp_path / "mix"
+    _train(runner, mixer, ckpt, "--arch", "cross", "--cross-type", "mix")
+    result = invoke(runner, "explain", ckpt, "--ablate", "2")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert "--ablate zeroes blocks of DCN-V2's W (full or low rank)" in result.stderr
+    assert not (ckpt / "explain.png").exists()  # nothing drawn before the error
+    result = invoke(runner, "explain", ckpt, ckpt, "--ablate", "2")
+    assert result.exit_code == 1 and "--ablate measures one checkpoint" in result.stderr
+    result = invoke(runner, "explain", ckpt, "--ablate", "0")
+    assert result.exit_code == 1 and "--ablate must be positive, got 0" in result.stderr
+
+
 def test_reused_model_runs_match_freshly_built_ones(mixer):
     """compare reuses the first run's traced model; later seeds must not notice."""
     from dcn_cli import backend

@@ -42,6 +42,14 @@ def explain(
     force: Annotated[
         bool, typer.Option("--force", help="Replace --out if it exists (CKPT's own is redrawn).")
     ] = False,
+    ablate: Annotated[
+        int | None,
+        typer.Option(
+            metavar="K",
+            help="Also zero each of the K strongest crosses (and the 3 weakest, as a control) "
+            "in every cross layer and measure the loss lost on held-out rows.",
+        ),
+    ] = None,
     json_out: Annotated[
         bool,
         typer.Option(
@@ -57,10 +65,21 @@ def explain(
     from dcn_cli.inspect.explain import explain as run
     from dcn_cli.inspect.explain import explain_runs
 
+    if top <= 0:
+        raise DcnError(f"--top must be positive, got {top}")
     if len(ckpts) == 1:
+        ablation = None
+        if ablate is not None:  # first: its mistakes before any figure is drawn
+            from dcn_cli.inspect.explain import ablate as measure
+
+            ablation = measure(ckpts[0], ablate)
         result = run(ckpts[0], block_norm=block_norm, layer=layer, top=top, out=out, force=force)
+        if ablation is not None:
+            result["ablation"] = ablation
         render.crosses(result, json_out)
         return
+    if ablate is not None:
+        raise DcnError("--ablate measures one checkpoint; give one")
     if block_norm:
         raise DcnError(
             "--block-norm draws one checkpoint's matrices; several are compared by block "

@@ -105,7 +105,10 @@ def crosses(result: dict[str, Any], as_json: bool) -> None:
         warn(note)
     if as_json:
         layers = result["layers"]
-        print_json(layers[0] if len(layers) == 1 else layers)
+        shown: Any = layers[0] if len(layers) == 1 else layers
+        if "ablation" in result:
+            shown = {"layers": layers, "ablation": result["ablation"]}
+        print_json(shown)
         return
     from rich.table import Table
 
@@ -125,7 +128,37 @@ def crosses(result: dict[str, Any], as_json: bool) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    if "ablation" in result:
+        _ablation(out, result["ablation"])
     print(f"wrote {result['figure']}")
+
+
+def _ablation(out, ablation: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for name in ("cross", "rank by strength", "strength", "loss change", "rank by loss"):
+        table.add_column(name, justify="left" if name == "cross" else "right")
+    for row in ablation["pairs"]:
+        table.add_row(
+            " × ".join(row["features"]) + (" (control)" if row["control"] else ""),
+            f"{row['strength_rank']:g}",
+            f"{row['strength']:.4g}",
+            f"{row['loss_change']:+.3g}",
+            f"{row['loss_rank']:g}",
+        )
+    _titled(
+        out,
+        f"each cross zeroed in every cross layer: loss on {ablation['rows']:,} "
+        f"{ablation['split']} rows, {ablation['loss']:.4g} with all",
+        table,
+    )
+    correlation = ablation["rank_correlation"]
+    if correlation is not None:
+        out.print(
+            f"rank correlation of strength and loss change (Spearman): {correlation:.2f}",
+            highlight=False,
+        )
 
 
 def run_crosses(result: dict[str, Any], as_json: bool) -> None:

@@ -58,7 +58,7 @@ def evaluate(
     _, core = split_model(model, config)
     if data is None:
         table = saved.open()
-        _check_features(config, table, saved.data or "the built-in mixer")
+        check_own_data(config, table, saved.data or "the built-in mixer")
         groups = split_by_file(table, "test", saved.validation)
     else:
         # The columns take the roles and types the checkpoint's features have.
@@ -88,7 +88,7 @@ def evaluate(
     return metrics
 
 
-def _check_features(config: ModelConfig, table: Table, where: str) -> None:
+def check_own_data(config: ModelConfig, table: Table, where: str) -> None:
     """The checkpoint's own data still holds its features, and nothing more."""
     wanted = {f.name for f in config.features}
     extra = [c.name for c in table.schema.features if c.name not in wanted]

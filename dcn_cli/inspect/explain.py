@@ -34,6 +34,8 @@ FIGURE_NOTE = (
 )
 GATE_ROWS = 4096  # test rows whose mean gate weighs a mixture's experts
 RUNS_FIGURE = "explain-runs.png"  # several checkpoints' figure, by default here
+ABLATION_ROWS = 20_000  # held-out rows each ablation is scored on
+CONTROLS = 3  # the weakest pairs, ablated too: what no use costs
 
 
 def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
@@ -324,6 +326,128 @@ def explain_runs(
     with atomic_path(out) as tmp:
         run_crosses(layers_out, tmp)
     return {"layers": layers_out, "figure": str(out), "notes": list(dict.fromkeys(notes))}
+
+
+def model_strengths(blocks: list[np.ndarray]) -> np.ndarray:
+    """Each unordered cross's strength in the whole cross network: the root sum of its
+    squared strengths in every layer (one layer: that layer's)."""
+    return np.sqrt(np.sum([pair_strengths(b) ** 2 for b in blocks], axis=0))
+
+
+def ablate(ckpt: str | Path, k: int, controls: int = CONTROLS) -> dict[str, Any]:
+    """What the model loses without each of its ``k`` strongest crosses (and of its
+    ``controls`` weakest): the pair's two blocks of every cross layer's K set to 0,
+    the loss measured again on up to :data:`ABLATION_ROWS` held-out rows (the
+    validation split, else the test split)."""
+    from dcn_cli.model.layers import Cross
+
+    if k <= 0:
+        raise DcnError(f"--ablate must be positive, got {k}")
+    record, model, feature_map, network = _cross_network(ckpt)
+    layers = network.cross_layers
+    other = [type(layer).__name__ for layer in layers if type(layer) is not Cross]
+    if other:
+        raise DcnError(
+            f"{ckpt}: --ablate zeroes blocks of DCN-V2's W (full or low rank); this model's "
+            f"cross layers are {other[0]} (cross type {record['model'].get('cross_type')!r})"
+        )
+    names = [entry["name"] for entry in feature_map]
+    blocks = [block_norms(np.abs(layer.effective_kernel()), feature_map) for layer in layers]
+    strengths = model_strengths(blocks)
+    crosses = pairs(len(names))
+    order = np.argsort(-strengths, kind="stable")
+    chosen = list(order[: min(k, len(order))])
+    chosen += [p for p in order[::-1][:controls] if p not in chosen][::-1]
+    split, rows, batches, task = _held_out(ckpt, record)
+    _, core = _core(model, record, ckpt)
+
+    def loss(mask: np.ndarray | None) -> float:
+        from dcn_cli.train.metrics import evaluate_predictions
+
+        for layer in layers:
+            layer.ablation = mask
+        try:
+            scored = ((y, core(x, training=False), w) for x, y, w in batches)
+            return float(evaluate_predictions(task, scored)["loss"])
+        finally:
+            for layer in layers:
+                layer.ablation = None
+
+    base = loss(None)
+    dim = sum(entry["width"] for entry in feature_map)
+    rank = ranks(strengths)
+    out = []
+    for p in chosen:
+        a, b = (feature_map[i] for i in crosses[p])
+        mask = np.ones((dim, dim))
+        for i, j in ((a, b), (b, a)):
+            mask[i["offset"] : i["offset"] + i["width"], j["offset"] : j["offset"] + j["width"]] = 0
+        out.append(
+            {
+                "features": [a["name"], b["name"]],
+                "strength": float(strengths[p]),
+                "strength_rank": float(rank[p]),
+                "loss_change": loss(mask) - base,
+                "control": bool(p not in order[:k]),
+            }
+        )
+    changes = np.array([row["loss_change"] for row in out])
+    by_loss = ranks(changes)
+    for row, r in zip(out, by_loss, strict=True):
+        row["loss_rank"] = float(r)
+    correlation = None
+    if len(out) > 2 and by_loss.std() > 0:
+        correlation = float(np.corrcoef([r["strength_rank"] for r in out], by_loss)[0, 1])
+    return {
+        "split": split,
+        "rows": rows,
+        "loss": base,
+        "pairs": out,
+        "rank_correlation": correlation,
+    }
+
+
+def _held_out(ckpt, record) -> tuple[str, int, list, str]:
+    """The checkpoint's held-out rows, encoded once: ``(split, rows, [(x, y, w)], task)``."""
+    import tensorflow as tf
+
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.data.splits import split_by_file
+    from dcn_cli.inspect.evaluate import check_own_data
+    from dcn_cli.train.engine import EVAL_BATCH
+    from dcn_cli.train.pipeline import Encoder, gathered, weights_of
+
+    config = checkpoint.model_config(record, ckpt)
+    saved = DataSpec.from_record(record, ckpt)
+    table = saved.open()
+    check_own_data(config, table, saved.data or "the built-in mixer")
+    split = "validation" if saved.validation else "test"
+    label = checkpoint.label(record, ckpt)
+    encoder, batches, rows = Encoder(config.features), [], 0
+    for _, chunks in split_by_file(table, split, saved.validation):
+        for chunk in gathered(chunks):
+            chunk = chunk.slice(0, ABLATION_ROWS - rows)
+            w = weights_of(chunk, table.schema.weight)
+            for start, (x, y) in zip(
+                range(0, chunk.num_rows, EVAL_BATCH),
+                encoder.batches(chunk, label, EVAL_BATCH),
+                strict=True,
+            ):
+                batches.append((x, y, tf.constant(w[start : start + EVAL_BATCH])))
+            rows += chunk.num_rows
+            if rows >= ABLATION_ROWS:
+                break
+        if rows >= ABLATION_ROWS:
+            break
+    if not rows:
+        raise DcnError(f"{table.name}: no {split} rows to measure an ablation on")
+    return split, rows, batches, config.task
+
+
+def _core(model, record, ckpt):
+    from dcn_cli.model.factory import split_model
+
+    return split_model(model, checkpoint.model_config(record, ckpt))
 
 
 def _cross_network(ckpt: str | Path):

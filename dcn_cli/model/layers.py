@@ -122,10 +122,17 @@ class Cross(keras.layers.Layer):
         if self.use_bias:
             self.bias = _add_bias(self, (dim,))
 
+    # ``dcn explain --ablate``: a (d, d) mask of 0s and 1s on K while it is set, for eager
+    # calls only (a traced function keeps what it saw). Never saved.
+    ablation = None
+
     def call(self, x0, x=None):
         if x is None:
             x = x0
-        if self.projection_dim is None:
+        if self.ablation is not None:
+            masked = self.effective_kernel() * self.ablation
+            prod = ops.matmul(x, ops.cast(ops.convert_to_tensor(masked), x.dtype))
+        elif self.projection_dim is None:
             prod = ops.matmul(x, self.kernel)
         else:
             prod = ops.matmul(ops.matmul(x, self.u_kernel), self.v_kernel)
