@@ -137,13 +137,14 @@ def _ablation(out, ablation: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table()
-    for name in ("cross", "rank by strength", "strength", "loss change", "rank by loss"):
+    names = ("cross", "strength (rank)", "flow (rank)", "loss change", "rank by loss")
+    for name in names:
         table.add_column(name, justify="left" if name == "cross" else "right")
     for row in ablation["pairs"]:
         table.add_row(
             " × ".join(row["features"]) + (" (control)" if row["control"] else ""),
-            f"{row['strength_rank']:g}",
-            f"{row['strength']:.4g}",
+            f"{row['strength']:.3g} ({row['strength_rank']:g})",
+            f"{row['flow']:.3g} ({row['flow_rank']:g})",
             f"{row['loss_change']:+.3g}",
             f"{row['loss_rank']:g}",
         )
@@ -153,12 +154,18 @@ def _ablation(out, ablation: dict[str, Any]) -> None:
         f"{ablation['split']} rows, {ablation['loss']:.4g} with all",
         table,
     )
-    correlation = ablation["rank_correlation"]
-    if correlation is not None:
-        out.print(
-            f"rank correlation of strength and loss change (Spearman): {correlation:.2f}",
-            highlight=False,
-        )
+    for key, what in (("rank_correlation", "strength"), ("flow_rank_correlation", "flow")):
+        if ablation[key] is not None:
+            out.print(
+                f"rank correlation of {what} and loss change (Spearman): {ablation[key]:.2f}",
+                highlight=False,
+            )
+    out.print(
+        "flow of a pair: what its blocks add to the cross layers' output, the mean over rows "
+        "of |x0_j * (x_i @ K[i, j])|, both ways, over all layers",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def run_crosses(result: dict[str, Any], as_json: bool) -> None:

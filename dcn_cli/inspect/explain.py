@@ -36,6 +36,7 @@ GATE_ROWS = 4096  # test rows whose mean gate weighs a mixture's experts
 RUNS_FIGURE = "explain-runs.png"  # several checkpoints' figure, by default here
 ABLATION_ROWS = 20_000  # held-out rows each ablation is scored on
 CONTROLS = 3  # the weakest pairs, ablated too: what no use costs
+FLOW_ROWS = 4096  # held-out rows whose flow through each block is measured
 
 
 def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
@@ -335,10 +336,12 @@ def model_strengths(blocks: list[np.ndarray]) -> np.ndarray:
 
 
 def ablate(ckpt: str | Path, k: int, controls: int = CONTROLS) -> dict[str, Any]:
-    """What the model loses without each of its ``k`` strongest crosses (and of its
-    ``controls`` weakest): the pair's two blocks of every cross layer's K set to 0,
-    the loss measured again on up to :data:`ABLATION_ROWS` held-out rows (the
-    validation split, else the test split)."""
+    """What the model loses without each of its ``k`` strongest crosses, by weight and
+    by flow (:func:`flow_blocks`), and without its ``controls`` weakest by weight: the
+    pair's two blocks of every cross layer's K set to 0, the loss measured again on
+    up to :data:`ABLATION_ROWS` held-out rows (the validation split, else the test
+    split). Each ranking's Spearman correlation with the loss each pair costs says
+    which one tells the crosses the model uses."""
     from dcn_cli.model.layers import Cross
 
     if k <= 0:
@@ -351,15 +354,15 @@ def ablate(ckpt: str | Path, k: int, controls: int = CONTROLS) -> dict[str, Any]
             f"{ckpt}: --ablate zeroes blocks of DCN-V2's W (full or low rank); this model's "
             f"cross layers are {other[0]} (cross type {record['model'].get('cross_type')!r})"
         )
-    names = [entry["name"] for entry in feature_map]
-    blocks = [block_norms(np.abs(layer.effective_kernel()), feature_map) for layer in layers]
-    strengths = model_strengths(blocks)
-    crosses = pairs(len(names))
-    order = np.argsort(-strengths, kind="stable")
-    chosen = list(order[: min(k, len(order))])
-    chosen += [p for p in order[::-1][:controls] if p not in chosen][::-1]
     split, rows, batches, task = _held_out(ckpt, record)
-    _, core = _core(model, record, ckpt)
+    core, x0_of = _core(model, record, ckpt)
+    kernels = [layer.effective_kernel() for layer in layers]
+    weight = model_strengths([block_norms(np.abs(K), feature_map) for K in kernels])
+    flow = model_strengths(flow_blocks(x0_of, layers, kernels, feature_map, batches))
+    by_weight = np.argsort(-weight, kind="stable")
+    by_flow = np.argsort(-flow, kind="stable")
+    chosen = list(dict.fromkeys([*by_weight[:k], *by_flow[:k]]))
+    chosen += [p for p in by_weight[::-1][:controls] if p not in chosen][::-1]
 
     def loss(mask: np.ndarray | None) -> float:
         from dcn_cli.train.metrics import evaluate_predictions
@@ -374,8 +377,9 @@ def ablate(ckpt: str | Path, k: int, controls: int = CONTROLS) -> dict[str, Any]
                 layer.ablation = None
 
     base = loss(None)
+    crosses = pairs(len(feature_map))
     dim = sum(entry["width"] for entry in feature_map)
-    rank = ranks(strengths)
+    weight_rank, flow_rank = ranks(weight), ranks(flow)
     out = []
     for p in chosen:
         a, b = (feature_map[i] for i in crosses[p])
@@ -385,26 +389,55 @@ def ablate(ckpt: str | Path, k: int, controls: int = CONTROLS) -> dict[str, Any]
         out.append(
             {
                 "features": [a["name"], b["name"]],
-                "strength": float(strengths[p]),
-                "strength_rank": float(rank[p]),
+                "strength": float(weight[p]),
+                "strength_rank": float(weight_rank[p]),
+                "flow": float(flow[p]),
+                "flow_rank": float(flow_rank[p]),
                 "loss_change": loss(mask) - base,
-                "control": bool(p not in order[:k]),
+                "control": bool(p not in by_weight[:k] and p not in by_flow[:k]),
             }
         )
-    changes = np.array([row["loss_change"] for row in out])
-    by_loss = ranks(changes)
+    by_loss = ranks(np.array([row["loss_change"] for row in out]))
     for row, r in zip(out, by_loss, strict=True):
         row["loss_rank"] = float(r)
-    correlation = None
-    if len(out) > 2 and by_loss.std() > 0:
-        correlation = float(np.corrcoef([r["strength_rank"] for r in out], by_loss)[0, 1])
     return {
         "split": split,
         "rows": rows,
         "loss": base,
         "pairs": out,
-        "rank_correlation": correlation,
+        "rank_correlation": _spearman([r["strength_rank"] for r in out], by_loss),
+        "flow_rank_correlation": _spearman([r["flow_rank"] for r in out], by_loss),
     }
+
+
+def flow_blocks(x0_of, layers, kernels, feature_map, batches) -> list[np.ndarray]:
+    """What flows through each block of each cross layer: ``F[i, j]``, the mean over
+    up to :data:`FLOW_ROWS` rows of the norm of ``x0_j * (x_i @ K[i, j])``, the part
+    of the layer's output for feature j that feature i's block of K makes. Unlike
+    the weights, it counts how large the inputs are: a numerical column and a wide
+    embedding compare on what they add to the output."""
+    x0 = np.concatenate([np.asarray(x0_of(x, training=False)) for x, _, _ in batches])
+    x0 = x0[:FLOW_ROWS].astype(np.float64)
+    starts = [entry["offset"] for entry in feature_map]
+    out, x = [], x0
+    for layer, K in zip(layers, kernels, strict=True):
+        blocks = np.zeros((len(feature_map), len(feature_map)))
+        for i, entry in enumerate(feature_map):
+            part = slice(entry["offset"], entry["offset"] + entry["width"])
+            made = x0 * (x[:, part] @ K[part, :])  # feature i's share of every output
+            norms = np.sqrt(np.add.reduceat(made**2, starts, axis=1))  # per output block
+            blocks[i] = norms.mean(axis=0)
+        out.append(blocks)
+        x = np.asarray(layer(x0.astype(np.float32), x.astype(np.float32))).astype(np.float64)
+    return out
+
+
+def _spearman(a, b) -> float | None:
+    """Spearman's rank correlation of two rankings; None with fewer than 3, or no order."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
 def _held_out(ckpt, record) -> tuple[str, int, list, str]:
@@ -445,9 +478,12 @@ def _held_out(ckpt, record) -> tuple[str, int, list, str]:
 
 
 def _core(model, record, ckpt):
-    from dcn_cli.model.factory import split_model
+    """The model's core (encoded inputs in, prediction out) and its part up to x0."""
+    from dcn_cli.model.factory import core_cross_input, split_model
 
-    return split_model(model, checkpoint.model_config(record, ckpt))
+    config = checkpoint.model_config(record, ckpt)
+    _, core = split_model(model, config)
+    return core, core_cross_input(model, config)
 
 
 def _cross_network(ckpt: str | Path):

@@ -185,6 +185,15 @@ def split_model(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, k
     once and training the core trains ``model`` itself, since the weights are
     shared.
     """
+    encoded = _encoded(model, config)
+    encoder = _functional(model.input, encoded, "encoder")
+    core = _functional(encoded, model.output, "core")
+    return encoder, core
+
+
+def _encoded(model: keras.Model, config: ModelConfig) -> list:
+    """The outputs of ``model``'s lookup, hashing and numerical-column layers, in feature
+    order: the inputs of its core."""
     encoded = []
     for feature in config.features:
         # Not the model's own inputs: a core built on them would rewire them, and the
@@ -193,14 +202,18 @@ def split_model(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, k
         if feature.hash_buckets is not None:
             prefix = "hash"
         encoded.append(model.get_layer(f"{prefix}_{layer_name(feature.name)}").output)
-    encoder = _functional(model.input, encoded, "encoder")
-    core = _functional(encoded, model.output, "core")
-    return encoder, core
+    return encoded
 
 
 def cross_input_model(model: keras.Model) -> keras.Model:
     """``model`` up to its cross input ``x0``: raw values (keyed by feature) in, ``x0`` out."""
     return _functional(model.input, model.get_layer("cross_input").output, "cross_input")
+
+
+def core_cross_input(model: keras.Model, config: ModelConfig) -> keras.Model:
+    """The core of :func:`split_model` up to the cross input ``x0``: encoded in, x0 out."""
+    x0 = model.get_layer("cross_input").output
+    return _functional(_encoded(model, config), x0, "core_cross_input")
 
 
 def forward_flops(config: ModelConfig) -> int:
