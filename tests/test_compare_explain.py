@@ -388,6 +388,36 @@ def test_flow_is_what_each_block_adds_to_each_layers_output():
     assert both == pytest.approx(np.hypot(pair_strengths(flows[0]), pair_strengths(flows[1])))
 
 
+def test_one_rows_parts_add_up_to_its_score(runner, tmp_path):
+    data = clicks(tmp_path / "clicks", rows=600)
+    rows = data / "data-00000.csv"
+    exact, deep = tmp_path / "cross", tmp_path / "stacked"
+    _train(runner, data, exact, "--arch", "cross", "--embedding-dim", "2")
+    _train(runner, data, deep, "--embedding-dim", "2", "--deep-layers", "8")
+    scores = invoke(runner, "predict", exact, "--data", rows).stdout.splitlines()
+    result = invoke(runner, "explain", exact, "--data", rows, "--row", "3", "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["method"] == "exact" and got["row"] == 3
+    assert got["prediction"] == pytest.approx(float(scores[3].split(",")[-1]), abs=1e-5)
+    parts = [f["contribution"] for f in got["features"]]
+    assert got["check"]["base"] + sum(parts) == pytest.approx(got["logit"], abs=1e-5)
+    assert got["check"]["gap"] < 1e-5 and len(got["pairs"]) == 15
+    result = invoke(runner, "explain", deep, "--data", rows, "--row", "3", "--json")
+    got = json.loads(result.stdout)
+    assert got["method"] == "integrated gradients" and "contribution" not in got["pairs"][0]
+    parts = [f["contribution"] for f in got["features"]]
+    assert got["check"]["base"] + sum(parts) == pytest.approx(got["check"]["sum_of_parts"])
+    assert got["check"]["gap"] < 0.02  # 64 steps of the midpoint rule
+    table = invoke(runner, "explain", exact, "--data", rows, "--top", "2")
+    assert "part of the logit" in table.stdout and "add up to" in table.stdout
+    result = invoke(runner, "explain", exact, "--data", rows, "--row", "601")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {rows}: holds 600 row(s); --row 601 is past its end\n"
+    result = invoke(runner, "explain", exact, deep, "--data", rows)
+    assert result.exit_code == 1 and "--data explains one row of one checkpoint" in result.stderr
+
+
 def test_ablation_bad_input(runner, mixer, tmp_path):
     ckpt = tmp_path / "mix"
     _train(runner, mixer, ckpt, "--arch", "cross", "--cross-type", "mix")

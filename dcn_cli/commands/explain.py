@@ -50,6 +50,16 @@ def explain(
             "in every cross layer and measure the loss lost on held-out rows.",
         ),
     ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            metavar="ROWS",
+            help="Rows to explain one at a time (a CSV or Parquet file, as predict reads): "
+            "each feature's and each pair's part of --row's score.",
+        ),
+    ] = None,
+    row: Annotated[int, typer.Option(help="Which row of --data, from 1.")] = 1,
     json_out: Annotated[
         bool,
         typer.Option(
@@ -67,6 +77,13 @@ def explain(
 
     if top <= 0:
         raise DcnError(f"--top must be positive, got {top}")
+    if data is not None:
+        if len(ckpts) > 1 or ablate is not None or block_norm or out is not None:
+            raise DcnError("--data explains one row of one checkpoint; give it alone")
+        from dcn_cli.inspect.explain import explain_row
+
+        render.row_parts(explain_row(ckpts[0], data, row), top, json_out)
+        return
     if len(ckpts) == 1:
         ablation = None
         if ablate is not None:  # first: its mistakes before any figure is drawn

@@ -168,6 +168,46 @@ def _ablation(out, ablation: dict[str, Any]) -> None:
     )
 
 
+def row_parts(result: dict[str, Any], top: int, as_json: bool) -> None:
+    """``dcn explain --data``: each feature's part of one row's logit, and its ``top``
+    pairs; or all of it as JSON."""
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    out = console()
+    exact = result["method"] == "exact"
+    table = Table()
+    table.add_column("feature")
+    table.add_column("part of the logit", justify="right")
+    for entry in result["features"]:
+        table.add_row(entry["feature"], f"{entry['contribution']:+.4g}")
+    check = result["check"]
+    _titled(
+        out,
+        f"row {result['row']} of {result['data']}: logit {result['logit']:.4g}, prediction "
+        f"{result['prediction']:.4g} ({result['method']})",
+        table,
+    )
+    base = "the output's bias" if exact else "the logit at x0 = 0"
+    out.print(
+        f"{base} {check['base']:+.4g} and the parts add up to {check['sum_of_parts']:.6g} "
+        f"(the logit: {check['adds_up_to']:.6g}; gap {check['gap']:.1e})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table()
+    table.add_column("cross")
+    if exact:
+        table.add_column("part of the logit", justify="right")
+    table.add_column("size in cross layer 0's output", justify="right")
+    for entry in result["pairs"][:top]:
+        cells = [f"{entry['contribution']:+.4g}"] if exact else []
+        table.add_row(" × ".join(entry["features"]), *cells, f"{entry['first_layer_part']:.4g}")
+    _titled(out, "its strongest crosses", table)
+
+
 def run_crosses(result: dict[str, Any], as_json: bool) -> None:
     """``dcn explain`` of several runs: per layer, the crosses strongest on average, their
     ranks in each run, and how far the runs agree; or all of it as JSON."""

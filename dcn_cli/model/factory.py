@@ -216,6 +216,12 @@ def core_cross_input(model: keras.Model, config: ModelConfig) -> keras.Model:
     return _functional(_encoded(model, config), x0, "core_cross_input")
 
 
+def cross_input_to_logit(model: keras.Model) -> keras.Model:
+    """``model`` past its cross input: ``x0`` in, the logit (before any sigmoid) out."""
+    x0 = model.get_layer("cross_input").output
+    return _functional(x0, model.get_layer("logit").output, "cross_input_to_logit")
+
+
 def forward_flops(config: ModelConfig) -> int:
     """Multiply-add FLOPs (2 per multiply-add) of one example's forward pass.
 
