@@ -225,6 +225,44 @@ def test_tune_refuses_a_directory_of_other_files(runner, tmp_path):
     result = runner.invoke(app, ["tune", "--out", str(tmp_path / "t")])
     assert result.exit_code == 1
     assert "holds files that are not a study's (notes.txt)" in result.stderr
+    # Files named as tune names its outputs, in a directory that holds no study: the user's.
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "best.json").write_text("mine")
+    result = runner.invoke(app, ["tune", "--out", str(tmp_path / "u")])
+    assert result.exit_code == 1
+    assert "holds files that are not a study's (best.json)" in result.stderr
+    assert (tmp_path / "u" / "best.json").read_text() == "mine"
+    (tmp_path / "v" / "best").mkdir(parents=True)
+    (tmp_path / "v" / "study.db").write_text("")
+    result = runner.invoke(app, ["tune", "--out", str(tmp_path / "v")])
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"Error: {tmp_path / 'v' / 'best'}: exists and is not a checkpoint; move it away\n"
+    )
+    result = runner.invoke(app, ["tune", "--group", "user", "--out", str(tmp_path / "w")])
+    assert result.exit_code == 1 and "--group user is for --metric gauc" in result.stderr
+
+
+def test_the_defaults_are_tried_again_when_their_trial_failed(runner, tmp_path, monkeypatch):
+    from dcn_cli.errors import DcnError
+    from dcn_cli.train import tune
+
+    def fail(*args):
+        raise DcnError("out of memory")
+
+    data = clicks(tmp_path / "data", 200)
+    argv = ["tune", "--data", str(data), "--out", str(tmp_path / "t"), "--epochs", "1"]
+    monkeypatch.setattr(tune, "_train_trial", fail)
+    assert runner.invoke(app, [*argv, "--trials", "2"]).exit_code == 1  # 5 failures
+    monkeypatch.setattr(tune, "_train_trial", lambda *args: 0.5)
+    result = runner.invoke(app, [*argv, "--trials", "2"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "t" / "trials.json").read_text())["trials"]
+    defaults = {"lr": 0.001, "batch_size": 1024, "embedding_dim": 32, "cross_layers": 1}
+    assert [r["state"] for r in rows] == ["fail"] * 5 + ["complete"] * 2
+    for row in (rows[0], rows[5]):  # the defaults first, then first again after the failure
+        assert {k: row[k] for k in defaults} == defaults
 
 
 def test_a_trial_whose_process_died_is_failed_and_not_counted(tmp_path):

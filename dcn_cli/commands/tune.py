@@ -87,6 +87,10 @@ def _search(ctx: typer.Context, space: Path | None):
 
     params = ctx.params
     check_group(params["metric"], params["group"])
+    if params["group"] is not None and params["metric"] != "gauc":
+        raise DcnError(
+            f"--group {params['group']} is for --metric gauc; tune by it or leave it out"
+        )
     if params["metric"] == "calibration":
         raise DcnError("--metric calibration has no better direction; tune by auc, ne or logloss")
     opt.check_columns(params)
@@ -102,6 +106,6 @@ def _search(ctx: typer.Context, space: Path | None):
         params=searched,
         fixed=fixed,
         timeout=params["timeout"],
-        jobs=params["jobs"],
+        jobs=min(params["jobs"], params["trials"]),  # no more workers than trials
         **{name: params[name] for name in names},
     )

@@ -31,6 +31,7 @@ from dcn_cli import backend
 from dcn_cli.data.sources import DataSpec, split_source
 from dcn_cli.errors import DcnError, first_line
 from dcn_cli.fileio import remove_leftovers, running
+from dcn_cli.model import checkpoint
 from dcn_cli.model.presets import PRESETS
 from dcn_cli.settings import (
     AUTO_VALIDATION,
@@ -241,9 +242,22 @@ def start(search: Search, worker: int = 0, warn=None):
     search.identity = identity(search, prepared)
     study = open_study(search, sampler_seed=search.seed * 64 + worker, create=True)
     fail_orphans(study)
-    if worker == 0 and not study.trials:
-        study.enqueue_trial(first_trial(search.params), skip_if_exists=True)
+    first = first_trial(search.params)
+    if worker == 0 and first and not _has_trial(study, first):
+        study.enqueue_trial(first)  # again if the first try failed (a Ctrl-C in it)
     return study, search, prepared
+
+
+def _has_trial(study, params: dict[str, Any]) -> bool:
+    """Whether a trial with ``params`` is done, running or waiting (not failed)."""
+    import optuna
+
+    state = optuna.trial.TrialState
+    alive = (state.COMPLETE, state.PRUNED, state.RUNNING, state.WAITING)
+    return any(
+        trial.system_attrs.get("fixed_params", trial.params) == params
+        for trial in study.get_trials(deepcopy=False, states=alive)
+    )
 
 
 def run_trials(study, search: Search, prepared, on_trial=None) -> None:
@@ -366,13 +380,28 @@ def claim(out: Path) -> None:
         for name in OUTPUTS:  # what a killed tune was writing
             remove_leftovers(out / name)
         ours = ("study.db-", *(f".{name}." for name in OUTPUTS))  # SQLite's, other writers'
-        other = sorted(p.name for p in out.iterdir() if p.name not in OUTPUTS)
-        other = [name for name in other if not name.startswith(ours)]
+        names = sorted(p.name for p in out.iterdir() if not p.name.startswith(ours))
+        # A study's directory holds its database, or (--storage) a trials.json of dcn's.
+        made = "study.db" in names or _is_ours(out / "trials.json")
+        other = [name for name in names if name not in OUTPUTS or not made]
         if other:
             raise DcnError(
                 f"{out}: holds files that are not a study's ({', '.join(other[:3])}); "
                 "choose another --out"
             )
+        best = out / "best"
+        if best.exists() and not checkpoint.holds_run(best):
+            raise DcnError(f"{best}: exists and is not a checkpoint; move it away")
+
+
+def _is_ours(path: Path) -> bool:
+    from dcn_cli.fileio import read_json
+
+    try:
+        table = read_json(path)
+    except (DcnError, OSError):
+        return False
+    return isinstance(table, dict) and {"metric", "split", "trials"} <= set(table)
 
 
 def tune(search: Search, on_trial=None, warn=None):
