@@ -359,7 +359,8 @@ def test_ablation_is_the_loss_with_the_blocks_zeroed(runner, tmp_path, monkeypat
 
 
 def test_flow_is_what_each_block_adds_to_each_layers_output():
-    from dcn_cli.inspect.explain import flow_blocks, model_strengths, pair_strengths
+    from dcn_cli.inspect.ablation import flow_blocks, model_strengths
+    from dcn_cli.inspect.explain import pair_strengths
     from dcn_cli.model.layers import Cross
 
     rng = np.random.default_rng(0)

@@ -10,17 +10,54 @@ import typer
 from dcn_cli.commands.app import user_errors
 from dcn_cli.errors import DcnError
 
+Ckpts = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="CKPT...",
+        help="Checkpoint directory written by dcn train; several (runs of one model, "
+        "e.g. seeds) to see how far they agree.",
+    ),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="PNG to write. Default: CKPT/explain.png "
+        "(CKPT/explain-block-norm.png with --block-norm); explain-runs.png here for "
+        "several checkpoints.",
+    ),
+]
+Ablate = Annotated[
+    int | None,
+    typer.Option(
+        metavar="K",
+        help="Also zero each of the K strongest crosses (and the 3 weakest, as a control) "
+        "in every cross layer and measure the loss lost on held-out rows.",
+    ),
+]
+Rows = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        metavar="ROWS",
+        help="Rows to explain one at a time (a CSV or Parquet file, as predict reads): "
+        "each feature's and each pair's part of --row's score.",
+    ),
+]
+JsonOut = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='Print {"features", "matrix", "layer"} as JSON '
+        "(a list of them when several layers are shown).",
+    ),
+]
+
 
 @user_errors
 def explain(
-    ckpts: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="CKPT...",
-            help="Checkpoint directory written by dcn train; several (runs of one model, "
-            "e.g. seeds) to see how far they agree.",
-        ),
-    ],
+    ckpts: Ckpts,
     block_norm: Annotated[
         bool,
         typer.Option("--block-norm", help="Root mean square of each feature-by-feature block."),
@@ -29,49 +66,18 @@ def explain(
         int | None, typer.Option(help="Cross layer to show, from 0. Default: all.")
     ] = None,
     top: Annotated[int, typer.Option(help="How many of the strongest crosses to list.")] = 10,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="PNG to write. Default: CKPT/explain.png "
-            "(CKPT/explain-block-norm.png with --block-norm); explain-runs.png here for "
-            "several checkpoints.",
-        ),
-    ] = None,
+    out: Out = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace --out if it exists (CKPT's own is redrawn).")
     ] = False,
-    ablate: Annotated[
-        int | None,
-        typer.Option(
-            metavar="K",
-            help="Also zero each of the K strongest crosses (and the 3 weakest, as a control) "
-            "in every cross layer and measure the loss lost on held-out rows.",
-        ),
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            metavar="ROWS",
-            help="Rows to explain one at a time (a CSV or Parquet file, as predict reads): "
-            "each feature's and each pair's part of --row's score.",
-        ),
-    ] = None,
+    ablate: Ablate = None,
+    data: Rows = None,
     row: Annotated[int, typer.Option(help="Which row of --data, from 1.")] = 1,
-    json_out: Annotated[
-        bool,
-        typer.Option(
-            "--json",
-            help='Print {"features", "matrix", "layer"} as JSON '
-            "(a list of them when several layers are shown).",
-        ),
-    ] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Draw the learned cross matrices and list the strongest feature crosses; of several
     runs, how far they agree."""
-    from dcn_cli.commands import render
+    from dcn_cli.commands import render_explain
     from dcn_cli.inspect.explain import explain as run
     from dcn_cli.inspect.explain import explain_runs
 
@@ -80,20 +86,20 @@ def explain(
     if data is not None:
         if len(ckpts) > 1 or ablate is not None or block_norm or out is not None:
             raise DcnError("--data explains one row of one checkpoint; give it alone")
-        from dcn_cli.inspect.explain import explain_row
+        from dcn_cli.inspect.row import explain_row
 
-        render.row_parts(explain_row(ckpts[0], data, row), top, json_out)
+        render_explain.row_parts(explain_row(ckpts[0], data, row), top, json_out)
         return
     if len(ckpts) == 1:
         ablation = None
         if ablate is not None:  # first: its mistakes before any figure is drawn
-            from dcn_cli.inspect.explain import ablate as measure
+            from dcn_cli.inspect.ablation import ablate as measure
 
             ablation = measure(ckpts[0], ablate)
         result = run(ckpts[0], block_norm=block_norm, layer=layer, top=top, out=out, force=force)
         if ablation is not None:
             result["ablation"] = ablation
-        render.crosses(result, json_out)
+        render_explain.crosses(result, json_out)
         return
     if ablate is not None:
         raise DcnError("--ablate measures one checkpoint; give one")
@@ -102,4 +108,4 @@ def explain(
             "--block-norm draws one checkpoint's matrices; several are compared by block "
             "strength already"
         )
-    render.run_crosses(explain_runs(ckpts, layer, top, out, force), json_out)
+    render_explain.run_crosses(explain_runs(ckpts, layer, top, out, force), json_out)

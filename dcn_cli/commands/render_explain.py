@@ -1,0 +1,164 @@
+"""What ``dcn explain`` prints: the strongest crosses, of one run or several, what an
+ablation costs, and one row's parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dcn_cli.commands.render import console, print_json, titled, warn
+
+
+def crosses(result: dict[str, Any], as_json: bool) -> None:
+    """``dcn explain``'s strongest crosses per layer, or its matrices as JSON."""
+    for note in result.get("notes", []):
+        warn(note)
+    if as_json:
+        layers = result["layers"]
+        shown: Any = layers[0] if len(layers) == 1 else layers
+        if "ablation" in result:
+            shown = {"layers": layers, "ablation": result["ablation"]}
+        print_json(shown)
+        return
+    from rich.table import Table
+
+    out = console()
+    for entry in result["layers"]:
+        table = Table()
+        table.add_column("rank", justify="right")
+        table.add_column("cross")
+        table.add_column("strength", justify="right")
+        for rank, cross in enumerate(entry["top"], start=1):
+            table.add_row(str(rank), " × ".join(cross["features"]), f"{cross['strength']:.4g}")
+        titled(out, f"strongest crosses, cross layer {entry['layer']}", table)
+    out.print(
+        "strength of a pair of features a, b: √(B[a,b]² + B[b,a]²), B being the root mean "
+        "square of |W| over a feature-by-feature block (the --block-norm figure); "
+        "of a feature with itself: B[a,a]",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if "ablation" in result:
+        _ablation(out, result["ablation"])
+    print(f"wrote {result['figure']}")
+
+
+def _ablation(out, ablation: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table()
+    names = ("cross", "strength (rank)", "flow (rank)", "loss change", "rank by loss")
+    for name in names:
+        table.add_column(name, justify="left" if name == "cross" else "right")
+    for row in ablation["pairs"]:
+        table.add_row(
+            " × ".join(row["features"]) + (" (control)" if row["control"] else ""),
+            f"{row['strength']:.3g} ({row['strength_rank']:g})",
+            f"{row['flow']:.3g} ({row['flow_rank']:g})",
+            f"{row['loss_change']:+.3g}",
+            f"{row['loss_rank']:g}",
+        )
+    titled(
+        out,
+        f"each cross zeroed in every cross layer: loss on {ablation['rows']:,} "
+        f"{ablation['split']} rows, {ablation['loss']:.4g} with all",
+        table,
+    )
+    for key, what in (("rank_correlation", "strength"), ("flow_rank_correlation", "flow")):
+        if ablation[key] is not None:
+            out.print(
+                f"rank correlation of {what} and loss change (Spearman): {ablation[key]:.2f}",
+                highlight=False,
+            )
+    out.print(
+        "flow of a pair: what its blocks add to the cross layers' output, the mean over rows "
+        "of |x0_j * (x_i @ K[i, j])|, both ways, over all layers",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def row_parts(result: dict[str, Any], top: int, as_json: bool) -> None:
+    """``dcn explain --data``: each feature's part of one row's logit, and its ``top``
+    pairs; or all of it as JSON."""
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    out = console()
+    exact = result["method"] == "exact"
+    table = Table()
+    table.add_column("feature")
+    table.add_column("part of the logit", justify="right")
+    for entry in result["features"]:
+        table.add_row(entry["feature"], f"{entry['contribution']:+.4g}")
+    check = result["check"]
+    titled(
+        out,
+        f"row {result['row']} of {result['data']}: logit {result['logit']:.4g}, prediction "
+        f"{result['prediction']:.4g} ({result['method']})",
+        table,
+    )
+    base = "the output's bias" if exact else "the logit at x0 = 0"
+    out.print(
+        f"{base} {check['base']:+.4g} and the parts add up to {check['sum_of_parts']:.6g} "
+        f"(the logit: {check['adds_up_to']:.6g}; gap {check['gap']:.1e})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table()
+    table.add_column("cross")
+    if exact:
+        table.add_column("part of the logit", justify="right")
+    table.add_column("size in cross layer 0's output", justify="right")
+    for entry in result["pairs"][:top]:
+        cells = [f"{entry['contribution']:+.4g}"] if exact else []
+        table.add_row(" × ".join(entry["features"]), *cells, f"{entry['first_layer_part']:.4g}")
+    titled(out, "its strongest crosses", table)
+
+
+def run_crosses(result: dict[str, Any], as_json: bool) -> None:
+    """``dcn explain`` of several runs: per layer, the crosses strongest on average, their
+    ranks in each run, and how far the runs agree; or all of it as JSON."""
+    for note in result.get("notes", []):
+        warn(note)
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    out = console()
+    for entry in result["layers"]:
+        k = entry["k"]
+        table = Table()
+        table.add_column("rank", justify="right")
+        table.add_column("cross")
+        table.add_column("strength, mean ± sd", justify="right")
+        table.add_column("rank in each run", justify="right")
+        table.add_column(f"top {k} in every run", justify="center")
+        for rank, row in enumerate(entry["top"], start=1):
+            table.add_row(
+                str(rank),
+                " × ".join(row["features"]),
+                f"{row['mean']:.4g} ± {row['std']:.2g}",
+                " ".join(f"{r:g}" for r in row["ranks"]),
+                "yes" if row["in_every_top"] else "",
+            )
+        runs = len(entry["runs"])
+        titled(out, f"crosses of {runs} runs, cross layer {entry['layer']}", table)
+        overlap, correlation = entry["top_overlap"], entry["rank_correlation"]
+        parts = [
+            f"{entry['in_every_top']} of {entry['pairs']} pairs are in the top {k} of every run"
+        ]
+        if overlap:
+            parts.append(
+                f"two runs share {overlap['mean']:.0%} of their top {k} on average "
+                f"(at least {overlap['min']:.0%})"
+            )
+        if correlation:
+            parts.append(
+                f"rank correlation (Spearman) over all pairs {correlation['mean']:.2f} on "
+                f"average (at least {correlation['min']:.2f})"
+            )
+        out.print("; ".join(parts), highlight=False, soft_wrap=True)
+    print(f"wrote {result['figure']}")
