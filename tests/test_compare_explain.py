@@ -263,7 +263,7 @@ def test_ranks_and_agreement_of_runs():
 
 
 def test_explain_of_several_runs(runner, mixer, tmp_path):
-    ckpts = [tmp_path / f"seed{s}" for s in range(3)]
+    ckpts = [tmp_path / f"seed{s}" for s in range(2)]
     for seed, ckpt in enumerate(ckpts):
         _train(runner, mixer, ckpt, "--seed", str(seed), "--cross-layers", "2")
     out = tmp_path / "runs.png"
@@ -295,11 +295,11 @@ def test_explain_of_several_runs(runner, mixer, tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
     table = invoke(runner, "explain", *ckpts, "--top", "2", "--out", out, "--force")
     assert table.exit_code == 0, table.output
-    assert "crosses of 3 runs, cross layer 0" in table.stdout
+    assert "crosses of 2 runs, cross layer 0" in table.stdout
     assert "pairs are in the top 2 of every run" in table.stdout
 
 
-def test_explain_of_several_runs_bad_input(runner, mixer, tmp_path):
+def test_explain_of_several_runs_bad_input(runner, mixer, on_clicks, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     _train(runner, mixer, a, "--arch", "cross")
     _train(runner, mixer, b, "--arch", "cross", "--cross-layers", "2")
@@ -308,9 +308,7 @@ def test_explain_of_several_runs_bad_input(runner, mixer, tmp_path):
     assert result.stderr == (
         f"Error: {b}: has 2 cross layer(s) where {a} has 1; explain compares runs of one model\n"
     )
-    other = clicks(tmp_path / "clicks", rows=300)
-    c = tmp_path / "c"
-    _train(runner, other, c, "--arch", "cross")
+    _, c, _ = on_clicks
     result = invoke(runner, "explain", a, c, "--out", tmp_path / "x.png")
     assert result.exit_code == 1 and f"Error: {c}: its features differ from {a}'s" in result.stderr
     result = invoke(runner, "explain", a, a, "--block-norm", "--out", tmp_path / "x.png")
@@ -322,10 +320,22 @@ def test_explain_of_several_runs_bad_input(runner, mixer, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_ablation_is_the_loss_with_the_blocks_zeroed(runner, tmp_path, monkeypatch):
-    data = clicks(tmp_path / "clicks", rows=600)
-    ckpt = tmp_path / "ck"
-    _train(runner, data, ckpt, "--arch", "cross", "--embedding-dim", "2", "--validation", "0")
+@pytest.fixture(scope="module")
+def on_clicks(tmp_path_factory):
+    """The small click data, and two checkpoints of it: one cross layer under the output
+    (no validation split), and dcn's stacked model."""
+    from typer.testing import CliRunner
+
+    home = tmp_path_factory.mktemp("clicks")
+    data = clicks(home / "clicks", rows=600)
+    small = ["--embedding-dim", "2", "--validation", "0"]
+    for name, flags in (("cross", ["--arch", "cross"]), ("stacked", ["--deep-layers", "8"])):
+        _train(CliRunner(), data, home / name, *flags, *small)
+    return data, home / "cross", home / "stacked"
+
+
+def test_ablation_is_the_loss_with_the_blocks_zeroed(runner, on_clicks, monkeypatch):
+    _, ckpt, _ = on_clicks
     result = invoke(runner, "explain", ckpt, "--ablate", "2", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["ablation"]
@@ -389,12 +399,9 @@ def test_flow_is_what_each_block_adds_to_each_layers_output():
     assert both == pytest.approx(np.hypot(pair_strengths(flows[0]), pair_strengths(flows[1])))
 
 
-def test_one_rows_parts_add_up_to_its_score(runner, tmp_path):
-    data = clicks(tmp_path / "clicks", rows=600)
+def test_one_rows_parts_add_up_to_its_score(runner, on_clicks):
+    data, exact, deep = on_clicks
     rows = data / "data-00000.csv"
-    exact, deep = tmp_path / "cross", tmp_path / "stacked"
-    _train(runner, data, exact, "--arch", "cross", "--embedding-dim", "2")
-    _train(runner, data, deep, "--embedding-dim", "2", "--deep-layers", "8")
     scores = invoke(runner, "predict", exact, "--data", rows).stdout.splitlines()
     result = invoke(runner, "explain", exact, "--data", rows, "--row", "3", "--json")
     assert result.exit_code == 0, result.output

@@ -434,6 +434,7 @@ def test_streamed_and_in_memory_training_agree(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- truth
 
 
+@pytest.mark.slow  # 40 features to trace: 9-12 s; .ci/run runs -m slow too
 def test_ctr_truth_side_files_and_bayes_optimal_figures(tmp_path, runner):
     import json
 

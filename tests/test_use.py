@@ -468,6 +468,7 @@ def write_criteo(path: Path, rows: int, seed: int, label: bool = True) -> None:
             handle.write("\t".join(fields) + "\n")
 
 
+@pytest.mark.slow  # 39 features to trace: 12-16 s; .ci/run runs -m slow too
 def test_predict_reads_criteo_files_with_or_without_labels(runner, tmp_path):
     train = tmp_path / "day.tsv"
     write_criteo(train, 300, seed=0)
