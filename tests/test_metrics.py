@@ -163,6 +163,7 @@ def test_evaluate_plots_a_reliability_diagram(runner, trained, tmp_path):
     [
         (["--group", "nothing"], "no column 'nothing' to group rows by (--group)"),
         (["--group", "clicked", "--data"], "no group of --group clicked holds both labels"),
+        (["--plot", "calibration.pdf"], "calibration.pdf: --plot draws a PNG"),
     ],
 )
 def test_a_bad_group_is_one_error(runner, trained, flags, message):

@@ -203,7 +203,7 @@ def test_a_study_made_otherwise_is_one_error(runner, study, tmp_path):
     "storage, message",
     [
         ("nonsense", "--storage nonsense: cannot open it"),
-        ("postgresql://dcn@127.0.0.1:1/x", "its database driver is not installed"),
+        ("postgresql://dcn:secret@127.0.0.1:1/x", "dcn:***@127.0.0.1:1/x: its database driver"),
         ("sqlite:////no/such/dir/study.db", "--storage sqlite:////no/such/dir/study.db: cannot"),
     ],
 )
@@ -216,6 +216,7 @@ def test_a_storage_that_cannot_be_reached_is_one_error(runner, tmp_path, storage
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert message in result.stderr
+    assert "secret" not in result.stderr  # a password in a URL is not echoed
     assert not out.exists()
 
 

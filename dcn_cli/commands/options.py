@@ -290,7 +290,11 @@ Jobs = Annotated[
     ),
 ]
 TuneValidation = Annotated[
-    float, typer.Option(help="Share of train held out to score trials. Default: 0.1.")
+    float,
+    typer.Option(
+        help="Share of train held out to score trials; 0 (the default) holds out 0.1.",
+        show_default=False,
+    ),
 ]
 
 # tune: a model or training flag, unset unless given; given, it pins the setting

@@ -41,6 +41,8 @@ def evaluate(
     if group is not None:
         check_metric("gauc", config.task, group, "--group")
     if plot is not None:
+        if Path(plot).suffix.lower() != ".png":
+            raise DcnError(f"{plot}: --plot draws a PNG; give it a name ending in .png")
         if config.task != "binary":
             raise DcnError(f"--plot draws a binary model's calibration; {ckpt} is {config.task}")
         if Path(plot).exists() and not force:

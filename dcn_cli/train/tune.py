@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -126,6 +127,7 @@ def open_study(search: Search, sampler_seed: int | None = None, create: bool = F
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = search.url
+    shown = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)  # no password in a message
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
@@ -134,9 +136,9 @@ def open_study(search: Search, sampler_seed: int | None = None, create: bool = F
             url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **kwargs
         )
     except (ImportError, ModuleNotFoundError) as err:
-        raise DcnError(f"--storage {url}: its database driver is not installed ({err})") from None
+        raise DcnError(f"--storage {shown}: its database driver is not installed ({err})") from None
     except Exception as err:  # SQLAlchemy's errors: unreachable, refused, bad URL
-        raise DcnError(f"--storage {url}: cannot open it: {first_line(err)}") from None
+        raise DcnError(f"--storage {shown}: cannot open it: {first_line(err)}") from None
     higher = HIGHER_IS_BETTER[search.identity["metric"]]
     direction = (
         optuna.study.StudyDirection.MAXIMIZE if higher else optuna.study.StudyDirection.MINIMIZE
@@ -152,12 +154,12 @@ def open_study(search: Search, sampler_seed: int | None = None, create: bool = F
     made = study.user_attrs.get("identity")
     if made is None:
         if not create:
-            raise DcnError(f"{url}: holds no dcn study")
+            raise DcnError(f"{shown}: holds no dcn study")
         study.set_user_attr("identity", search.identity)
     elif made != search.identity:
         what = [k for k in search.identity if made.get(k) != search.identity[k]]
         raise DcnError(
-            f"{url}: its study was made with other settings ({', '.join(what)} differ); "
+            f"{shown}: its study was made with other settings ({', '.join(what)} differ); "
             "continue it with the same command, or start one in another --out (or --storage)"
         )
     # A seed of its own per worker and per start: a continued study must not draw its
