@@ -47,7 +47,7 @@ def main() -> None:
             ckpt = str(Path(tmp) / f"ck{seed}")
             dcn("train", "--data", str(data), "--out", ckpt, "--seed", str(seed))
             metrics = dcn("evaluate", ckpt)
-            top = dcn("explain", ckpt, "--top", "1000")["top"]
+            top = dcn("explain", ckpt, "--top", "1000", "--rank-by", "strength")["top"]
             ranks = {tuple(sorted(t["features"])): i + 1 for i, t in enumerate(top)}
             where = ", ".join(f"{' x '.join(p)} {ranks.get(p, '-')}" for p in planted)
             print(

@@ -7,7 +7,8 @@
 
 - ``ctr``: ``dcn generate ctr`` (three planted crosses: C1 x C2, C3 x I1, I2 x I3),
   ``dcn train`` with its defaults over ``--seeds`` seeds; ``dcn explain`` of all the
-  runs with ``--top 3`` (are the planted crosses in every run's top 3?); then
+  runs with ``--top 3``, by flow (the default) and by strength (are the planted
+  crosses in every run's top 3?); then
   ``dcn explain CKPT --ablate K`` of each run: the loss each planted cross costs
   against the most any unplanted ablated pair costs, and the rank correlation of
   each ranking (weight, flow) with the loss.
@@ -56,9 +57,10 @@ def runs(data: str, tmp: Path, seeds: int, flags: list[str]) -> list[str]:
     return ckpts
 
 
-def agreement(ckpts: list[str], tmp: Path, k: int) -> dict:
-    figure = str(tmp / "runs.png")
-    return dcn("explain", *ckpts, "--top", str(k), "--layer", "0", "--out", figure)["layers"][0]
+def agreement(ckpts: list[str], tmp: Path, k: int, rank_by: str) -> dict:
+    figure = str(tmp / f"runs-{rank_by}.png")
+    argv = ["--top", str(k), "--layer", "0", "--out", figure, "--rank-by", rank_by]
+    return dcn("explain", *ckpts, *argv)["layers"][0]
 
 
 def ablations(ckpts: list[str], k: int) -> list[dict]:
@@ -84,17 +86,20 @@ def ctr(args) -> None:
         schema = generate("ctr", data, rows=args.rows)
         planted = {tuple(sorted(c["features"])) for c in schema.crosses}
         ckpts = runs(str(data), tmp, args.seeds, [])
-        layer = agreement(ckpts, tmp, 3)
-        print(f"{args.seeds} runs on {args.rows:,} rows; cross layer 0, top 3 of each run:")
-        for row in layer["top"]:
-            mark = "planted" if tuple(sorted(row["features"])) in planted else "not planted"
+        for rank_by in ("flow", "strength"):
+            layer = agreement(ckpts, tmp, 3, rank_by)
+            print(f"{args.seeds} runs on {args.rows:,} rows; cross layer 0 by {rank_by}, top 3:")
+            for row in layer["top"]:
+                mark = "planted" if tuple(sorted(row["features"])) in planted else "not planted"
+                print(
+                    f"  {' x '.join(row['features'])} ({mark}): ranks {row['ranks']}, "
+                    f"in every top 3: {row['in_every_top']}"
+                )
             print(
-                f"  {' x '.join(row['features'])} ({mark}): ranks {row['ranks']}, "
-                f"in every top 3: {row['in_every_top']}"
+                f"  top-3 overlap {layer['top_overlap']}, rank correlation "
+                f"{layer['rank_correlation']}",
+                flush=True,
             )
-        print(
-            f"  top-3 overlap {layer['top_overlap']}, rank correlation {layer['rank_correlation']}"
-        )
         found = ablations(ckpts, args.ablate)
         for seed, ablation in enumerate(found):
             costs = {tuple(sorted(r["features"])): r["loss_change"] for r in ablation["pairs"]}
@@ -119,17 +124,19 @@ def movielens(args) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         ckpts = runs(args.data, tmp, args.seeds, TUTORIAL.split())
-        layer = agreement(ckpts, tmp, 5)
-        print(f"MovieLens 100K, tutorial protocol, {args.seeds} runs; cross layer 0, top 5:")
-        for row in layer["top"]:
+        for rank_by in ("flow", "strength"):
+            layer = agreement(ckpts, tmp, 5, rank_by)
+            print(f"MovieLens 100K, tutorial protocol, {args.seeds} runs; layer 0 by {rank_by}:")
+            for row in layer["top"]:
+                print(
+                    f"  {' x '.join(row['features'])}: {rank_by} {row['mean']:.4f} ± "
+                    f"{row['std']:.4f}, ranks {row['ranks']}, in every top 5: {row['in_every_top']}"
+                )
             print(
-                f"  {' x '.join(row['features'])}: strength {row['mean']:.4f} ± {row['std']:.4f}, "
-                f"ranks {row['ranks']}, in every top 5: {row['in_every_top']}"
+                f"  {layer['in_every_top']} pairs in every top 5; top-5 overlap "
+                f"{layer['top_overlap']}; rank correlation {layer['rank_correlation']}",
+                flush=True,
             )
-        print(
-            f"  {layer['in_every_top']} pairs in every top 5; top-5 overlap "
-            f"{layer['top_overlap']}; rank correlation {layer['rank_correlation']}"
-        )
         found = ablations(ckpts, args.ablate)
         for seed, ablation in enumerate(found):
             print(

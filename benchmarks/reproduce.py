@@ -69,7 +69,7 @@ def toy(runs: int) -> None:
                 epochs=100, batch_size=1000, lr=0.4, optimizer="adagrad", seed=seed, patience=0
             )
             result = train({"arch": "cross"}, DataSpec(), settings, out=out, tensorboard=False)
-            top = explain(out, top=1)["layers"][0]["top"][0]["features"]
+            top = explain(out, top=1, rank_by="strength")["layers"][0]["top"][0]["features"]
             m = result.metrics
             rmses.append(m["rmse"])
             print(

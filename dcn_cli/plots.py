@@ -227,9 +227,14 @@ def run_crosses(layers: list[dict[str, Any]], path: Path) -> None:
         labels = [" × ".join(r["features"]) + (" *" if r["in_every_top"] else "") for r in rows]
         ax.barh(y, [r["mean"] for r in rows], color="#a6bddb", edgecolor="#4c72b0", label="mean")
         for at, row in zip(y, rows, strict=True):
-            ax.plot(row["strengths"], [at] * len(row["strengths"]), "o", color="#08306b", ms=3)
+            ax.plot(row["values"], [at] * len(row["values"]), "o", color="#08306b", ms=3)
         ax.set_yticks(y, labels, fontsize=8)
-        ax.set_xlabel("cross strength (block RMS of |W|); a dot per run")
+        measure = (
+            "cross flow (mean |x0_j (x_i @ K[i, j])| on held-out rows)"
+            if entry["ranked_by"] == "flow"
+            else "cross strength (block RMS of |W|)"
+        )
+        ax.set_xlabel(f"{measure}; a dot per run")
         agree = entry["top_overlap"]
         shared = f", top-{entry['k']} overlap {agree['mean']:.2f}" if agree else ""
         ax.set_title(

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from helpers import clicks, dataset
 from dcn_cli.commands import app
 from dcn_cli.data.generate import generate
 from dcn_cli.errors import DcnError
-from dcn_cli.inspect.explain import agreement, block_norms, ranks, top_crosses
+from dcn_cli.inspect.explain import block_norms, ranks, top_crosses
+from dcn_cli.inspect.runs import agreement
 from dcn_cli.model.presets import PRESETS, resolve_model
 from dcn_cli.train.compare import welch_p_value
 
@@ -79,9 +81,11 @@ def test_compare_trains_each_model_per_seed_and_writes_outputs(runner, mixer, tm
         "adagrad",
         "--lr",
         "0.4",
+        "--explain",
         *FAST,
     )
     assert result.exit_code == 0, result.output
+    assert result.stderr == "Warning: dnn: has no cross network, so no crosses to explain\n"
     report = json.loads(result.stdout)
     assert report["metric"] == "rmse"
     cross, dnn = report["models"]
@@ -96,6 +100,30 @@ def test_compare_trains_each_model_per_seed_and_writes_outputs(runner, mixer, tm
     lines = (out / "comparison.csv").read_text().splitlines()
     assert lines[0].startswith("model,rmse_mean,rmse_std,params") and len(lines) == 3
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --explain: the cross model's runs, as dcn explain says them of checkpoints.
+    (layer,) = report["explain"]["cross"]["layers"]
+    assert list(report["explain"]) == ["cross"] and layer["ranked_by"] == "flow"
+    assert layer["runs"] == ["cross seed 0", "cross seed 1"] and layer["pairs"] == 6
+    assert Path(report["explain"]["cross"]["figure"]) == out / "explain-cross.png"
+    assert (out / "explain-cross.png").read_bytes()[:4] == b"\x89PNG"
+    ckpt = tmp_path / "seed1"
+    _train(
+        runner,
+        mixer,
+        ckpt,
+        "--arch",
+        "cross",
+        "--seed",
+        "1",
+        "--optimizer",
+        "adagrad",
+        "--lr",
+        "0.4",
+    )
+    alone = json.loads(invoke(runner, "explain", ckpt, "--json", "--top", "6").stdout)["top"]
+    alone = {tuple(c["features"]): c["flow"] for c in alone}
+    for row in layer["top"]:
+        assert row["values"][1] == pytest.approx(alone[tuple(row["features"])], rel=1e-4)
 
 
 def test_compare_table(runner, mixer, tmp_path):
@@ -233,6 +261,12 @@ def test_explain_vector_and_mix_layers(runner, mixer, tmp_path, cross_type):
         experts = weights["v_kernel"] @ weights["c_kernel"] @ weights["u_kernel"]
         expected = np.abs(np.tensordot(gate, experts, axes=1))
     np.testing.assert_allclose(matrix, expected, rtol=1e-4, atol=1e-7)
+    if cross_type == "vector":  # flow and ablation take DCN-V1's w 1^T as its K
+        result = invoke(runner, "explain", ckpt, "--ablate", "1", "--json", "--force")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["layers"][0]["ranked_by"] == "flow"
+        assert all(np.isfinite(row["loss_change"]) for row in report["ablation"]["pairs"])
 
 
 def test_explain_bad_input(runner, mixer, tmp_path):
@@ -269,29 +303,61 @@ def test_explain_of_several_runs(runner, mixer, tmp_path):
     out = tmp_path / "runs.png"
     result = invoke(runner, "explain", *ckpts, "--top", "2", "--layer", "1", "--out", out, "--json")
     assert result.exit_code == 0, result.output
-    (entry,) = json.loads(result.stdout)["layers"]
-    assert entry["layer"] == 1 and entry["k"] == 2 and entry["pairs"] == 6
-    # Each run's strengths are what explain says of that checkpoint alone.
-    alone = []
-    for ckpt in ckpts:
-        single = invoke(runner, "explain", ckpt, "--layer", "1", "--top", "6", "--json")
-        alone.append(
-            {tuple(c["features"]): c["strength"] for c in json.loads(single.stdout)["top"]}
-        )
-    for row in entry["top"]:
-        mine = [run[tuple(row["features"])] for run in alone]
-        np.testing.assert_allclose(row["strengths"], mine, rtol=1e-6)
-        assert row["mean"] == pytest.approx(np.mean(mine))
-        assert row["std"] == pytest.approx(np.std(mine, ddof=1))
-        ranked = [
-            sorted(run.values(), reverse=True).index(run[tuple(row["features"])]) + 1
-            for run in alone
-        ]
-        assert row["ranks"] == ranked
-        assert row["in_every_top"] == all(r <= 2 for r in ranked)
-    assert [r["mean"] for r in entry["top"]] == sorted(
-        (r["mean"] for r in entry["top"]), reverse=True
+    (by_flow,) = json.loads(result.stdout)["layers"]
+    assert by_flow["layer"] == 1 and by_flow["k"] == 2 and by_flow["pairs"] == 6
+    assert by_flow["ranked_by"] == "flow"  # the default, where the data is at hand
+    by_strength = invoke(
+        runner,
+        "explain",
+        *ckpts,
+        "--top",
+        "2",
+        "--layer",
+        "1",
+        "--out",
+        out,
+        "--force",
+        "--rank-by",
+        "strength",
+        "--json",
     )
+    for entry, measure in (
+        (by_flow, "flow"),
+        (json.loads(by_strength.stdout)["layers"][0], "strength"),
+    ):
+        assert entry["ranked_by"] == measure
+        # Each run's values are what explain says of that checkpoint alone.
+        alone = []
+        for ckpt in ckpts:
+            single = invoke(
+                runner,
+                "explain",
+                ckpt,
+                "--layer",
+                "1",
+                "--top",
+                "6",
+                "--json",
+                "--rank-by",
+                measure,
+            )
+            alone.append(
+                {tuple(c["features"]): c[measure] for c in json.loads(single.stdout)["top"]}
+            )
+        for row in entry["top"]:
+            mine = [run[tuple(row["features"])] for run in alone]
+            np.testing.assert_allclose(row["values"], mine, rtol=1e-6)
+            assert row["mean"] == pytest.approx(np.mean(mine))
+            assert row["std"] == pytest.approx(np.std(mine, ddof=1))
+            ranked = [
+                sorted(run.values(), reverse=True).index(run[tuple(row["features"])]) + 1
+                for run in alone
+            ]
+            assert row["ranks"] == ranked
+            assert row["in_every_top"] == all(r <= 2 for r in ranked)
+        assert [r["mean"] for r in entry["top"]] == sorted(
+            (r["mean"] for r in entry["top"]), reverse=True
+        )
     assert out.read_bytes()[:4] == b"\x89PNG"
     table = invoke(runner, "explain", *ckpts, "--top", "2", "--out", out, "--force")
     assert table.exit_code == 0, table.output
@@ -369,9 +435,10 @@ def test_ablation_is_the_loss_with_the_blocks_zeroed(runner, on_clicks, monkeypa
 
 
 def test_flow_is_what_each_block_adds_to_each_layers_output():
-    from dcn_cli.inspect.ablation import flow_blocks, model_strengths
+    from dcn_cli.inspect.ablation import model_strengths
     from dcn_cli.inspect.explain import pair_strengths
-    from dcn_cli.model.layers import Cross
+    from dcn_cli.inspect.flow import flow_blocks, layer_kernel
+    from dcn_cli.model.layers import Cross, VectorCross
 
     rng = np.random.default_rng(0)
     feature_map = [
@@ -380,12 +447,15 @@ def test_flow_is_what_each_block_adds_to_each_layers_output():
         {"name": "c", "offset": 4, "width": 2},
     ]
     x0 = rng.normal(size=(50, 6)).astype(np.float32)
-    layers = [Cross(), Cross(projection_dim=2)]
+    layers = [Cross(), VectorCross(), Cross(projection_dim=2)]
     x = x0
     for layer in layers:
         x = layer(x0, x)
-    kernels = [layer.effective_kernel() for layer in layers]
-    flows = flow_blocks(lambda x, training: x, layers, kernels, feature_map, [(x0, None, None)])
+    kernels = [layer_kernel(layer) for layer in layers]
+    # DCN-V1's K is w 1^T: its output is x0 * (x @ K) + b + x.
+    got = np.asarray(layers[1](x0, x0))
+    np.testing.assert_allclose(got, x0 * (x0 @ kernels[1]) + x0, rtol=1e-5, atol=1e-6)
+    flows = flow_blocks(x0, layers, feature_map)
     x = x0.astype(np.float64)
     for layer, K, got in zip(layers, kernels, flows, strict=True):
         for i, fi in enumerate(feature_map):
@@ -396,7 +466,50 @@ def test_flow_is_what_each_block_adds_to_each_layers_output():
                 assert got[i, j] == pytest.approx(np.mean(norms), rel=1e-5)
         x = np.asarray(layer(x0, x.astype(np.float32)), np.float64)
     both = model_strengths(flows)
-    assert both == pytest.approx(np.hypot(pair_strengths(flows[0]), pair_strengths(flows[1])))
+    expected = np.sqrt(sum(pair_strengths(f) ** 2 for f in flows))
+    assert both == pytest.approx(expected)
+
+
+def test_explain_ranks_by_flow_on_held_out_rows(runner, on_clicks, tmp_path):
+    from dcn_cli.data.sources import DataSpec
+    from dcn_cli.inspect.flow import flow_blocks
+    from dcn_cli.model import checkpoint
+    from dcn_cli.model.factory import cross_input_model
+
+    _, _, ckpt = on_clicks
+    out = tmp_path / "x.png"
+    result = invoke(runner, "explain", ckpt, "--top", "100", "--json", "--out", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ranked_by"] == "flow" and report["flow_split"] == "test"  # no validation
+    # The flow of the first 4096 test rows, computed here from the model's x0.
+    record = checkpoint.load_record(ckpt)
+    config = checkpoint.model_config(record, ckpt)
+    model = checkpoint.load_model(ckpt, config)
+    rows = DataSpec.from_record(record, ckpt).prepare().arrays("test")
+    x0 = cross_input_model(model)({f.name: rows[f.name][:4096] for f in config.features})
+    layers = model.get_layer("cross_network").cross_layers
+    (expected,) = flow_blocks(np.asarray(x0), layers, config.feature_map())
+    np.testing.assert_allclose(report["flow"], expected, rtol=1e-5)
+    flows = [c["flow"] for c in report["top"]]
+    assert flows == sorted(flows, reverse=True) and len(flows) == 15
+    assert (
+        top_crosses(np.array(report["matrix"]) * 0, report["features"], 100, expected)[0][
+            "features"
+        ]
+        == report["top"][0]["features"]
+    )
+    strength = json.loads(
+        invoke(
+            runner, "explain", ckpt, "--json", "--rank-by", "strength", "--out", out, "--force"
+        ).stdout
+    )
+    assert strength["ranked_by"] == "strength" and "flow" not in strength
+    values = [c["strength"] for c in strength["top"]]
+    assert values == sorted(values, reverse=True)
+    table = invoke(runner, "explain", ckpt, "--top", "2", "--out", out, "--force")
+    assert "strongest crosses by flow on test rows, cross layer 0" in table.stdout
+    assert "flow of a pair of features a, b" in table.stdout
 
 
 def test_one_rows_parts_add_up_to_its_score(runner, on_clicks):
@@ -431,7 +544,7 @@ def test_ablation_bad_input(runner, mixer, tmp_path):
     _train(runner, mixer, ckpt, "--arch", "cross", "--cross-type", "mix")
     result = invoke(runner, "explain", ckpt, "--ablate", "2")
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
-    assert "--ablate zeroes blocks of DCN-V2's W (full or low rank)" in result.stderr
+    assert "a DCN-Mix layer's experts are not linear in its input" in result.stderr
     assert not (ckpt / "explain.png").exists()  # nothing drawn before the error
     result = invoke(runner, "explain", ckpt, ckpt, "--ablate", "2")
     assert result.exit_code == 1 and "--ablate measures one checkpoint" in result.stderr

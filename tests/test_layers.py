@@ -79,6 +79,17 @@ def test_vector_cross_matches_formula():
     expected = X0 * (XL @ w) + bias + XL
     np.testing.assert_allclose(_np(layer, X0, XL), expected, rtol=1e-5, atol=1e-6)
     assert layer.count_params() == 2 * 3
+    # explain --ablate's mask on w 1^T: output j loses x0_j x_i w_i where mask[i, j] is 0.
+    mask = np.ones((3, 3))
+    mask[0, 2] = mask[2, 0] = 0
+    layer.ablation = mask
+    try:
+        masked = _np(layer, X0, XL)
+    finally:
+        layer.ablation = None
+    expected = X0 * (XL @ (w * mask)) + bias + XL
+    np.testing.assert_allclose(masked, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(masked, _np(layer, X0, XL))
 
 
 def test_mix_cross_matches_formula():

@@ -138,6 +138,18 @@ def test_train_predict_export_and_explain_a_list_feature(runner, tmp_path, monke
     explained = json.loads(result.stdout)
     assert explained["features"] == ["user", "genres", "price"]  # the pooled list: one block
     assert np.shape(explained["matrix"]) == (9, 9)  # 4 + 4 + 1 wide
+    # ... and one feature in every other view: flow, ablation and one row's parts.
+    assert explained["ranked_by"] == "flow" and np.shape(explained["flow"]) == (3, 3)
+    assert len(explained["top"]) == 6  # 3 features: 6 pairs, genres x genres among them
+    result = runner.invoke(app, ["explain", "ckpt", "--ablate", "6", "--json"])
+    assert result.exit_code == 0, result.output
+    ablated = {tuple(sorted(r["features"])) for r in json.loads(result.stdout)["ablation"]["pairs"]}
+    assert ("genres", "user") in ablated and len(ablated) == 6
+    result = runner.invoke(app, ["explain", "ckpt", "--data", str(data), "--row", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert [f["feature"] for f in row["features"]].count("genres") == 1
+    assert len(row["features"]) == 3 and len(row["pairs"]) == 6
 
 
 def test_a_parquet_list_column_is_a_list_feature(tmp_path):

@@ -530,6 +530,12 @@ def test_explain_of_a_mixture_copied_without_its_data(runner, tmp_path):
     data.unlink()
     result = runner.invoke(app, ["explain", str(ckpt), "--json"])
     assert result.exit_code == 0, result.output
-    assert result.stderr.startswith(f"Warning: {ckpt}: the data it was trained on is missing")
-    assert result.stderr.rstrip().endswith("the gated sum weighs the experts equally")
-    assert json.loads(result.stdout)["layer"] == 0
+    gates, ranking = result.stderr.splitlines()
+    assert gates.startswith(f"Warning: {ckpt}: the data it was trained on is missing")
+    assert gates.endswith("the gated sum weighs the experts equally")
+    assert ranking.endswith("the crosses are ranked by the weights' strength")
+    report = json.loads(result.stdout)
+    assert report["layer"] == 0 and report["ranked_by"] == "strength"
+    result = runner.invoke(app, ["explain", str(ckpt), "--rank-by", "flow"])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.endswith("--rank-by flow needs it\n")

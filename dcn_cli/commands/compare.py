@@ -12,6 +12,16 @@ from dcn_cli.commands import options as opt
 from dcn_cli.commands.app import user_errors
 from dcn_cli.model.presets import resolve_model
 
+ExplainRuns = Annotated[
+    bool,
+    typer.Option(
+        "--explain",
+        help="Also say, for each model with a cross network, how far its runs agree on "
+        "the crosses (as dcn explain of several checkpoints): tables, "
+        'comparison.json\'s "explain" and explain-MODEL.png in --out.',
+    ),
+]
+
 
 @user_errors
 def compare(
@@ -51,6 +61,7 @@ def compare(
     precision: opt.Precision = "float32",
     metric: opt.Metric = None,
     group: opt.Group = None,
+    explain: ExplainRuns = False,
     force: Annotated[
         bool,
         typer.Option(
@@ -73,23 +84,30 @@ def compare(
     claim_output(out, force)
     spec, training = opt.data_spec(ctx.params), opt.train_settings(ctx.params)
     progress = None if json_out else render.CompareProgress(runs * len(models))
+    crosses = _crosses() if explain else None
     try:
         result = run(
-            models,
-            runs,
-            spec,
-            training,
-            embedding_dim=embedding_dim,
-            embedding_l2=embedding_l2,
-            dropout=dropout,
-            precision=precision,
-            progress=progress,
-            warn=render.warn,
-            metric=metric,
-            group=group,
-        )
+            models, runs, spec, training, embedding_dim=embedding_dim,
+            embedding_l2=embedding_l2, dropout=dropout, precision=precision,
+            progress=progress, warn=render.warn, metric=metric, group=group, after_run=crosses,
+        )  # fmt: skip
     finally:
         if progress is not None:
             progress.stop()
-    files = write_outputs(result, out)
-    render.comparison(result, json_out, files)
+    if crosses is not None:
+        result["explain"] = crosses.results()
+        for note in crosses.notes:
+            render.warn(note)
+    render.comparison(result, json_out, write_outputs(result, out))
+    if crosses is not None and not json_out:
+        from dcn_cli.commands.render_explain import run_tables
+
+        for name, agreement in result["explain"].items():
+            run_tables(agreement["layers"], name)
+
+
+def _crosses():
+    """``--explain``'s hook: it reads each run's crosses as compare trains it."""
+    from dcn_cli.inspect.runs import CompareCrosses
+
+    return CompareCrosses()

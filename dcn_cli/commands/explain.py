@@ -45,6 +45,17 @@ Rows = Annotated[
         "each feature's and each pair's part of --row's score.",
     ),
 ]
+RankBy = Annotated[
+    str | None,
+    typer.Option(
+        "--rank-by",
+        metavar="flow|strength",
+        autocompletion=lambda: ["flow", "strength"],
+        help="Rank the crosses by flow, what each adds to the cross layers' output on "
+        "held-out rows of the checkpoint's data, or by strength, the weights alone. "
+        "Default: flow, or strength where flow cannot be measured (no data, DCN-Mix).",
+    ),
+]
 JsonOut = Annotated[
     bool,
     typer.Option(
@@ -73,18 +84,21 @@ def explain(
     ablate: Ablate = None,
     data: Rows = None,
     row: Annotated[int, typer.Option(help="Which row of --data, from 1.")] = 1,
+    rank_by: RankBy = None,
     json_out: JsonOut = False,
 ) -> None:
     """Draw the learned cross matrices and list the strongest feature crosses; of several
     runs, how far they agree."""
     from dcn_cli.commands import render_explain
     from dcn_cli.inspect.explain import explain as run
-    from dcn_cli.inspect.explain import explain_runs
+    from dcn_cli.inspect.runs import explain_runs
 
     if top <= 0:
         raise DcnError(f"--top must be positive, got {top}")
+    if rank_by not in (None, "flow", "strength"):
+        raise DcnError(f"--rank-by must be flow or strength, got {rank_by!r}")
     if data is not None:
-        if len(ckpts) > 1 or ablate is not None or block_norm or out is not None:
+        if len(ckpts) > 1 or ablate is not None or block_norm or out or rank_by:
             raise DcnError("--data explains one row of one checkpoint; give it alone")
         from dcn_cli.inspect.row import explain_row
 
@@ -96,7 +110,7 @@ def explain(
             from dcn_cli.inspect.ablation import ablate as measure
 
             ablation = measure(ckpts[0], ablate)
-        result = run(ckpts[0], block_norm=block_norm, layer=layer, top=top, out=out, force=force)
+        result = run(ckpts[0], block_norm, layer, top, out, force, rank_by)
         if ablation is not None:
             result["ablation"] = ablation
         render_explain.crosses(result, json_out)
@@ -108,4 +122,4 @@ def explain(
             "--block-norm draws one checkpoint's matrices; several are compared by block "
             "strength already"
         )
-    render_explain.run_crosses(explain_runs(ckpts, layer, top, out, force), json_out)
+    render_explain.run_crosses(explain_runs(ckpts, layer, top, out, force, rank_by), json_out)

@@ -7,6 +7,18 @@ from typing import Any
 
 from dcn_cli.commands.render import console, print_json, titled, warn
 
+FLOW_NOTE = (
+    "flow of a pair of features a, b: what its blocks of the layer's matrix K add to the "
+    "layer's output, the mean over held-out rows of |x0_b * (x_a @ K[a, b])|, combined "
+    "with (b, a) as √(F[a,b]² + F[b,a]²); it counts how large the inputs are, and it told "
+    "the crosses a model uses better than strength (docs/explain.md)"
+)
+STRENGTH_NOTE = (
+    "strength of a pair of features a, b: √(B[a,b]² + B[b,a]²), B being the root mean "
+    "square of |W| over a feature-by-feature block (the --block-norm figure); "
+    "of a feature with itself: B[a,a]"
+)
+
 
 def crosses(result: dict[str, Any], as_json: bool) -> None:
     """``dcn explain``'s strongest crosses per layer, or its matrices as JSON."""
@@ -23,20 +35,22 @@ def crosses(result: dict[str, Any], as_json: bool) -> None:
 
     out = console()
     for entry in result["layers"]:
+        by_flow = entry["ranked_by"] == "flow"
         table = Table()
         table.add_column("rank", justify="right")
         table.add_column("cross")
-        table.add_column("strength", justify="right")
+        for name in ("flow", "strength") if by_flow else ("strength",):
+            table.add_column(name, justify="right")
         for rank, cross in enumerate(entry["top"], start=1):
-            table.add_row(str(rank), " × ".join(cross["features"]), f"{cross['strength']:.4g}")
-        titled(out, f"strongest crosses, cross layer {entry['layer']}", table)
-    out.print(
-        "strength of a pair of features a, b: √(B[a,b]² + B[b,a]²), B being the root mean "
-        "square of |W| over a feature-by-feature block (the --block-norm figure); "
-        "of a feature with itself: B[a,a]",
-        highlight=False,
-        soft_wrap=True,
-    )
+            cells = [f"{cross['flow']:.4g}"] if by_flow else []
+            table.add_row(
+                str(rank), " × ".join(cross["features"]), *cells, f"{cross['strength']:.4g}"
+            )
+        what = f"by flow on {entry['flow_split']} rows" if by_flow else "by the weights' strength"
+        titled(out, f"strongest crosses {what}, cross layer {entry['layer']}", table)
+    if any(entry["ranked_by"] == "flow" for entry in result["layers"]):
+        out.print(FLOW_NOTE, highlight=False, soft_wrap=True)
+    out.print(STRENGTH_NOTE, highlight=False, soft_wrap=True)
     if "ablation" in result:
         _ablation(out, result["ablation"])
     print(f"wrote {result['figure']}")
@@ -70,8 +84,7 @@ def _ablation(out, ablation: dict[str, Any]) -> None:
                 highlight=False,
             )
     out.print(
-        "flow of a pair: what its blocks add to the cross layers' output, the mean over rows "
-        "of |x0_j * (x_i @ K[i, j])|, both ways, over all layers",
+        "flow and strength here: over all cross layers (the root sum of their squares)",
         highlight=False,
         soft_wrap=True,
     )
@@ -125,15 +138,21 @@ def run_crosses(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(result)
         return
+    run_tables(result["layers"])
+    print(f"wrote {result['figure']}")
+
+
+def run_tables(layers: list[dict[str, Any]], model: str = "") -> None:
+    """The tables of :func:`run_crosses` (of ``model``'s runs, in ``dcn compare``)."""
     from rich.table import Table
 
     out = console()
-    for entry in result["layers"]:
+    for entry in layers:
         k = entry["k"]
         table = Table()
         table.add_column("rank", justify="right")
         table.add_column("cross")
-        table.add_column("strength, mean ± sd", justify="right")
+        table.add_column(f"{entry['ranked_by']}, mean ± sd", justify="right")
         table.add_column("rank in each run", justify="right")
         table.add_column(f"top {k} in every run", justify="center")
         for rank, row in enumerate(entry["top"], start=1):
@@ -145,7 +164,8 @@ def run_crosses(result: dict[str, Any], as_json: bool) -> None:
                 "yes" if row["in_every_top"] else "",
             )
         runs = len(entry["runs"])
-        titled(out, f"crosses of {runs} runs, cross layer {entry['layer']}", table)
+        of = f"{model}: crosses of its" if model else "crosses of"
+        titled(out, f"{of} {runs} runs, cross layer {entry['layer']}", table)
         overlap, correlation = entry["top_overlap"], entry["rank_correlation"]
         parts = [
             f"{entry['in_every_top']} of {entry['pairs']} pairs are in the top {k} of every run"
@@ -161,4 +181,5 @@ def run_crosses(result: dict[str, Any], as_json: bool) -> None:
                 f"average (at least {correlation['min']:.2f})"
             )
         out.print("; ".join(parts), highlight=False, soft_wrap=True)
-    print(f"wrote {result['figure']}")
+    ranked = {entry["ranked_by"] for entry in layers}
+    out.print(FLOW_NOTE if "flow" in ranked else STRENGTH_NOTE, highlight=False, soft_wrap=True)

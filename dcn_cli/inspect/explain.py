@@ -15,13 +15,11 @@ cross of features ``a`` and ``b`` is the norm of both blocks together,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dcn_cli import backend
 from dcn_cli.errors import DcnError
 from dcn_cli.fileio import atomic_path
 from dcn_cli.model import checkpoint
@@ -33,7 +31,6 @@ FIGURE_NOTE = (
     "and (j, i). Layers count from 0."
 )
 GATE_ROWS = 4096  # test rows whose mean gate weighs a mixture's experts
-RUNS_FIGURE = "explain-runs.png"  # several checkpoints' figure, by default here
 
 
 def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
@@ -70,13 +67,22 @@ def pairs(n: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(n) for j in range(i, n)]
 
 
-def top_crosses(blocks: np.ndarray, names: list[str], k: int) -> list[dict[str, Any]]:
-    """The ``k`` strongest unordered crosses of a feature-by-feature strength matrix."""
+def top_crosses(
+    blocks: np.ndarray, names: list[str], k: int, flows: np.ndarray | None = None
+) -> list[dict[str, Any]]:
+    """The ``k`` strongest unordered crosses of a feature-by-feature strength matrix;
+    given the layer's flow (:mod:`dcn_cli.inspect.flow`), those with the most flow,
+    each with both."""
     strengths = pair_strengths(blocks)
-    order = np.argsort(-strengths, kind="stable")  # ties keep the matrix order
+    flow = None if flows is None else pair_strengths(flows)
+    order = np.argsort(-(strengths if flow is None else flow), kind="stable")  # ties: matrix order
     index = pairs(len(names))
     return [
-        {"features": [names[index[p][0]], names[index[p][1]]], "strength": float(strengths[p])}
+        {
+            "features": [names[index[p][0]], names[index[p][1]]],
+            "strength": float(strengths[p]),
+            **({} if flow is None else {"flow": float(flow[p])}),
+        }
         for p in order[:k]
     ]
 
@@ -96,40 +102,7 @@ def ranks(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def agreement(strengths: np.ndarray, k: int) -> dict[str, Any]:
-    """How far runs agree on the crosses, from ``strengths`` (runs by pairs).
-
-    For every two runs: the share of their top ``k`` they have in common, and
-    Spearman's rank correlation over all pairs. Returns each one's mean and
-    minimum over the couples of runs, and which pairs are in every run's top ``k``.
-    """
-    runs = len(strengths)
-    rank = np.array([ranks(row) for row in strengths])
-    top = [set(np.flatnonzero(row <= k)) for row in rank]  # ties share their mean rank
-    overlaps, correlations = [], []
-    for a in range(runs):
-        for b in range(a + 1, runs):
-            overlaps.append(len(top[a] & top[b]) / k)
-            if rank[a].std() > 0 and rank[b].std() > 0:  # all tied: no order to correlate
-                correlations.append(float(np.corrcoef(rank[a], rank[b])[0, 1]))
-            else:
-                correlations.append(float("nan"))
-    return {
-        "ranks": rank,
-        "overlap": _mean_min(overlaps),
-        "spearman": _mean_min(correlations),
-        "in_every_top": set.intersection(*top) if top else set(),
-    }
-
-
-def _mean_min(values: list[float]) -> dict[str, float] | None:
-    """Mean and minimum, or None where there is none (one run; a run with no order)."""
-    if not values or not np.all(np.isfinite(values)):
-        return None
-    return {"mean": float(np.mean(values)), "min": float(np.min(values))}
-
-
-def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tuple[str, Any]]:
+def layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tuple[str, Any]]:
     """``(title, K)`` panels of one cross layer."""
     from dcn_cli.model.layers import Cross, MixCross, VectorCross
 
@@ -149,7 +122,7 @@ def _layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tup
     raise DcnError(f"unsupported cross layer {type(layer).__name__}")
 
 
-def _mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
+def mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
     """Mean softmax gate of each mix layer over up to 4096 of the checkpoint's test rows.
 
     Without the training data (a checkpoint copied alone) the experts weigh
@@ -158,6 +131,7 @@ def _mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
     from dcn_cli.data.sources import DataSpec, check_features
     from dcn_cli.data.splits import split_of
     from dcn_cli.data.table import head, to_numpy
+    from dcn_cli.inspect.flow import gates_of
     from dcn_cli.model.factory import cross_input_model
     from dcn_cli.model.layers import MixCross
 
@@ -168,7 +142,6 @@ def _mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
     except DcnError as err:
         notes.append(f"{err}; the gated sum weighs the experts equally")
         return [None] * len(cross_network.cross_layers)
-    keras = backend.load()
     table = spec.open()
     features = checkpoint.model_config(record, ckpt).features
     try:
@@ -178,16 +151,7 @@ def _mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
         return [None] * len(cross_network.cross_layers)
     rows = head(split_of(table, "test", spec.validation), GATE_ROWS, table.schema)
     x0 = cross_input_model(model)({f.name: to_numpy(rows[f.name]) for f in features})
-    gates: list[np.ndarray | None] = []
-    x = x0
-    for layer in cross_network.cross_layers:
-        if isinstance(layer, MixCross):
-            logits = keras.ops.matmul(x, layer.gate_kernel)
-            gates.append(np.asarray(keras.ops.mean(keras.ops.softmax(logits, axis=-1), axis=0)))
-        else:
-            gates.append(None)
-        x = layer(x0, x)
-    return gates
+    return gates_of(cross_network.cross_layers, np.asarray(x0))
 
 
 def explain(
@@ -197,40 +161,45 @@ def explain(
     top: int = 10,
     out: str | Path | None = None,
     force: bool = False,
+    rank_by: str | None = None,
 ) -> dict[str, Any]:
     """Compute the panels, draw them to ``out`` and return what ``--json`` prints.
 
     ``out`` defaults to the checkpoint's own figure, redrawn each time; a file
-    the user names is replaced only with ``force``.
+    the user names is replaced only with ``force``. The crosses are ranked by
+    ``rank_by``: "flow" or "strength"; by default flow where the checkpoint's data
+    is at hand and its layers have one (:func:`dcn_cli.inspect.flow.checkpoint_flows`).
     """
-    if out is not None and Path(out).suffix.lower() != ".png":
-        raise DcnError(f"{out}: explain draws a PNG; give --out a name ending in .png")
-    if out is not None and Path(out).is_file() and not force:
-        raise DcnError(f"{out}: exists; replace it with --force, or choose another --out")
+    if out is not None:
+        check_figure(Path(out), force)
     if top <= 0:
         raise DcnError(f"--top must be positive, got {top}")
     record, model, feature_map, cross_network = load_cross_network(ckpt)
     names = [entry["name"] for entry in feature_map]
     chosen = chosen_layers(ckpt, len(cross_network.cross_layers), layer)
     notes: list[str] = []
-    gates = _mean_gates(ckpt, model, record, cross_network, notes)
+    gates = mean_gates(ckpt, model, record, cross_network, notes)
+    from dcn_cli.inspect.flow import checkpoint_flows
+
+    flows, split = checkpoint_flows(ckpt, record, model, cross_network, feature_map, rank_by, notes)
 
     panels, layers_out = [], []
     for index in chosen:
-        for title, matrix in _layer_matrices(
-            cross_network.cross_layers[index], index, gates[index]
-        ):
+        for title, matrix in layer_matrices(cross_network.cross_layers[index], index, gates[index]):
             matrix = np.abs(np.asarray(matrix, dtype=np.float64))
             blocks = block_norms(matrix, feature_map)
             panel = _panel(title, blocks if block_norm else matrix, feature_map, block_norm)
             panels.append(panel)
             if ", expert " not in title:  # the layer's own matrix (a mix layer's gated sum)
+                flow = None if flows is None else flows[index]
                 layers_out.append(
                     {
                         "layer": index,
                         "features": names,
                         "matrix": (blocks if block_norm else matrix).tolist(),
-                        "top": top_crosses(blocks, names, top),
+                        "ranked_by": "strength" if flow is None else "flow",
+                        **({} if flow is None else {"flow": flow.tolist(), "flow_split": split}),
+                        "top": top_crosses(blocks, names, top, flow),
                     }
                 )
     out = Path(out) if out else Path(ckpt) / checkpoint.FIGURES[1 if block_norm else 0]
@@ -241,95 +210,12 @@ def explain(
     return {"layers": layers_out, "figure": str(out), "notes": notes}
 
 
-def explain_runs(
-    ckpts: Sequence[str | Path],
-    layer: int | None = None,
-    top: int = 10,
-    out: str | Path | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
-    """The crosses of several runs of one model (seeds): each pair's strength in every
-    run, its mean, spread and ranks, how far the runs agree, and a figure of it.
-
-    ``out`` defaults to ``explain-runs.png`` here; a file there is replaced only
-    with ``force``.
-    """
-    if top <= 0:
-        raise DcnError(f"--top must be positive, got {top}")
-    out = Path(out or RUNS_FIGURE)
+def check_figure(out: Path, force: bool) -> None:
+    """A figure may be written to ``out`` (a PNG, and not a file kept without ``force``)."""
     if out.suffix.lower() != ".png":
         raise DcnError(f"{out}: explain draws a PNG; give --out a name ending in .png")
     if out.is_file() and not force:
         raise DcnError(f"{out}: exists; replace it with --force, or choose another --out")
-    notes: list[str] = []
-    names, chosen, runs = _runs_blocks(ckpts, layer, notes)
-    crosses = pairs(len(names))
-    layers_out = []
-    for i in chosen:
-        strengths = np.array([pair_strengths(run[i]) for run in runs])
-        agree = agreement(strengths, top)
-        mean, std = strengths.mean(axis=0), strengths.std(axis=0, ddof=1)
-        order = np.argsort(-mean, kind="stable")
-        rows = [
-            {
-                "features": [names[crosses[p][0]], names[crosses[p][1]]],
-                "mean": float(mean[p]),
-                "std": float(std[p]),
-                "strengths": strengths[:, p].tolist(),
-                "ranks": agree["ranks"][:, p].tolist(),
-                "in_every_top": bool(p in agree["in_every_top"]),
-            }
-            for p in order[:top]
-        ]
-        layers_out.append(
-            {
-                "layer": i,
-                "runs": [str(c) for c in ckpts],
-                "k": top,
-                "pairs": len(crosses),
-                "top_overlap": agree["overlap"],
-                "rank_correlation": agree["spearman"],
-                "in_every_top": len(agree["in_every_top"]),
-                "top": rows,
-            }
-        )
-    from dcn_cli.plots import run_crosses
-
-    with atomic_path(out) as tmp:
-        run_crosses(layers_out, tmp)
-    return {"layers": layers_out, "figure": str(out), "notes": list(dict.fromkeys(notes))}
-
-
-def _runs_blocks(ckpts, layer: int | None, notes: list[str]):
-    """The feature names, the layers chosen and each run's block strengths per layer,
-    from checkpoints that must share their features and cross layers."""
-    runs: list[dict[int, np.ndarray]] = []
-    first: tuple[Any, list, int] | None = None
-    chosen: list[int] = []
-    for ckpt in ckpts:
-        record, model, feature_map, network = load_cross_network(ckpt)
-        shape = [(entry["name"], entry["width"]) for entry in feature_map]
-        count = len(network.cross_layers)
-        if first is None:
-            first, chosen = (ckpt, shape, count), chosen_layers(ckpt, count, layer)
-        elif shape != first[1]:
-            raise DcnError(
-                f"{ckpt}: its features differ from {first[0]}'s; explain compares runs of "
-                "one model on one feature set"
-            )
-        elif count != first[2]:
-            raise DcnError(
-                f"{ckpt}: has {count} cross layer(s) where {first[0]} has {first[2]}; explain "
-                "compares runs of one model"
-            )
-        gates = _mean_gates(ckpt, model, record, network, notes)
-        blocks = {}
-        for index in chosen:  # the layer's own matrix: a mix layer's gated sum is last
-            _, matrix = _layer_matrices(network.cross_layers[index], index, gates[index])[-1]
-            blocks[index] = block_norms(np.abs(np.asarray(matrix, np.float64)), feature_map)
-        runs.append(blocks)
-    assert first is not None
-    return [name for name, _ in first[1]], chosen, runs
 
 
 def load_cross_network(ckpt: str | Path):

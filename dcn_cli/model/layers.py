@@ -215,10 +215,18 @@ class VectorCross(keras.layers.Layer):
         if self.use_bias:
             self.bias = _add_bias(self, (dim,))
 
+    # ``dcn explain --ablate``: a (d, d) mask on ``w 1^T`` (Cross.ablation). Never saved.
+    ablation = None
+
     def call(self, x0, x=None):
         if x is None:
             x = x0
-        out = x0 * ops.matmul(x, self.kernel) + x
+        if self.ablation is not None:
+            # Output j takes x0_j * sum_i x_i w_i mask[i, j]: cross (i, j) taken away.
+            masked = ops.convert_to_tensor(self.ablation, x.dtype) * ops.cast(self.kernel, x.dtype)
+            out = x0 * ops.matmul(x, masked) + x
+        else:
+            out = x0 * ops.matmul(x, self.kernel) + x
         if self.use_bias:
             out = out + self.bias
         return out

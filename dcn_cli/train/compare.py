@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import io
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ def compare(
     warn=None,
     metric: str | None = None,
     group: str | None = None,
+    after_run=None,
 ) -> dict[str, Any]:
     """Train every model ``runs`` times; return the comparison as a JSON-able dict.
 
@@ -76,6 +78,8 @@ def compare(
     warnings about the data's columns (a callable of one string). ``metric``
     (default AUC, or RMSE for regression) is any of
     :data:`dcn_cli.train.metrics.CHOICES`; ``gauc`` groups the rows by the column ``group``.
+    ``after_run(name, seed, model, config, prepared)``, if given, sees each trained run
+    (``dcn compare --explain`` reads its crosses).
     A model file may set its own training settings (``lr``, ``batch_size``, ...: a
     ``dcn tune`` result does), which then replace the shared ones for that model.
     """
@@ -100,7 +104,7 @@ def compare(
         config = ModelConfig(features=prepared.features, task=prepared.task, **own)
         trained = dataclasses.replace(settings, **own_training)
         model, scores, seconds = _runs(
-            name, config, prepared, trained, runs, (metric, group), progress
+            name, config, prepared, trained, runs, (metric, group), (progress, after_run)
         )
         results.append(
             {
@@ -122,17 +126,22 @@ def compare(
         **({"group": group} if group else {}),
         "data": prepared.table.name,
         "rows": prepared.rows,
-        "training": {
-            "weight_decay": settings.weight_decay,
-            "epochs": settings.epochs,
-            "batch_size": settings.batch_size,
-            "lr": settings.lr,
-            "optimizer": settings.optimizer,
-            "patience": settings.patience or 0,
-            "runs": runs,
-            "precision": precision or "float32",
-        },
+        "training": _shared_training(settings, runs, precision),
         "models": results,
+    }
+
+
+def _shared_training(settings: TrainSettings, runs: int, precision: str | None) -> dict:
+    """The training settings every run shares, as comparison.json records them."""
+    return {
+        "weight_decay": settings.weight_decay,
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "optimizer": settings.optimizer,
+        "patience": settings.patience or 0,
+        "runs": runs,
+        "precision": precision or "float32",
     }
 
 
@@ -143,7 +152,7 @@ def _runs(
     settings: TrainSettings,
     runs: int,
     measured: tuple[str, str | None],
-    progress,
+    hooks: tuple,
 ):
     """Train one model with seeds 0..runs-1: the model, each run's test metric and seconds."""
     keras = backend.load()
@@ -151,6 +160,7 @@ def _runs(
     from dcn_cli.train.engine import Engine, compile_model
     from dcn_cli.train.hooks import EarlyStopping
 
+    progress, after_run = hooks
     scores, seconds = [], []
     keras.utils.set_random_seed(0)
     model = build_model(config)
@@ -197,6 +207,8 @@ def _runs(
                 "try a lower --lr"
             )
         scores.append(float(value))
+        if after_run is not None:
+            after_run(name, seed, model, config, prepared)
         if progress is not None:
             progress.run_done(name, seed, metric, float(value), seconds[-1])
     return model, scores, seconds
@@ -228,6 +240,10 @@ def write_outputs(result: dict[str, Any], out: str | Path) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise DcnError(f"{out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    explained = result.get("explain", {})
+    figures = explain_figures(list(explained))
+    for name, figure in figures.items():
+        explained[name]["figure"] = str(out / figure)
     write_json(out / "comparison.json", result)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -248,8 +264,23 @@ def write_outputs(result: dict[str, Any], out: str | Path) -> list[Path]:
             ]
         )
     write_text(out / "comparison.csv", text.getvalue())
-    from dcn_cli.plots import bar_chart
+    from dcn_cli.plots import bar_chart, run_crosses
 
     with atomic_path(out / "comparison.png") as tmp:
         bar_chart(result, tmp)
-    return [out / name for name in OUTPUTS]
+    files = [out / name for name in OUTPUTS]
+    for name, figure in figures.items():
+        with atomic_path(out / figure) as tmp:
+            run_crosses(explained[name]["layers"], tmp)
+        files.append(out / figure)
+    return files
+
+
+def explain_figures(names: list[str]) -> dict[str, str]:
+    """``explain-NAME.png`` for each model (a preset, or a config file's stem), numbered
+    where two would share a name."""
+    stems = [re.sub(r"[^\w.-]+", "-", Path(n).stem if n.endswith(".json") else n) for n in names]
+    return {
+        name: f"explain-{stem}.png" if stems.count(stem) == 1 else f"explain-{stem}-{i + 1}.png"
+        for i, (name, stem) in enumerate(zip(names, stems, strict=True))
+    }
