@@ -333,3 +333,17 @@ def test_kill_9_then_the_same_command(tmp_path):
     assert all(trials[n] == "FAIL" for n in running)  # what the kill cut short counts for nothing
     assert sorted(trials) == list(range(len(trials)))
     assert sum(s in ("COMPLETE", "PRUNED") for s in trials.values()) == 3
+
+
+def test_the_compare_hint_names_the_data_again(runner):
+    from dcn_cli.commands.render import data_flags
+    from dcn_cli.data.sources import DataSpec
+
+    spec = DataSpec(
+        data="my clicks.csv", label="y", lists="tags", min_count=1, validation=0.1, weight="w"
+    )
+    flags = data_flags(spec)
+    assert flags == ["--data 'my clicks.csv'", "--label y", "--weight w", "--list tags",
+                     "--min-count 1"]  # fmt: skip
+    usage = runner.invoke(app, ["compare", "--help"], terminal_width=200).stdout
+    assert all(flag.split()[0] in usage for flag in flags)

@@ -10,7 +10,9 @@ stdout holds the JSON document alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shlex
 import sys
 import time
 from typing import Any
@@ -198,14 +200,27 @@ def tuned(search, study, test: dict[str, Any] | None, files: list, as_json: bool
     if test is not None:
         metrics(f"test metrics of its checkpoint ({result['checkpoint']})", test, False)
     print(f"wrote {', '.join(str(f) for f in files)}, {search.out / 'best'}")
-    again = [f"--data {search.data.data}"]
-    again += [f"--label {search.data.label}"] if search.data.label else []
+    again = data_flags(search.data)
     again += [f"--epochs {search.epochs} --patience {search.patience} --metric {search.metric}"]
-    again += [f"--group {search.group}"] if search.group else []
+    again += [f"--group {shlex.quote(search.group)}"] if search.group else []
     print(
-        f"check it over 5 seeds (with any other data option you gave tune): dcn compare dcn "
-        f"{search.out / 'best.json'} --runs 5 {' '.join(again)}"
+        f"check it over 5 seeds: dcn compare dcn {shlex.quote(str(search.out / 'best.json'))} "
+        f"--runs 5 {' '.join(again)}"
     )
+
+
+def data_flags(spec) -> list[str]:
+    """The options that name ``spec`` (a DataSpec) again, quoted for a shell; its
+    ``validation`` is left out, as tune's split is not compare's."""
+    default = type(spec)()
+    flags = []
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        if field.name == "validation" or value is None or value == getattr(default, field.name):
+            continue
+        option = "--list" if field.name == "lists" else "--" + field.name.replace("_", "-")
+        flags.append(f"{option} {shlex.quote(str(value))}")
+    return flags
 
 
 def warn(note: str) -> None:
