@@ -1,21 +1,21 @@
 """The targets of ``dcn explain``: are its crosses stable across seeds, used by the model
-(ablation), and which ranking, weight or flow, tells the used ones?
+(ablation), and which ranking, effect, flow or weight strength, tells the used ones?
 
-    python benchmarks/explain_targets.py ctr [--rows 300000] [--seeds 5] [--ablate 20]
-    python benchmarks/explain_targets.py movielens ML100K_DIR [--seeds 5] [--ablate 20]
+    python benchmarks/explain_targets.py ctr [--rows 100000] [--seeds 5] [--ablate 1000]
+    python benchmarks/explain_targets.py movielens ML100K_DIR [--seeds 5] [--ablate 1000]
     python benchmarks/explain_targets.py rows [--rows 20000] [--explain 50]
 
 - ``ctr``: ``dcn generate ctr`` (three planted crosses: C1 x C2, C3 x I1, I2 x I3),
   ``dcn train`` with its defaults over ``--seeds`` seeds; ``dcn explain`` of all the
-  runs with ``--top 3``, by flow (the default) and by strength (are the planted
-  crosses in every run's top 3?); then
-  ``dcn explain CKPT --ablate K`` of each run: the loss each planted cross costs
-  against the most any unplanted ablated pair costs, and the rank correlation of
-  each ranking (weight, flow) with the loss.
+  runs with ``--top 3`` by each ranking (are the planted crosses in every run's top
+  3?); then ``dcn explain CKPT --ablate K`` of each run (K 1000: every pair): the loss
+  each planted cross costs against the most any unplanted pair costs, and for each
+  ranking its Spearman correlation with the loss over the pairs ablated and how many
+  of the ``--top`` costliest pairs its own top holds.
 - ``movielens``: MovieLens 100K under the TensorFlow Recommenders tutorial's
   protocol (Adam 0.01, batch 8192, 8 epochs, no regularisation) over ``--seeds``
-  seeds: the runs' top-5 agreement and rank correlation, and each ranking's rank
-  correlation with the loss the ablated pairs cost.
+  seeds: each ranking's top-5 agreement across runs, and its agreement with the
+  loss every pair costs.
 - ``rows``: ``dcn explain CKPT --data FILE --row N`` for the first ``--explain`` rows
   of ``dcn generate ctr`` data, with one cross layer under the output (``--arch
   cross``: the exact split) and with dcn's default stacked model (integrated
@@ -67,6 +67,9 @@ def ablations(ckpts: list[str], k: int) -> list[dict]:
     return [dcn("explain", ckpt, "--ablate", str(k), "--top", "1")["ablation"] for ckpt in ckpts]
 
 
+RANKINGS = ("effect", "flow", "strength")
+
+
 def summary(name: str, values: list[float | None]) -> str:
     known = [v for v in values if v is not None]
     if not known:
@@ -75,6 +78,47 @@ def summary(name: str, values: list[float | None]) -> str:
         f"{name}: median {statistics.median(known):.2f} (min {min(known):.2f}, "
         f"max {max(known):.2f}) over {len(known)} runs"
     )
+
+
+def stability(ckpts: list[str], tmp: Path, k: int, planted: set | None = None) -> None:
+    """Each ranking's top k over the runs, and how far the runs agree on it."""
+    for rank_by in RANKINGS:
+        layer = agreement(ckpts, tmp, k, rank_by)
+        print(f"cross layer 0 by {rank_by}, top {k} of {len(ckpts)} runs:")
+        for row in layer["top"]:
+            mark = ""
+            if planted is not None:
+                mark = (
+                    " (planted)" if tuple(sorted(row["features"])) in planted else " (not planted)"
+                )
+            print(
+                f"  {' x '.join(row['features'])}{mark}: {rank_by} {row['mean']:.4g} ± "
+                f"{row['std']:.2g}, ranks {row['ranks']}, in every top {k}: {row['in_every_top']}"
+            )
+        overlap, spearman = layer["top_overlap"], layer["rank_correlation"]
+        print(
+            f"  {layer['in_every_top']} pairs in every top {k}; top-{k} overlap mean "
+            f"{overlap['mean']:.2f} (min {overlap['min']:.2f}); Spearman between runs mean "
+            f"{spearman['mean']:.2f} (min {spearman['min']:.2f})",
+            flush=True,
+        )
+
+
+def agreement_with_loss(found: list[dict], k: int) -> None:
+    """Per ranking, over the pairs ablated: Spearman with the loss each costs, and how
+    many of the k costliest pairs the ranking's top k holds."""
+    for rank_by in RANKINGS:
+        spearman = [a["rank_correlations"][rank_by] for a in found]
+        hits = []
+        for a in found:
+            costly = {tuple(r["features"]) for r in a["pairs"] if r["loss_rank"] <= k}
+            mine = {tuple(r["features"]) for r in a["pairs"] if r[f"{rank_by}_rank"] <= k}
+            hits.append(len(costly & mine))
+        print(
+            f"{rank_by}: {summary('Spearman with loss', spearman)}; of the {k} costliest "
+            f"pairs its top {k} holds {hits} (per run)",
+            flush=True,
+        )
 
 
 def ctr(args) -> None:
@@ -86,20 +130,8 @@ def ctr(args) -> None:
         schema = generate("ctr", data, rows=args.rows)
         planted = {tuple(sorted(c["features"])) for c in schema.crosses}
         ckpts = runs(str(data), tmp, args.seeds, [])
-        for rank_by in ("flow", "strength"):
-            layer = agreement(ckpts, tmp, 3, rank_by)
-            print(f"{args.seeds} runs on {args.rows:,} rows; cross layer 0 by {rank_by}, top 3:")
-            for row in layer["top"]:
-                mark = "planted" if tuple(sorted(row["features"])) in planted else "not planted"
-                print(
-                    f"  {' x '.join(row['features'])} ({mark}): ranks {row['ranks']}, "
-                    f"in every top 3: {row['in_every_top']}"
-                )
-            print(
-                f"  top-3 overlap {layer['top_overlap']}, rank correlation "
-                f"{layer['rank_correlation']}",
-                flush=True,
-            )
+        print(f"{args.seeds} runs on {args.rows:,} rows")
+        stability(ckpts, tmp, 3, planted)
         found = ablations(ckpts, args.ablate)
         for seed, ablation in enumerate(found):
             costs = {tuple(sorted(r["features"])): r["loss_change"] for r in ablation["pairs"]}
@@ -112,41 +144,26 @@ def ctr(args) -> None:
             print(
                 f"seed {seed}: {ablation['split']} loss {ablation['loss']:.4f}; planted cost "
                 f"{shown}; most by an unplanted pair {unplanted:+.4f} ({len(costs)} ablated); "
-                f"each planted costs more: {beats}; Spearman with loss: weight "
-                f"{ablation['rank_correlation']:.2f}, flow {ablation['flow_rank_correlation']:.2f}",
+                f"each planted costs more: {beats}",
                 flush=True,
             )
-        print(summary("weight vs loss", [a["rank_correlation"] for a in found]))
-        print(summary("flow vs loss", [a["flow_rank_correlation"] for a in found]))
+        agreement_with_loss(found, args.top)
 
 
 def movielens(args) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         ckpts = runs(args.data, tmp, args.seeds, TUTORIAL.split())
-        for rank_by in ("flow", "strength"):
-            layer = agreement(ckpts, tmp, 5, rank_by)
-            print(f"MovieLens 100K, tutorial protocol, {args.seeds} runs; layer 0 by {rank_by}:")
-            for row in layer["top"]:
-                print(
-                    f"  {' x '.join(row['features'])}: {rank_by} {row['mean']:.4f} ± "
-                    f"{row['std']:.4f}, ranks {row['ranks']}, in every top 5: {row['in_every_top']}"
-                )
-            print(
-                f"  {layer['in_every_top']} pairs in every top 5; top-5 overlap "
-                f"{layer['top_overlap']}; rank correlation {layer['rank_correlation']}",
-                flush=True,
-            )
+        print(f"MovieLens 100K, tutorial protocol, {args.seeds} runs")
+        stability(ckpts, tmp, 5)
         found = ablations(ckpts, args.ablate)
         for seed, ablation in enumerate(found):
             print(
                 f"seed {seed}: {ablation['split']} loss {ablation['loss']:.4f}, "
-                f"{len(ablation['pairs'])} pairs ablated; Spearman with loss: weight "
-                f"{ablation['rank_correlation']:.2f}, flow {ablation['flow_rank_correlation']:.2f}",
+                f"{len(ablation['pairs'])} pairs ablated",
                 flush=True,
             )
-        print(summary("weight vs loss", [a["rank_correlation"] for a in found]))
-        print(summary("flow vs loss", [a["flow_rank_correlation"] for a in found]))
+        agreement_with_loss(found, args.top)
 
 
 def rows(args) -> None:
@@ -177,13 +194,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("ctr")
-    p.add_argument("--rows", type=int, default=300_000)
+    p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--ablate", type=int, default=20)
+    p.add_argument("--ablate", type=int, default=1000, help="K (1000: every pair)")
+    p.add_argument("--top", type=int, default=10, help="k of the costliest pairs")
     p = sub.add_parser("movielens")
     p.add_argument("data")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--ablate", type=int, default=20)
+    p.add_argument("--ablate", type=int, default=1000, help="K (1000: every pair)")
+    p.add_argument("--top", type=int, default=5, help="k of the costliest pairs")
     p = sub.add_parser("rows")
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--explain", type=int, default=50)

@@ -101,10 +101,12 @@ def test_compare_trains_each_model_per_seed_and_writes_outputs(runner, mixer, tm
     assert lines[0].startswith("model,rmse_mean,rmse_std,params") and len(lines) == 3
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # --explain: the cross model's runs, as dcn explain says them of checkpoints.
-    (layer,) = report["explain"]["cross"]["layers"]
-    assert list(report["explain"]) == ["cross"] and layer["ranked_by"] == "flow"
+    (explained,) = report["explain"]  # the dnn has no cross network
+    (layer,) = explained["layers"]
+    assert explained["model"] == "cross" and layer["ranked_by"] == "effect"
     assert layer["runs"] == ["cross seed 0", "cross seed 1"] and layer["pairs"] == 6
-    assert Path(report["explain"]["cross"]["figure"]) == out / "explain-cross.png"
+    assert explained["split"] == "test" and explained["rows"] > 0
+    assert Path(explained["figure"]) == out / "explain-cross.png"
     assert (out / "explain-cross.png").read_bytes()[:4] == b"\x89PNG"
     ckpt = tmp_path / "seed1"
     _train(
@@ -121,17 +123,28 @@ def test_compare_trains_each_model_per_seed_and_writes_outputs(runner, mixer, tm
         "0.4",
     )
     alone = json.loads(invoke(runner, "explain", ckpt, "--json", "--top", "6").stdout)["top"]
-    alone = {tuple(c["features"]): c["flow"] for c in alone}
+    alone = {tuple(c["features"]): c["effect"] for c in alone}
     for row in layer["top"]:
         assert row["values"][1] == pytest.approx(alone[tuple(row["features"])], rel=1e-4)
 
 
 def test_compare_table(runner, mixer, tmp_path):
-    result = invoke(
-        runner, "compare", "cross", "--runs", "1", "--data", mixer, "--out", tmp_path / "c", *FAST
-    )
+    out = tmp_path / "c"
+    (out / "explain-old.png").parent.mkdir()
+    (out / "explain-old.png").write_bytes(b"an earlier comparison's")
+    argv = ["compare", "cross", "cross", "--runs", "2", "--data", mixer, "--out", out, *FAST]
+    result = invoke(runner, *argv, "--explain", "--force")
     assert result.exit_code == 0, result.output
     assert "rmse mean ± std" in result.stdout and "cross" in result.stdout
+    # A model named twice is two models: each its own runs, table and figure.
+    assert result.stdout.count("cross: crosses of its 2 runs, cross layer 0") == 2
+    figures = sorted(p.name for p in out.glob("explain-*.png"))
+    assert figures == ["explain-cross-1.png", "explain-cross-2.png"]
+    report = json.loads((out / "comparison.json").read_text())
+    assert [e["model"] for e in report["explain"]] == ["cross", "cross"]
+    assert [e["layers"][0]["runs"] for e in report["explain"]] == [
+        ["cross seed 0", "cross seed 1"]
+    ] * 2
 
 
 @pytest.mark.parametrize(
@@ -141,6 +154,7 @@ def test_compare_table(runner, mixer, tmp_path):
         (["compare", "dcnn", "--runs", "1"], "unknown model 'dcnn'"),
         (["compare", "dcn", "--runs", "1", "--data", "nowhere"], "nowhere: no such file"),
         (["compare", "dcn", "--runs", "1", "--optimizer", "rmsprop"], "--optimizer must be one of"),
+        (["compare", "dcn", "--runs", "1", "--explain"], "--explain compares a model's runs"),
     ],
 )
 def test_compare_bad_input(runner, tmp_path, monkeypatch, args, message):
@@ -265,7 +279,7 @@ def test_explain_vector_and_mix_layers(runner, mixer, tmp_path, cross_type):
         result = invoke(runner, "explain", ckpt, "--ablate", "1", "--json", "--force")
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
-        assert report["layers"][0]["ranked_by"] == "flow"
+        assert report["layers"][0]["ranked_by"] == "effect"
         assert all(np.isfinite(row["loss_change"]) for row in report["ablation"]["pairs"])
 
 
@@ -303,9 +317,9 @@ def test_explain_of_several_runs(runner, mixer, tmp_path):
     out = tmp_path / "runs.png"
     result = invoke(runner, "explain", *ckpts, "--top", "2", "--layer", "1", "--out", out, "--json")
     assert result.exit_code == 0, result.output
-    (by_flow,) = json.loads(result.stdout)["layers"]
-    assert by_flow["layer"] == 1 and by_flow["k"] == 2 and by_flow["pairs"] == 6
-    assert by_flow["ranked_by"] == "flow"  # the default, where the data is at hand
+    (by_effect,) = json.loads(result.stdout)["layers"]
+    assert by_effect["layer"] == 1 and by_effect["k"] == 2 and by_effect["pairs"] == 6
+    assert by_effect["ranked_by"] == "effect"  # the default, where the data is at hand
     by_strength = invoke(
         runner,
         "explain",
@@ -322,7 +336,7 @@ def test_explain_of_several_runs(runner, mixer, tmp_path):
         "--json",
     )
     for entry, measure in (
-        (by_flow, "flow"),
+        (by_effect, "effect"),
         (json.loads(by_strength.stdout)["layers"][0], "strength"),
     ):
         assert entry["ranked_by"] == measure
@@ -412,10 +426,12 @@ def test_ablation_is_the_loss_with_the_blocks_zeroed(runner, on_clicks, monkeypa
     assert report["split"] == "test" and report["rows"] == plain["rows"]
     assert report["loss"] == pytest.approx(plain["logloss"], rel=1e-5)
     controls = [row for row in report["pairs"] if row["control"]]
-    assert controls and all(row["strength_rank"] >= 13 for row in controls)  # weakest of 15
+    # The 3 weakest by strength of the pairs no ranking puts in its top 2 (of 15 pairs).
+    assert len(controls) == 3 and all(row["strength_rank"] >= 7 for row in controls)
     strongest = [row for row in report["pairs"] if not row["control"]]
     assert {1, 2} <= {row["strength_rank"] for row in strongest}
     assert {1, 2} <= {row["flow_rank"] for row in strongest}
+    assert {1, 2} <= {row["effect_rank"] for row in strongest}
     # The first pair's two blocks of K set to 0 in the weights themselves: the same loss.
     model = checkpoint.load_model(ckpt)
     layer = model.get_layer("cross_network").cross_layers[0]
@@ -432,12 +448,13 @@ def test_ablation_is_the_loss_with_the_blocks_zeroed(runner, on_clicks, monkeypa
     table = invoke(runner, "explain", ckpt, "--ablate", "1")
     assert "(control)" in table.stdout and "rank correlation of strength" in table.stdout
     assert "rank correlation of flow" in table.stdout
+    assert "rank correlation of effect" in table.stdout
 
 
 def test_flow_is_what_each_block_adds_to_each_layers_output():
     from dcn_cli.inspect.ablation import model_strengths
     from dcn_cli.inspect.explain import pair_strengths
-    from dcn_cli.inspect.flow import flow_blocks, layer_kernel
+    from dcn_cli.inspect.use import flow_blocks, layer_kernel
     from dcn_cli.model.layers import Cross, VectorCross
 
     rng = np.random.default_rng(0)
@@ -470,46 +487,65 @@ def test_flow_is_what_each_block_adds_to_each_layers_output():
     assert both == pytest.approx(expected)
 
 
-def test_explain_ranks_by_flow_on_held_out_rows(runner, on_clicks, tmp_path):
+def test_explain_ranks_by_effect_on_held_out_rows(runner, on_clicks, tmp_path):
     from dcn_cli.data.sources import DataSpec
-    from dcn_cli.inspect.flow import flow_blocks
+    from dcn_cli.inspect.use import flow_blocks
     from dcn_cli.model import checkpoint
-    from dcn_cli.model.factory import cross_input_model
+    from dcn_cli.model.factory import cross_input_model, cross_input_to_logit
 
     _, _, ckpt = on_clicks
     out = tmp_path / "x.png"
     result = invoke(runner, "explain", ckpt, "--top", "100", "--json", "--out", out)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["ranked_by"] == "flow" and report["flow_split"] == "test"  # no validation
-    # The flow of the first 4096 test rows, computed here from the model's x0.
+    assert report["ranked_by"] == "effect" and report["split"] == "test"  # no validation
+    # The first 4096 test rows' x0, computed here from the model.
     record = checkpoint.load_record(ckpt)
     config = checkpoint.model_config(record, ckpt)
     model = checkpoint.load_model(ckpt, config)
     rows = DataSpec.from_record(record, ckpt).prepare().arrays("test")
     x0 = cross_input_model(model)({f.name: rows[f.name][:4096] for f in config.features})
-    layers = model.get_layer("cross_network").cross_layers
-    (expected,) = flow_blocks(np.asarray(x0), layers, config.feature_map())
+    x0, fmap = np.asarray(x0), config.feature_map()
+    assert report["rows"] == len(x0)
+    (layer,) = model.get_layer("cross_network").cross_layers
+    (expected,) = flow_blocks(x0, [layer], fmap)
     np.testing.assert_allclose(report["flow"], expected, rtol=1e-5)
-    flows = [c["flow"] for c in report["top"]]
-    assert flows == sorted(flows, reverse=True) and len(flows) == 15
-    assert (
-        top_crosses(np.array(report["matrix"]) * 0, report["features"], 100, expected)[0][
-            "features"
-        ]
-        == report["top"][0]["features"]
-    )
+    # Effect: per row, the derivative of the logit by the scale of one block of K
+    # (central differences), its absolute value averaged over the rows.
+    to_logit, dim = cross_input_to_logit(model), x0.shape[1]
+    strongest = np.unravel_index(np.argmax(report["effect"]), (5, 5))
+    for i, j in (strongest, (2, 2)):
+        logits = {}
+        for scale in (1.1, 0.9):
+            mask = np.ones((dim, dim))
+            a, b = fmap[i], fmap[j]
+            mask[a["offset"] : a["offset"] + a["width"], b["offset"] : b["offset"] + b["width"]] = (
+                scale
+            )
+            layer.ablation = mask
+            logits[scale] = np.asarray(to_logit(x0, training=False), np.float64)[:, 0]
+        layer.ablation = None
+        derivative = (logits[1.1] - logits[0.9]) / 0.2
+        assert report["effect"][i][j] == pytest.approx(np.abs(derivative).mean(), rel=2e-3)
+    effects = [c["effect"] for c in report["top"]]
+    assert effects == sorted(effects, reverse=True) and len(effects) == 15
     strength = json.loads(
         invoke(
             runner, "explain", ckpt, "--json", "--rank-by", "strength", "--out", out, "--force"
         ).stdout
     )
-    assert strength["ranked_by"] == "strength" and "flow" not in strength
+    assert strength["ranked_by"] == "strength" and "effect" not in strength
     values = [c["strength"] for c in strength["top"]]
     assert values == sorted(values, reverse=True)
+    by_flow = invoke(
+        runner, "explain", ckpt, "--json", "--rank-by", "flow", "--out", out, "--force"
+    )
+    flows = [c["flow"] for c in json.loads(by_flow.stdout)["top"]]
+    assert flows == sorted(flows, reverse=True)
     table = invoke(runner, "explain", ckpt, "--top", "2", "--out", out, "--force")
-    assert "strongest crosses by flow on test rows, cross layer 0" in table.stdout
-    assert "flow of a pair of features a, b" in table.stdout
+    title = f"strongest crosses by effect on {len(x0)} test rows, cross layer 0"
+    assert title in table.stdout
+    assert "effect of a pair of features a, b" in table.stdout
 
 
 def test_one_rows_parts_add_up_to_its_score(runner, on_clicks):
@@ -544,7 +580,7 @@ def test_ablation_bad_input(runner, mixer, tmp_path):
     _train(runner, mixer, ckpt, "--arch", "cross", "--cross-type", "mix")
     result = invoke(runner, "explain", ckpt, "--ablate", "2")
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
-    assert "a DCN-Mix layer's experts are not linear in its input" in result.stderr
+    assert "effect and flow are not defined for DCN-Mix layers" in result.stderr
     assert not (ckpt / "explain.png").exists()  # nothing drawn before the error
     result = invoke(runner, "explain", ckpt, ckpt, "--ablate", "2")
     assert result.exit_code == 1 and "--ablate measures one checkpoint" in result.stderr

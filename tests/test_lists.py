@@ -139,7 +139,8 @@ def test_train_predict_export_and_explain_a_list_feature(runner, tmp_path, monke
     assert explained["features"] == ["user", "genres", "price"]  # the pooled list: one block
     assert np.shape(explained["matrix"]) == (9, 9)  # 4 + 4 + 1 wide
     # ... and one feature in every other view: flow, ablation and one row's parts.
-    assert explained["ranked_by"] == "flow" and np.shape(explained["flow"]) == (3, 3)
+    assert explained["ranked_by"] == "effect" and np.shape(explained["flow"]) == (3, 3)
+    assert np.shape(explained["effect"]) == (3, 3)
     assert len(explained["top"]) == 6  # 3 features: 6 pairs, genres x genres among them
     result = runner.invoke(app, ["explain", "ckpt", "--ablate", "6", "--json"])
     assert result.exit_code == 0, result.output

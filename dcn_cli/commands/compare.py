@@ -10,6 +10,7 @@ import typer
 from dcn_cli import settings
 from dcn_cli.commands import options as opt
 from dcn_cli.commands.app import user_errors
+from dcn_cli.errors import DcnError
 from dcn_cli.model.presets import resolve_model
 
 ExplainRuns = Annotated[
@@ -81,10 +82,10 @@ def compare(
     from dcn_cli.train.compare import claim_output, write_outputs
     from dcn_cli.train.compare import compare as run
 
+    crosses = _crosses(runs) if explain else None
     claim_output(out, force)
     spec, training = opt.data_spec(ctx.params), opt.train_settings(ctx.params)
     progress = None if json_out else render.CompareProgress(runs * len(models))
-    crosses = _crosses() if explain else None
     try:
         result = run(
             models, runs, spec, training, embedding_dim=embedding_dim,
@@ -102,12 +103,15 @@ def compare(
     if crosses is not None and not json_out:
         from dcn_cli.commands.render_explain import run_tables
 
-        for name, agreement in result["explain"].items():
-            run_tables(agreement["layers"], name)
+        for entry in result["explain"]:
+            run_tables(entry["layers"], entry["model"])
 
 
-def _crosses():
+def _crosses(runs: int):
     """``--explain``'s hook: it reads each run's crosses as compare trains it."""
     from dcn_cli.inspect.runs import CompareCrosses
+
+    if runs < 2:
+        raise DcnError(f"--explain compares a model's runs; give --runs 2 or more, not {runs}")
 
     return CompareCrosses()

@@ -49,19 +49,21 @@ RankBy = Annotated[
     str | None,
     typer.Option(
         "--rank-by",
-        metavar="flow|strength",
-        autocompletion=lambda: ["flow", "strength"],
-        help="Rank the crosses by flow, what each adds to the cross layers' output on "
-        "held-out rows of the checkpoint's data, or by strength, the weights alone. "
-        "Default: flow, or strength where flow cannot be measured (no data, DCN-Mix).",
+        metavar="effect|flow|strength",
+        autocompletion=lambda: ["effect", "flow", "strength"],
+        help="Rank the crosses by effect, how far each moves the logit on held-out rows of "
+        "the checkpoint's data (to first order, without it); by flow, what each adds to "
+        "the cross layer's output there; or by strength, the weights alone. Default: "
+        "effect, or strength where the data is gone or a layer is DCN-Mix.",
     ),
 ]
 JsonOut = Annotated[
     bool,
     typer.Option(
         "--json",
-        help='Print {"features", "matrix", "layer"} as JSON '
-        "(a list of them when several layers are shown).",
+        help='Print {"layer", "features", "matrix", "ranked_by", "top", ...} as JSON (a '
+        "list of them when several layers are shown; effect and flow matrices where "
+        "measured).",
     ),
 ]
 
@@ -95,8 +97,8 @@ def explain(
 
     if top <= 0:
         raise DcnError(f"--top must be positive, got {top}")
-    if rank_by not in (None, "flow", "strength"):
-        raise DcnError(f"--rank-by must be flow or strength, got {rank_by!r}")
+    if rank_by not in (None, "effect", "flow", "strength"):
+        raise DcnError(f"--rank-by must be effect, flow or strength, got {rank_by!r}")
     if data is not None:
         if len(ckpts) > 1 or ablate is not None or block_norm or out or rank_by:
             raise DcnError("--data explains one row of one checkpoint; give it alone")
@@ -119,7 +121,7 @@ def explain(
         raise DcnError("--ablate measures one checkpoint; give one")
     if block_norm:
         raise DcnError(
-            "--block-norm draws one checkpoint's matrices; several are compared by block "
-            "strength already"
+            "--block-norm draws one checkpoint's matrices; give one checkpoint (several "
+            "are compared by their ranking of the crosses)"
         )
     render_explain.run_crosses(explain_runs(ckpts, layer, top, out, force, rank_by), json_out)

@@ -7,17 +7,19 @@ from typing import Any
 
 from dcn_cli.commands.render import console, print_json, titled, warn
 
-FLOW_NOTE = (
-    "flow of a pair of features a, b: what its blocks of the layer's matrix K add to the "
-    "layer's output, the mean over held-out rows of |x0_b * (x_a @ K[a, b])|, combined "
-    "with (b, a) as √(F[a,b]² + F[b,a]²); it counts how large the inputs are, and it told "
-    "the crosses a model uses better than strength (docs/explain.md)"
-)
-STRENGTH_NOTE = (
-    "strength of a pair of features a, b: √(B[a,b]² + B[b,a]²), B being the root mean "
-    "square of |W| over a feature-by-feature block (the --block-norm figure); "
-    "of a feature with itself: B[a,a]"
-)
+NOTES = {
+    "effect": "effect of a pair of features a, b: how far the logit moves, to first order, "
+    "without its blocks of the layer's matrix K: the mean over held-out rows of "
+    "|g_b · (x0_b * (x_a @ K[a, b]))|, g being the logit's gradient with respect to the "
+    "layer's output, combined with (b, a) as √(E[a,b]² + E[b,a]²); of the three it told "
+    "best the crosses a model uses (docs/explain.md)",
+    "flow": "flow: the same without g, the mean of |x0_b * (x_a @ K[a, b])|: what the "
+    "blocks add to the layer's output, whatever the layers above make of it",
+    "strength": "strength: √(B[a,b]² + B[b,a]²), B being the root mean square of |W| over "
+    "a feature-by-feature block (the --block-norm figure), the weights alone; of a "
+    "feature with itself: B[a,a]",
+}
+SHOWN = ("effect", "flow", "strength")
 
 
 def crosses(result: dict[str, Any], as_json: bool) -> None:
@@ -35,22 +37,21 @@ def crosses(result: dict[str, Any], as_json: bool) -> None:
 
     out = console()
     for entry in result["layers"]:
-        by_flow = entry["ranked_by"] == "flow"
+        columns = [name for name in SHOWN if name in entry["top"][0]]
         table = Table()
         table.add_column("rank", justify="right")
         table.add_column("cross")
-        for name in ("flow", "strength") if by_flow else ("strength",):
+        for name in columns:
             table.add_column(name, justify="right")
         for rank, cross in enumerate(entry["top"], start=1):
-            cells = [f"{cross['flow']:.4g}"] if by_flow else []
-            table.add_row(
-                str(rank), " × ".join(cross["features"]), *cells, f"{cross['strength']:.4g}"
-            )
-        what = f"by flow on {entry['flow_split']} rows" if by_flow else "by the weights' strength"
-        titled(out, f"strongest crosses {what}, cross layer {entry['layer']}", table)
-    if any(entry["ranked_by"] == "flow" for entry in result["layers"]):
-        out.print(FLOW_NOTE, highlight=False, soft_wrap=True)
-    out.print(STRENGTH_NOTE, highlight=False, soft_wrap=True)
+            cells = [f"{cross[name]:.4g}" for name in columns]
+            table.add_row(str(rank), " × ".join(cross["features"]), *cells)
+        ranking = entry["ranked_by"]
+        rows = f" on {entry['rows']:,} {entry['split']} rows" if ranking != "strength" else ""
+        titled(out, f"strongest crosses by {ranking}{rows}, cross layer {entry['layer']}", table)
+    shown_once = [name for name in SHOWN if name in result["layers"][0]["top"][0]]
+    for name in shown_once:
+        out.print(NOTES[name], highlight=False, soft_wrap=True)
     if "ablation" in result:
         _ablation(out, result["ablation"])
     print(f"wrote {result['figure']}")
@@ -60,14 +61,13 @@ def _ablation(out, ablation: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table()
-    names = ("cross", "strength (rank)", "flow (rank)", "loss change", "rank by loss")
+    names = ["cross", *(f"{name} (rank)" for name in SHOWN), "loss change", "rank by loss"]
     for name in names:
         table.add_column(name, justify="left" if name == "cross" else "right")
     for row in ablation["pairs"]:
         table.add_row(
             " × ".join(row["features"]) + (" (control)" if row["control"] else ""),
-            f"{row['strength']:.3g} ({row['strength_rank']:g})",
-            f"{row['flow']:.3g} ({row['flow_rank']:g})",
+            *(f"{row[name]:.3g} ({row[f'{name}_rank']:g})" for name in SHOWN),
             f"{row['loss_change']:+.3g}",
             f"{row['loss_rank']:g}",
         )
@@ -77,14 +77,14 @@ def _ablation(out, ablation: dict[str, Any]) -> None:
         f"{ablation['split']} rows, {ablation['loss']:.4g} with all",
         table,
     )
-    for key, what in (("rank_correlation", "strength"), ("flow_rank_correlation", "flow")):
-        if ablation[key] is not None:
+    for name, value in ablation["rank_correlations"].items():
+        if value is not None:
             out.print(
-                f"rank correlation of {what} and loss change (Spearman): {ablation[key]:.2f}",
+                f"rank correlation of {name} and loss change (Spearman): {value:.2f}",
                 highlight=False,
             )
     out.print(
-        "flow and strength here: over all cross layers (the root sum of their squares)",
+        "effect, flow and strength here: over all cross layers (the root sum of their squares)",
         highlight=False,
         soft_wrap=True,
     )
@@ -181,5 +181,4 @@ def run_tables(layers: list[dict[str, Any]], model: str = "") -> None:
                 f"average (at least {correlation['min']:.2f})"
             )
         out.print("; ".join(parts), highlight=False, soft_wrap=True)
-    ranked = {entry["ranked_by"] for entry in layers}
-    out.print(FLOW_NOTE if "flow" in ranked else STRENGTH_NOTE, highlight=False, soft_wrap=True)
+    out.print(NOTES[layers[0]["ranked_by"]], highlight=False, soft_wrap=True)

@@ -3,7 +3,7 @@
 For each cross layer it takes the matrix ``K`` with ``W x = x @ K`` (the
 product ``U V`` for a low-rank layer; ``w 1^T`` (row i all w_i) for a DCN-V1
 vector layer; one ``V_i C_i U_i`` per expert for DCN-Mix, plus their sum
-weighted by the mean gate over the checkpoint's test rows) and draws ``|K|``,
+weighted by the mean gate over the checkpoint's held-out rows) and draws ``|K|``,
 or with ``block_norm`` the root mean square of each feature-by-feature block
 (blocks are as wide as the features' embeddings, so they may differ; the
 mean keeps a wide block from outranking a narrow one by its size alone).
@@ -30,7 +30,7 @@ FIGURE_NOTE = (
     "square). dcn explain's printed table ranks pairs of two features, combining (i, j) "
     "and (j, i). Layers count from 0."
 )
-GATE_ROWS = 4096  # test rows whose mean gate weighs a mixture's experts
+GATE_ROWS = 4096  # held-out rows whose mean gate weighs a mixture's experts
 
 
 def block_norms(matrix: np.ndarray, feature_map: list[dict]) -> np.ndarray:
@@ -68,20 +68,23 @@ def pairs(n: int) -> list[tuple[int, int]]:
 
 
 def top_crosses(
-    blocks: np.ndarray, names: list[str], k: int, flows: np.ndarray | None = None
+    blocks: np.ndarray,
+    names: list[str],
+    k: int,
+    measured: dict[str, np.ndarray] | None = None,
+    rank_by: str = "strength",
 ) -> list[dict[str, Any]]:
     """The ``k`` strongest unordered crosses of a feature-by-feature strength matrix;
-    given the layer's flow (:mod:`dcn_cli.inspect.flow`), those with the most flow,
-    each with both."""
-    strengths = pair_strengths(blocks)
-    flow = None if flows is None else pair_strengths(flows)
-    order = np.argsort(-(strengths if flow is None else flow), kind="stable")  # ties: matrix order
+    given the layer's effect and flow blocks (:mod:`dcn_cli.inspect.use`), the ``k``
+    first by ``rank_by``, each with all three."""
+    values = {"strength": pair_strengths(blocks)}
+    values |= {name: pair_strengths(b) for name, b in (measured or {}).items()}
+    order = np.argsort(-values[rank_by], kind="stable")  # ties keep the matrix order
     index = pairs(len(names))
     return [
         {
             "features": [names[index[p][0]], names[index[p][1]]],
-            "strength": float(strengths[p]),
-            **({} if flow is None else {"flow": float(flow[p])}),
+            **{name: float(v[p]) for name, v in values.items()},
         }
         for p in order[:k]
     ]
@@ -123,7 +126,8 @@ def layer_matrices(layer, index: int, mean_gate: np.ndarray | None) -> list[tupl
 
 
 def mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
-    """Mean softmax gate of each mix layer over up to 4096 of the checkpoint's test rows.
+    """Mean softmax gate of each mix layer over up to 4096 of the checkpoint's held-out
+    rows (the validation split, else the test split).
 
     Without the training data (a checkpoint copied alone) the experts weigh
     equally, and ``notes`` says so.
@@ -131,7 +135,7 @@ def mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
     from dcn_cli.data.sources import DataSpec, check_features
     from dcn_cli.data.splits import split_of
     from dcn_cli.data.table import head, to_numpy
-    from dcn_cli.inspect.flow import gates_of
+    from dcn_cli.inspect.use import gates_of
     from dcn_cli.model.factory import cross_input_model
     from dcn_cli.model.layers import MixCross
 
@@ -149,7 +153,8 @@ def mean_gates(ckpt, model, record, cross_network, notes: list[str]) -> list:
     except DcnError as err:
         notes.append(f"{err}; the gated sum weighs the experts equally")
         return [None] * len(cross_network.cross_layers)
-    rows = head(split_of(table, "test", spec.validation), GATE_ROWS, table.schema)
+    held_out = "validation" if spec.validation else "test"  # as flow's rows
+    rows = head(split_of(table, held_out, spec.validation), GATE_ROWS, table.schema)
     x0 = cross_input_model(model)({f.name: to_numpy(rows[f.name]) for f in features})
     return gates_of(cross_network.cross_layers, np.asarray(x0))
 
@@ -167,8 +172,8 @@ def explain(
 
     ``out`` defaults to the checkpoint's own figure, redrawn each time; a file
     the user names is replaced only with ``force``. The crosses are ranked by
-    ``rank_by``: "flow" or "strength"; by default flow where the checkpoint's data
-    is at hand and its layers have one (:func:`dcn_cli.inspect.flow.checkpoint_flows`).
+    ``rank_by``: "effect", "flow" or "strength"; by default effect where the
+    checkpoint's data is at hand (:func:`dcn_cli.inspect.use.checkpoint_measures`).
     """
     if out is not None:
         check_figure(Path(out), force)
@@ -179,9 +184,11 @@ def explain(
     chosen = chosen_layers(ckpt, len(cross_network.cross_layers), layer)
     notes: list[str] = []
     gates = mean_gates(ckpt, model, record, cross_network, notes)
-    from dcn_cli.inspect.flow import checkpoint_flows
+    from dcn_cli.inspect.use import MEASURED, checkpoint_measures
 
-    flows, split = checkpoint_flows(ckpt, record, model, cross_network, feature_map, rank_by, notes)
+    found, ranking = checkpoint_measures(
+        ckpt, record, model, cross_network, feature_map, rank_by, notes
+    )
 
     panels, layers_out = [], []
     for index in chosen:
@@ -191,15 +198,16 @@ def explain(
             panel = _panel(title, blocks if block_norm else matrix, feature_map, block_norm)
             panels.append(panel)
             if ", expert " not in title:  # the layer's own matrix (a mix layer's gated sum)
-                flow = None if flows is None else flows[index]
+                mine = {m: found[m][index] for m in MEASURED} if found else None
                 layers_out.append(
                     {
                         "layer": index,
                         "features": names,
                         "matrix": (blocks if block_norm else matrix).tolist(),
-                        "ranked_by": "strength" if flow is None else "flow",
-                        **({} if flow is None else {"flow": flow.tolist(), "flow_split": split}),
-                        "top": top_crosses(blocks, names, top, flow),
+                        "ranked_by": ranking,
+                        **({m: v.tolist() for m, v in mine.items()} if mine else {}),
+                        **({"rows": found["rows"], "split": found["split"]} if found else {}),
+                        "top": top_crosses(blocks, names, top, mine, ranking),
                     }
                 )
     out = Path(out) if out else Path(ckpt) / checkpoint.FIGURES[1 if block_norm else 0]

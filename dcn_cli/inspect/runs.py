@@ -1,8 +1,8 @@
 """How far runs of one model (seeds) agree on its crosses: ``dcn explain CKPT CKPT ...``
 and ``dcn compare --explain``.
 
-Each run's crosses are ranked by flow (:mod:`dcn_cli.inspect.flow`) where every run
-has it, else by the weights' strength; for every two runs, the share of their top k
+Each run's crosses are ranked by effect (:mod:`dcn_cli.inspect.use`) where every
+run has it, else by the weights' strength; for every two runs, the share of their top k
 they have in common and Spearman's rank correlation over all pairs.
 """
 
@@ -44,7 +44,7 @@ def agreement(strengths: np.ndarray, k: int) -> dict[str, Any]:
     overlaps, correlations = [], []
     for a in range(runs):
         for b in range(a + 1, runs):
-            overlaps.append(len(top[a] & top[b]) / k)
+            overlaps.append(len(top[a] & top[b]) / min(k, strengths.shape[1]))
             if rank[a].std() > 0 and rank[b].std() > 0:  # all tied: no order to correlate
                 correlations.append(float(np.corrcoef(rank[a], rank[b])[0, 1]))
             else:
@@ -86,6 +86,8 @@ def explain_runs(
     notes: list[str] = []
     names, chosen, runs = _runs_blocks(ckpts, layer, rank_by, notes)
     result = runs_agreement(names, chosen, runs, [str(c) for c in ckpts], top)
+    if result["layers"][0]["ranked_by"] != runs[0]["ranked_by"]:
+        notes.append("so every run's crosses are ranked by the weights' strength")
     draw_runs(result["layers"], out)
     return {**result, "figure": str(out), "notes": list(dict.fromkeys(notes))}
 
@@ -101,9 +103,11 @@ def runs_agreement(
     names: list[str], chosen: list[int], runs: list[dict], labels: list[str], top: int
 ) -> dict[str, Any]:
     """Per cross layer in ``chosen``, how far ``runs`` agree: each is ``{"ranked_by":
-    "flow" or "strength", layer: feature-by-feature blocks}``, with one ranking for all
-    (strength if any run lacks flow)."""
-    ranked_by = "flow" if all(run["ranked_by"] == "flow" for run in runs) else "strength"
+    a ranking, ranking: {layer: feature-by-feature blocks}, ...}`` (:func:`network_blocks`),
+    all ranked one way (by strength if any run lacks their ranking)."""
+    ranked_by = runs[0]["ranked_by"]
+    if any(ranked_by not in run for run in runs):
+        ranked_by = "strength"
     crosses = pairs(len(names))
     layers_out = []
     for i in chosen:
@@ -138,23 +142,25 @@ def runs_agreement(
     return {"layers": layers_out}
 
 
-def network_blocks(network, feature_map, gates, chosen, flows) -> dict[str, Any]:
-    """One run's blocks per chosen layer, by strength (a mix layer's gated sum) and, where
-    measured, by flow: what :func:`runs_agreement` takes for each run."""
-    blocks: dict[str, Any] = {"ranked_by": "strength" if flows is None else "flow"}
-    blocks["strength"] = {}
+def network_blocks(network, feature_map, gates, chosen, found, ranking) -> dict[str, Any]:
+    """One run's blocks per chosen layer, by strength (a mix layer's gated sum) and,
+    where measured (``found``, :func:`dcn_cli.inspect.use.measures`), by effect and
+    flow: what :func:`runs_agreement` takes for each run, to rank by ``ranking``."""
+    from dcn_cli.inspect.use import MEASURED
+
+    blocks: dict[str, Any] = {"ranked_by": ranking, "strength": {}}
     for index in chosen:  # the layer's own matrix: a mix layer's gated sum is last
         _, matrix = layer_matrices(network.cross_layers[index], index, gates[index])[-1]
         blocks["strength"][index] = block_norms(np.abs(np.asarray(matrix, np.float64)), feature_map)
-    if flows is not None:
-        blocks["flow"] = {index: flows[index] for index in chosen}
+    for name in MEASURED if found else ():
+        blocks[name] = {index: found[name][index] for index in chosen}
     return blocks
 
 
 def _runs_blocks(ckpts, layer: int | None, rank_by: str | None, notes: list[str]):
     """The feature names, the layers chosen and each run's blocks per layer, from
     checkpoints that must share their features and cross layers."""
-    from dcn_cli.inspect.flow import checkpoint_flows
+    from dcn_cli.inspect.use import checkpoint_measures
 
     runs: list[dict[str, Any]] = []
     first: tuple[Any, list, int] | None = None
@@ -176,8 +182,10 @@ def _runs_blocks(ckpts, layer: int | None, rank_by: str | None, notes: list[str]
                 "compares runs of one model"
             )
         gates = mean_gates(ckpt, model, record, network, notes)
-        flows, _ = checkpoint_flows(ckpt, record, model, network, feature_map, rank_by, notes)
-        runs.append(network_blocks(network, feature_map, gates, chosen, flows))
+        found, ranking = checkpoint_measures(
+            ckpt, record, model, network, feature_map, rank_by, notes
+        )
+        runs.append(network_blocks(network, feature_map, gates, chosen, found, ranking))
     assert first is not None
     return [name for name, _ in first[1]], chosen, runs
 
@@ -185,55 +193,52 @@ def _runs_blocks(ckpts, layer: int | None, rank_by: str | None, notes: list[str]
 class CompareCrosses:
     """``dcn compare --explain``: each trained run's crosses, read as ``compare`` trains
     (its ``after_run`` hook), then how far each model's runs agree, as
-    :func:`explain_runs` says it of checkpoints. Flow is measured on up to 4,096
-    held-out rows (the validation split, else the test split) of the compared data."""
+    :func:`explain_runs` says it of checkpoints. Effect and flow are measured on up to
+    4,096 held-out rows (the validation split, else the test split) of the compared data."""
 
     def __init__(self, top: int = 10):
         self.top = top
-        self.models: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
+        self.models: list[dict[str, Any]] = []  # per compared model with a cross network
         self.notes: list[str] = []
-        self._rows: dict[str, list] = {}
 
     def __call__(self, name: str, seed: int, model, config, prepared) -> None:
-        from dcn_cli.inspect.flow import (
-            FLOW_ROWS,
-            flow_blocks,
-            gates_of,
-            held_out,
-            why_no_flow,
-            x0_of,
-        )
+        from dcn_cli.inspect import use
 
         if not config.uses_cross:
             if not seed:
                 self.notes.append(f"{name}: has no cross network, so no crosses to explain")
             return
-        if name not in self._rows:
+        network = model.get_layer("cross_network")
+        layers = network.cross_layers
+        if not seed:  # compare trains each model's seeds 0..N-1 in turn: a new model
             label = prepared.schema.label
-            rows = held_out(prepared.table, config.features, label, prepared.validation, FLOW_ROWS)
-            self._rows[name] = rows[2]
+            split, rows, batches = use.held_out(
+                prepared.table, config.features, label, prepared.validation, use.FLOW_ROWS
+            )
+            reason = use.why_no_flow(layers)
+            if reason:
+                self.notes.append(f"{name}: {reason}; its crosses are ranked by strength")
+            entry = {"model": name, "split": split, "rows": rows, "batches": batches, "runs": []}
+            self.models.append(entry)
+        entry = self.models[-1]
         feature_map = config.feature_map()
-        layers = model.get_layer("cross_network").cross_layers
-        x0 = x0_of(model, config, self._rows[name])
-        reason = why_no_flow(layers)
-        if reason and not seed:
-            self.notes.append(f"{name}: {reason}; its crosses are ranked by the weights' strength")
-        flows = None if reason else flow_blocks(x0, layers, feature_map)
-        names = [entry["name"] for entry in feature_map]
-        blocks = network_blocks(
-            model.get_layer("cross_network"),
-            feature_map,
-            gates_of(layers, x0),
-            list(range(len(layers))),
-            flows,
-        )
-        self.models.setdefault(name, (names, []))[1].append(blocks)
+        x0 = use.x0_of(model, config, entry["batches"])
+        found = None if use.why_no_flow(layers) else use.measures(model, x0, layers, feature_map)
+        ranking = "effect" if found else "strength"
+        chosen = list(range(len(layers)))
+        gates = use.gates_of(layers, x0)
+        entry["runs"].append(network_blocks(network, feature_map, gates, chosen, found, ranking))
+        entry["names"] = [e["name"] for e in feature_map]
+        entry["rows"] = len(x0)
 
-    def results(self) -> dict[str, Any]:
-        """Per model with a cross network: :func:`runs_agreement` of its runs."""
-        out = {}
-        for name, (names, runs) in self.models.items():
-            chosen = sorted(runs[0]["strength"])
+    def results(self) -> list[dict[str, Any]]:
+        """Per compared model with a cross network, in order: :func:`runs_agreement` of its
+        runs, with the held-out rows their flow was measured on."""
+        out = []
+        for entry in self.models:
+            runs, name = entry["runs"], entry["model"]
             labels = [f"{name} seed {seed}" for seed in range(len(runs))]
-            out[name] = runs_agreement(names, chosen, runs, labels, self.top)
+            chosen = sorted(runs[0]["strength"])
+            agreed = runs_agreement(entry["names"], chosen, runs, labels, self.top)
+            out.append({"model": name, **agreed, "split": entry["split"], "rows": entry["rows"]})
         return out

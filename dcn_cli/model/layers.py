@@ -13,6 +13,7 @@ Only ``keras.ops`` is used, so the layers run on any Keras 3 backend.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 PACKAGE = "dcn_cli"
@@ -125,12 +126,19 @@ class Cross(keras.layers.Layer):
     # ``dcn explain --ablate``: a (d, d) mask of 0s and 1s on K while it is set, for eager
     # calls only (a traced function keeps what it saw). Never saved.
     ablation = None
+    # ``dcn explain``: zeros of the output's shape added to it while set (eager calls
+    # only), so that a gradient tape reads the gradient with respect to the output.
+    probe = None
 
     def call(self, x0, x=None):
         if x is None:
             x = x0
+        folded = self.ablation is not None and self.preactivation is None
         if self.ablation is not None:
-            masked = self.effective_kernel() * self.ablation
+            kernel = self.effective_kernel()
+            if folded and self.diag_scale:  # s x is s I in K: a self-pair's block holds it
+                kernel = kernel + self.diag_scale * np.eye(len(kernel), dtype=kernel.dtype)
+            masked = kernel * self.ablation
             prod = ops.matmul(x, ops.cast(ops.convert_to_tensor(masked), x.dtype))
         elif self.projection_dim is None:
             prod = ops.matmul(x, self.kernel)
@@ -140,8 +148,10 @@ class Cross(keras.layers.Layer):
             prod = prod + self.bias
         if self.preactivation is not None:
             prod = self.preactivation(prod)
-        if self.diag_scale:
+        if self.diag_scale and not folded:
             prod = prod + self.diag_scale * x
+        if self.probe is not None:
+            return x0 * prod + x + self.probe
         return x0 * prod + x
 
     def compute_output_shape(self, x0_shape, x_shape=None):
@@ -215,8 +225,9 @@ class VectorCross(keras.layers.Layer):
         if self.use_bias:
             self.bias = _add_bias(self, (dim,))
 
-    # ``dcn explain --ablate``: a (d, d) mask on ``w 1^T`` (Cross.ablation). Never saved.
+    # ``dcn explain``: as Cross.ablation and Cross.probe. Never saved.
     ablation = None
+    probe = None
 
     def call(self, x0, x=None):
         if x is None:
@@ -229,6 +240,8 @@ class VectorCross(keras.layers.Layer):
             out = x0 * ops.matmul(x, self.kernel) + x
         if self.use_bias:
             out = out + self.bias
+        if self.probe is not None:
+            out = out + self.probe
         return out
 
     def compute_output_shape(self, x0_shape, x_shape=None):

@@ -240,10 +240,13 @@ def write_outputs(result: dict[str, Any], out: str | Path) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise DcnError(f"{out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    explained = result.get("explain", {})
-    figures = explain_figures(list(explained))
-    for name, figure in figures.items():
-        explained[name]["figure"] = str(out / figure)
+    explained = result.get("explain", [])
+    figures = explain_figures([entry["model"] for entry in explained])
+    for entry, figure in zip(explained, figures, strict=True):
+        entry["figure"] = str(out / figure)
+    for old in out.glob("explain-*.png"):  # an earlier comparison's
+        if old.name not in figures:
+            old.unlink()
     write_json(out / "comparison.json", result)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -269,18 +272,18 @@ def write_outputs(result: dict[str, Any], out: str | Path) -> list[Path]:
     with atomic_path(out / "comparison.png") as tmp:
         bar_chart(result, tmp)
     files = [out / name for name in OUTPUTS]
-    for name, figure in figures.items():
+    for entry, figure in zip(explained, figures, strict=True):
         with atomic_path(out / figure) as tmp:
-            run_crosses(explained[name]["layers"], tmp)
+            run_crosses(entry["layers"], tmp)
         files.append(out / figure)
     return files
 
 
-def explain_figures(names: list[str]) -> dict[str, str]:
+def explain_figures(names: list[str]) -> list[str]:
     """``explain-NAME.png`` for each model (a preset, or a config file's stem), numbered
-    where two would share a name."""
+    by its place among the compared models where two would share a name."""
     stems = [re.sub(r"[^\w.-]+", "-", Path(n).stem if n.endswith(".json") else n) for n in names]
-    return {
-        name: f"explain-{stem}.png" if stems.count(stem) == 1 else f"explain-{stem}-{i + 1}.png"
-        for i, (name, stem) in enumerate(zip(names, stems, strict=True))
-    }
+    return [
+        f"explain-{stem}.png" if stems.count(stem) == 1 else f"explain-{stem}-{i + 1}.png"
+        for i, stem in enumerate(stems)
+    ]

@@ -1,11 +1,15 @@
-"""What flows through each block of a cross network on held-out rows: the data-aware
-strength of its crosses, by which ``dcn explain`` ranks them (docs/explain.md).
+"""How much a model uses each block of its cross layers, on held-out rows: the
+data-aware measures by which ``dcn explain`` ranks crosses (docs/explain.md).
 
-``F[i, j]`` of a layer is the mean over rows of the norm of ``x0_j * (x_i @ K[i, j])``,
-the part of the layer's output for feature j that feature i's block of ``K`` makes.
-Unlike the weights it counts how large the inputs are, so a numerical column and a
-wide embedding compare on what they add to the output. Measured with ``--ablate``,
-it told the crosses a model uses better than the weights on both data sets tried.
+- **Flow** ``F[i, j]``: the mean over rows of the norm of ``x0_j * (x_i @ K[i, j])``,
+  the part of the layer's output for feature j that feature i's block of ``K``
+  makes. Unlike the weights it counts how large the inputs are.
+- **Effect** ``E[i, j]``: the mean over rows of ``|g_j . (x0_j * (x_i @ K[i, j]))|``,
+  ``g`` being the gradient of the logit with respect to the layer's output: to
+  first order, how far the logit moves when the block is taken away. It weighs the
+  flow by what the layers above make of it, so a large part of the output that
+  they ignore counts for little. Measured against ablation over every pair, it
+  told the crosses a model uses best of the three (docs/explain.md).
 """
 
 from __future__ import annotations
@@ -18,18 +22,24 @@ import numpy as np
 from dcn_cli.errors import DcnError
 from dcn_cli.model import checkpoint
 
-FLOW_ROWS = 4096  # held-out rows whose flow through each block is measured
-RANKINGS = ("flow", "strength")
+FLOW_ROWS = 4096  # held-out rows each block's flow and effect are measured on
+EFFECT_BATCH = 1024  # rows per gradient
+RANKINGS = ("effect", "flow", "strength")
+MEASURED = ("effect", "flow")  # the rankings that need the data
 
 
 def layer_kernel(layer) -> np.ndarray | None:
     """The ``(d, d)`` matrix ``K`` with ``W x = x @ K`` of a cross layer: ``U V`` for a
-    low-rank DCN-V2 layer, ``w 1^T`` for DCN-V1 (its output j takes ``x0_j * w . x``).
+    low-rank DCN-V2 layer (plus ``s I`` with ``diag_scale`` s), ``w 1^T`` for DCN-V1 (its
+    output j takes ``x0_j * w . x``).
     None for a mixture layer, whose experts are not linear in ``x``."""
     from dcn_cli.model.layers import Cross, VectorCross
 
     if isinstance(layer, Cross):
-        return layer.effective_kernel()
+        K = layer.effective_kernel()
+        if layer.diag_scale:  # its s x term: s on K's diagonal, in each feature's own block
+            K = K + layer.diag_scale * np.eye(len(K), dtype=K.dtype)
+        return K
     if isinstance(layer, VectorCross):
         w = np.asarray(layer.kernel)
         return np.tile(w, (1, len(w)))
@@ -41,8 +51,8 @@ def why_no_flow(layers) -> str | None:
     mixed = [layer for layer in layers if layer_kernel(layer) is None]
     if mixed:
         return (
-            "a DCN-Mix layer's experts are not linear in its input, so no block of it "
-            "is one cross's own"
+            "effect and flow are not defined for DCN-Mix layers, whose experts are not "
+            "linear in their input (no block of them is one cross's own)"
         )
     return None
 
@@ -56,7 +66,7 @@ def flow_blocks(x0: np.ndarray, layers, feature_map: list[dict]) -> list[np.ndar
     for layer in layers:
         K = layer_kernel(layer)
         if K is None:
-            raise DcnError(f"no flow: {why_no_flow([layer])}")
+            raise DcnError(str(why_no_flow([layer])))
         blocks = np.zeros((len(feature_map), len(feature_map)))
         for i, entry in enumerate(feature_map):
             part = slice(entry["offset"], entry["offset"] + entry["width"])
@@ -126,30 +136,76 @@ def checkpoint_rows(ckpt: str | Path, record: dict[str, Any], limit: int):
     return split, rows, batches, config.task
 
 
-def checkpoint_flows(
+def effect_blocks(model, x0: np.ndarray, layers, feature_map: list[dict]) -> list[np.ndarray]:
+    """Each cross layer's ``E`` (features by features) over the rows of ``x0``."""
+    import tensorflow as tf
+
+    from dcn_cli.model.factory import cross_input_to_logit
+
+    to_logit = cross_input_to_logit(model)
+    x0 = np.asarray(x0, np.float32)[:FLOW_ROWS]
+    n, starts = len(feature_map), [entry["offset"] for entry in feature_map]
+    sums = [np.zeros((n, n)) for _ in layers]
+    for start in range(0, len(x0), EFFECT_BATCH):
+        batch = x0[start : start + EFFECT_BATCH]
+        probes = [tf.zeros(batch.shape, layer.compute_dtype) for layer in layers]
+        for layer, probe in zip(layers, probes, strict=True):
+            layer.probe = probe  # zeros added to its output: the tape reads its gradient
+        try:
+            with tf.GradientTape() as tape:
+                tape.watch(probes)
+                logit = tf.reduce_sum(tf.cast(to_logit(batch, training=False), tf.float32))
+            grads = tape.gradient(logit, probes)
+        finally:
+            for layer in layers:
+                layer.probe = None
+        x = batch.astype(np.float64)
+        for layer, grad, total in zip(layers, grads, sums, strict=True):
+            K, g = layer_kernel(layer), np.asarray(grad, np.float64)
+            if K is None:
+                raise DcnError(str(why_no_flow([layer])))
+            for i, entry in enumerate(feature_map):
+                part = slice(entry["offset"], entry["offset"] + entry["width"])
+                moved = batch * (x[:, part] @ K[part, :]) * g  # per output: its share of dlogit
+                total[i] += np.abs(np.add.reduceat(moved, starts, axis=1)).sum(axis=0)
+            x = np.asarray(layer(batch, x.astype(np.float32)), np.float64)
+    return [total / len(x0) for total in sums]
+
+
+def measures(model, x0: np.ndarray, layers, feature_map: list[dict]) -> dict[str, list]:
+    """Each cross layer's effect and flow blocks over the rows of ``x0``."""
+    return {
+        "effect": effect_blocks(model, x0, layers, feature_map),
+        "flow": flow_blocks(x0, layers, feature_map),
+    }
+
+
+def checkpoint_measures(
     ckpt, record, model, network, feature_map, rank_by: str | None, notes: list[str]
-) -> tuple[list[np.ndarray] | None, str | None]:
-    """Every cross layer's flow on the checkpoint's held-out rows, and on which split;
-    ``(None, None)`` where it is not measured: ``rank_by`` "strength", or (with
-    ``rank_by`` None, the default) no data or a mixture layer, which ``notes`` then
-    says. Asked for by name (``rank_by`` "flow"), the reason is an error."""
+) -> tuple[dict[str, Any] | None, str]:
+    """Every cross layer's effect and flow on the checkpoint's held-out rows (with
+    ``"split"`` and ``"rows"``, what they were measured on), and the ranking to use:
+    ``rank_by``, or by default effect. Where they cannot be measured (no data, or a
+    mixture layer) the ranking is strength and ``notes`` says why; asked for by name,
+    the reason is an error."""
     if rank_by not in (None, *RANKINGS):
         raise DcnError(f"--rank-by must be one of {', '.join(RANKINGS)}, got {rank_by!r}")
     if rank_by == "strength":
-        return None, None
+        return None, "strength"
     try:
         reason = why_no_flow(network.cross_layers)
         if reason:
             raise DcnError(f"{ckpt}: {reason}")
-        split, _, batches, _ = checkpoint_rows(ckpt, record, FLOW_ROWS)
+        split, rows, batches, _ = checkpoint_rows(ckpt, record, FLOW_ROWS)
     except DcnError as err:
-        if rank_by == "flow":
-            raise DcnError(f"{err}; --rank-by flow needs it") from None
+        if rank_by is not None:
+            raise DcnError(f"{err}; rank by --rank-by strength") from None
         notes.append(f"{err}; the crosses are ranked by the weights' strength")
-        return None, None
+        return None, "strength"
     config = checkpoint.model_config(record, ckpt)
     x0 = x0_of(model, config, batches)
-    return flow_blocks(x0, network.cross_layers, feature_map), split
+    found = measures(model, x0, network.cross_layers, feature_map)
+    return {**found, "split": split, "rows": len(x0)}, rank_by or "effect"
 
 
 def gates_of(layers, x0: np.ndarray) -> list[np.ndarray | None]:
