@@ -229,11 +229,11 @@ def run_crosses(layers: list[dict[str, Any]], path: Path) -> None:
         for at, row in zip(y, rows, strict=True):
             ax.plot(row["values"], [at] * len(row["values"]), "o", color="#08306b", ms=3)
         ax.set_yticks(y, labels, fontsize=8)
-        measure = (
-            "cross flow (mean |x0_j (x_i @ K[i, j])| on held-out rows)"
-            if entry["ranked_by"] == "flow"
-            else "cross strength (block RMS of |W|)"
-        )
+        measure = {
+            "effect": "cross effect (mean |change of the logit| without it, to first order)",
+            "flow": "cross flow (mean |x0_j (x_i @ K[i, j])| on held-out rows)",
+            "strength": "cross strength (block RMS of |W|)",
+        }[entry["ranked_by"]]
         ax.set_xlabel(f"{measure}; a dot per run")
         agree = entry["top_overlap"]
         shared = f", top-{entry['k']} overlap {agree['mean']:.2f}" if agree else ""

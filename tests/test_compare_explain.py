@@ -335,29 +335,17 @@ def test_explain_of_several_runs(runner, mixer, tmp_path):
         "strength",
         "--json",
     )
+    # Each run's values are what explain says of that checkpoint alone (it lists all three).
+    singles = [
+        json.loads(invoke(runner, "explain", c, "--layer", "1", "--top", "6", "--json").stdout)
+        for c in ckpts
+    ]
     for entry, measure in (
         (by_effect, "effect"),
         (json.loads(by_strength.stdout)["layers"][0], "strength"),
     ):
         assert entry["ranked_by"] == measure
-        # Each run's values are what explain says of that checkpoint alone.
-        alone = []
-        for ckpt in ckpts:
-            single = invoke(
-                runner,
-                "explain",
-                ckpt,
-                "--layer",
-                "1",
-                "--top",
-                "6",
-                "--json",
-                "--rank-by",
-                measure,
-            )
-            alone.append(
-                {tuple(c["features"]): c[measure] for c in json.loads(single.stdout)["top"]}
-            )
+        alone = [{tuple(c["features"]): c[measure] for c in single["top"]} for single in singles]
         for row in entry["top"]:
             mine = [run[tuple(row["features"])] for run in alone]
             np.testing.assert_allclose(row["values"], mine, rtol=1e-6)
