@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TUTORIAL = "--epochs 8 --batch-size 8192 --lr 0.01 --embedding-l2 0 --dropout 0 --patience 0"
@@ -104,19 +106,33 @@ def stability(ckpts: list[str], tmp: Path, k: int, planted: set | None = None) -
         )
 
 
+USED = 1e-4  # a pair whose ablation costs less log loss than this: within the noise
+
+
 def agreement_with_loss(found: list[dict], k: int) -> None:
-    """Per ranking, over the pairs ablated: Spearman with the loss each costs, and how
-    many of the k costliest pairs the ranking's top k holds."""
+    """Per ranking, over the pairs ablated: Spearman with the loss each costs, the same
+    over the pairs that cost more than :data:`USED` (most pairs cost nothing, and
+    their order is noise), and how many of the k costliest pairs its top k holds."""
+    from dcn_cli.inspect.explain import ranks
+
+    for a in found:
+        used = sum(r["loss_change"] > USED for r in a["pairs"])
+        print(f"  {used} of {len(a['pairs'])} pairs cost more than {USED}", flush=True)
     for rank_by in RANKINGS:
         spearman = [a["rank_correlations"][rank_by] for a in found]
-        hits = []
+        hits, among_used = [], []
         for a in found:
             costly = {tuple(r["features"]) for r in a["pairs"] if r["loss_rank"] <= k}
             mine = {tuple(r["features"]) for r in a["pairs"] if r[f"{rank_by}_rank"] <= k}
             hits.append(len(costly & mine))
+            used = [r for r in a["pairs"] if r["loss_change"] > USED]
+            mine_values = ranks(np.array([r[rank_by] for r in used]))
+            costs = ranks(np.array([r["loss_change"] for r in used]))
+            among_used.append(float(np.corrcoef(mine_values, costs)[0, 1]))
         print(
-            f"{rank_by}: {summary('Spearman with loss', spearman)}; of the {k} costliest "
-            f"pairs its top {k} holds {hits} (per run)",
+            f"{rank_by}: {summary('Spearman with loss', spearman)}; "
+            f"{summary(f'over the pairs costing more than {USED}', among_used)}; of the {k} "
+            f"costliest pairs its top {k} holds {hits} (per run)",
             flush=True,
         )
 

@@ -40,6 +40,22 @@ def test_cross_full_rank_matches_formula():
     np.testing.assert_allclose(layer.effective_kernel(), kernel, rtol=1e-6)
 
 
+def test_cross_ablation_masks_the_learnt_kernel_only():
+    kernel, bias = RNG.normal(size=(3, 3)), np.array([0.1, -0.2, 0.3])
+    layer = Cross(diag_scale=0.5)
+    _set(layer, kernel=kernel, bias=bias)
+    mask = np.ones((3, 3))
+    mask[1, 2] = mask[2, 2] = 0
+    layer.ablation = mask
+    try:
+        masked = _np(layer, X0, XL)
+    finally:
+        layer.ablation = None
+    # diag_scale's fixed s x is not learnt: explain's mask leaves it in place.
+    expected = X0 * (XL @ (kernel * mask) + bias + 0.5 * XL) + XL
+    np.testing.assert_allclose(masked, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_cross_low_rank_matches_formula_and_counts():
     u, v = RNG.normal(size=(3, 2)), RNG.normal(size=(2, 3))
     bias = np.array([0.5, 0.0, -0.5])

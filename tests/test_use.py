@@ -538,4 +538,4 @@ def test_explain_of_a_mixture_copied_without_its_data(runner, tmp_path):
     assert report["layer"] == 0 and report["ranked_by"] == "strength"
     result = runner.invoke(app, ["explain", str(ckpt), "--rank-by", "effect"])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
-    assert result.stderr.endswith("; rank by --rank-by strength\n")
+    assert result.stderr.endswith("--rank-by effect needs it (--rank-by strength does not)\n")

@@ -13,8 +13,9 @@ NOTES = {
     "|g_b · (x0_b * (x_a @ K[a, b]))|, g being the logit's gradient with respect to the "
     "layer's output, combined with (b, a) as √(E[a,b]² + E[b,a]²); of the three it told "
     "best the crosses a model uses (docs/explain.md)",
-    "flow": "flow: the same without g, the mean of |x0_b * (x_a @ K[a, b])|: what the "
-    "blocks add to the layer's output, whatever the layers above make of it",
+    "flow": "flow: the same without g, the mean of the norm (over b's block) of "
+    "x0_b * (x_a @ K[a, b]): what the blocks add to the layer's output, whatever the "
+    "layers above make of it",
     "strength": "strength: √(B[a,b]² + B[b,a]²), B being the root mean square of |W| over "
     "a feature-by-feature block (the --block-norm figure), the weights alone; of a "
     "feature with itself: B[a,a]",

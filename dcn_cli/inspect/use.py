@@ -30,16 +30,13 @@ MEASURED = ("effect", "flow")  # the rankings that need the data
 
 def layer_kernel(layer) -> np.ndarray | None:
     """The ``(d, d)`` matrix ``K`` with ``W x = x @ K`` of a cross layer: ``U V`` for a
-    low-rank DCN-V2 layer (plus ``s I`` with ``diag_scale`` s), ``w 1^T`` for DCN-V1 (its
-    output j takes ``x0_j * w . x``).
+    low-rank DCN-V2 layer (without ``diag_scale``'s fixed ``s x``, which explain leaves in
+    place), ``w 1^T`` for DCN-V1 (its output j takes ``x0_j * w . x``).
     None for a mixture layer, whose experts are not linear in ``x``."""
     from dcn_cli.model.layers import Cross, VectorCross
 
     if isinstance(layer, Cross):
-        K = layer.effective_kernel()
-        if layer.diag_scale:  # its s x term: s on K's diagonal, in each feature's own block
-            K = K + layer.diag_scale * np.eye(len(K), dtype=K.dtype)
-        return K
+        return layer.effective_kernel()  # learnt: diag_scale's fixed s x is no cross of it
     if isinstance(layer, VectorCross):
         w = np.asarray(layer.kernel)
         return np.tile(w, (1, len(w)))
@@ -161,6 +158,8 @@ def effect_blocks(model, x0: np.ndarray, layers, feature_map: list[dict]) -> lis
                 layer.probe = None
         x = batch.astype(np.float64)
         for layer, grad, total in zip(layers, grads, sums, strict=True):
+            if grad is None:  # a layer the logit does not reach through its probe: a bug
+                raise RuntimeError(f"no gradient reached cross layer {layer.name}'s output")
             K, g = layer_kernel(layer), np.asarray(grad, np.float64)
             if K is None:
                 raise DcnError(str(why_no_flow([layer])))
@@ -199,7 +198,9 @@ def checkpoint_measures(
         split, rows, batches, _ = checkpoint_rows(ckpt, record, FLOW_ROWS)
     except DcnError as err:
         if rank_by is not None:
-            raise DcnError(f"{err}; rank by --rank-by strength") from None
+            raise DcnError(
+                f"{err}; --rank-by {rank_by} needs it (--rank-by strength does not)"
+            ) from None
         notes.append(f"{err}; the crosses are ranked by the weights' strength")
         return None, "strength"
     config = checkpoint.model_config(record, ckpt)

@@ -13,7 +13,6 @@ Only ``keras.ops`` is used, so the layers run on any Keras 3 backend.
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 PACKAGE = "dcn_cli"
@@ -133,12 +132,8 @@ class Cross(keras.layers.Layer):
     def call(self, x0, x=None):
         if x is None:
             x = x0
-        folded = self.ablation is not None and self.preactivation is None
         if self.ablation is not None:
-            kernel = self.effective_kernel()
-            if folded and self.diag_scale:  # s x is s I in K: a self-pair's block holds it
-                kernel = kernel + self.diag_scale * np.eye(len(kernel), dtype=kernel.dtype)
-            masked = kernel * self.ablation
+            masked = self.effective_kernel() * self.ablation
             prod = ops.matmul(x, ops.cast(ops.convert_to_tensor(masked), x.dtype))
         elif self.projection_dim is None:
             prod = ops.matmul(x, self.kernel)
@@ -148,7 +143,7 @@ class Cross(keras.layers.Layer):
             prod = prod + self.bias
         if self.preactivation is not None:
             prod = self.preactivation(prod)
-        if self.diag_scale and not folded:
+        if self.diag_scale:
             prod = prod + self.diag_scale * x
         if self.probe is not None:
             return x0 * prod + x + self.probe
