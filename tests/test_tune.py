@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from helpers import clicks
 
@@ -347,3 +348,21 @@ def test_the_compare_hint_names_the_data_again(runner):
                      "--min-count 1"]  # fmt: skip
     usage = runner.invoke(app, ["compare", "--help"], terminal_width=200).stdout
     assert all(flag.split()[0] in usage for flag in flags)
+
+
+def test_gauc_over_one_validation_group_warns(runner, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "g.csv"
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["user", "item", "site", "clicked"])
+        for _ in range(400):
+            user, item = int(rng.integers(0, 20)), int(rng.integers(0, 30))
+            clicked = int(rng.random() < 1 / (1 + np.exp(-np.sin(user) - np.cos(item))))
+            out.writerow([f"u{user}", f"i{item}", "a", clicked])  # one site: one group
+    argv = ["tune", "--data", str(path), "--label", "clicked", "--metric", "gauc"]
+    argv += ["--trials", "1", "--epochs", "1", "--out", str(tmp_path / "t"), "--json"]
+    result = runner.invoke(app, [*argv, "--group", "site"])
+    assert result.exit_code == 0, result.output
+    assert "holds 1 group(s) of --group site with both labels" in result.stderr
+    assert json.loads(result.stdout)["metric"] == "gauc"

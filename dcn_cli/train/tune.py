@@ -340,6 +340,8 @@ def _train_trial(search: Search, prepared, trial, values: dict[str, Any]) -> flo
         results = engine.measure("validation", group) if group else engine.evaluate("validation")
         if metric not in results:
             raise DcnError(f"the validation split holds one label only; {metric} is undefined")
+        if group:
+            trial.set_user_attr("groups", int(results["groups"]))
         return float(results[metric])
 
     class Report(Hook):
@@ -406,6 +408,19 @@ def _is_ours(path: Path) -> bool:
     return isinstance(table, dict) and {"metric", "split", "trials"} <= set(table)
 
 
+def few_groups(study, group: str | None) -> str | None:
+    """A warning where gauc was scored on fewer than 2 groups of the validation split
+    (then it is one group's AUC, not a mean over groups), or None."""
+    counts = [t.user_attrs["groups"] for t in study.trials if "groups" in t.user_attrs]
+    if not counts or min(counts) >= 2:
+        return None
+    return (
+        f"the validation split holds {min(counts)} group(s) of --group {group} with both "
+        "labels, so gauc is not a mean over groups; give a larger --validation or another "
+        "--group"
+    )
+
+
 def tune(search: Search, on_trial=None, warn=None):
     """Run the search (this process is worker 0; ``search.jobs - 1`` more are spawned).
 
@@ -454,6 +469,9 @@ def tune(search: Search, on_trial=None, warn=None):
     bad = [i for i, p in enumerate(helpers, start=1) if p.exitcode not in (0, None)]
     if bad and warn is not None:  # the study holds what they did; its outputs are written
         warn(f"tune worker(s) {', '.join(map(str, bad))} failed; see their errors above")
+    few = few_groups(study, search.group)
+    if few and warn is not None:
+        warn(few)
     return study, search
 
 
