@@ -366,3 +366,20 @@ def test_gauc_over_one_validation_group_warns(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert "holds 1 group(s) of --group site with both labels" in result.stderr
     assert json.loads(result.stdout)["metric"] == "gauc"
+
+
+def test_best_json_lands_after_best_checkpoint(runner, tmp_path, monkeypatch):
+    from dcn_cli.errors import DcnError
+    from dcn_cli.train import study as outputs
+
+    def stopped(*args, **kwargs):
+        raise DcnError("stopped while training best/")
+
+    monkeypatch.setattr(outputs, "train_best", stopped)
+    data = clicks(tmp_path / "data", 300)
+    argv = ["tune", "--data", str(data), "--trials", "1", "--epochs", "1"]
+    result = runner.invoke(app, [*argv, "--out", str(tmp_path / "t")])
+    assert result.exit_code == 1 and "stopped while training best/" in result.stderr
+    # The trials are written; best.json, which names what best/ holds, is not.
+    assert (tmp_path / "t" / "trials.json").exists()
+    assert not (tmp_path / "t" / "best.json").exists()

@@ -65,7 +65,7 @@ def tune(
     """
     search = _search(ctx, space)
     from dcn_cli.commands import render
-    from dcn_cli.train.study import train_best, write_outputs
+    from dcn_cli.train.study import train_best, write_best, write_outputs
     from dcn_cli.train.tune import tune as run
 
     progress = None if json_out else render.TuneProgress(trials)
@@ -78,6 +78,7 @@ def tune(
             progress.stop()
     files = write_outputs(search, study, search.metric)
     test = train_best(search, study, None if json_out else render.TrainProgress(), render.warn)
+    files += write_best(search, study)  # after best/: a stop while training it keeps both old
     render.tuned(search, study, test, files, json_out)
 
 

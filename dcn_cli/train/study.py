@@ -61,7 +61,7 @@ def best_settings(search: Search, study) -> dict[str, Any] | None:
 
 
 def write_outputs(search: Search, study, metric: str) -> list[Path]:
-    """trials.csv, trials.json, best.json and the two figures; the paths written."""
+    """trials.csv, trials.json and the two figures; the paths written."""
     out = search.out
     rows = trial_rows(study)
     best = best_settings(search, study)
@@ -84,12 +84,17 @@ def write_outputs(search: Search, study, metric: str) -> list[Path]:
         {k: ("" if row.get(k) is None else row.get(k)) for k in columns} for row in rows
     )
     write_text(out / "trials.csv", text.getvalue())
-    files = [out / "trials.csv", out / "trials.json"]
-    if best is not None:
-        write_json(out / "best.json", best)
-        files.append(out / "best.json")
-    files += _figures(study, rows, metric, out)
-    return files
+    return [out / "trials.csv", out / "trials.json", *_figures(study, rows, metric, out)]
+
+
+def write_best(search: Search, study) -> list[Path]:
+    """best.json, the best trial's settings as a model file; written after ``best/`` is
+    trained, so that a run stopped while training it leaves the two in step."""
+    best = best_settings(search, study)
+    if best is None:
+        return []
+    write_json(search.out / "best.json", best)
+    return [search.out / "best.json"]
 
 
 def _figures(study, rows: list[dict[str, Any]], metric: str, out: Path) -> list[Path]:
