@@ -60,6 +60,8 @@ def test_a_toml_space(tmp_path):
         ({"lr": {"low": 0.1}}, "lr: give low and high, or choices"),
         ({"lr": {"low": 0.1, "high": 0.2, "step": 1}}, "unknown key(s) step"),
         ({"lr": 0.01}, "nothing left to search"),
+        ({}, "is empty; name at least one setting to search"),
+        ({"lr": {"choices": [0.1], "low": 0.01, "high": 0.1}}, "choices, or low and high, not"),
     ],
 )
 def test_a_bad_space_is_one_error_naming_the_file(runner, tmp_path, space, message):

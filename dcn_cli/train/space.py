@@ -124,6 +124,8 @@ def parse_space(
             params.append(_param(name, spec, f"{where}: {name}"))
         else:
             fixed[name] = _value(name, spec, f"{where}: {name}")
+    if not raw:
+        raise DcnError(f"{where}: is empty; name at least one setting to search")
     if not params:
         raise DcnError(f"{where}: nothing left to search (every setting is pinned)")
     return params, fixed
@@ -134,6 +136,8 @@ def _param(name: str, spec: dict[str, Any], where: str) -> Param:
     if extra:
         raise DcnError(f"{where}: unknown key(s) {', '.join(extra)} (low, high, log, choices)")
     if "choices" in spec:
+        if {"low", "high", "log"} & set(spec):
+            raise DcnError(f"{where}: give choices, or low and high, not both")
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
             raise DcnError(f"{where}: choices must be a non-empty list")
