@@ -94,11 +94,11 @@ def explain(
     from dcn_cli.commands import render_explain
     from dcn_cli.inspect.explain import explain as run
     from dcn_cli.inspect.runs import explain_runs
+    from dcn_cli.inspect.use import check_ranking
 
     if top <= 0:
         raise DcnError(f"--top must be positive, got {top}")
-    if rank_by not in (None, "effect", "flow", "strength"):
-        raise DcnError(f"--rank-by must be effect, flow or strength, got {rank_by!r}")
+    check_ranking(rank_by)
     if data is not None:
         if len(ckpts) > 1 or ablate is not None or block_norm or out or rank_by:
             raise DcnError("--data explains one row of one checkpoint; give it alone")

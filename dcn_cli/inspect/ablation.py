@@ -14,7 +14,7 @@ from dcn_cli.inspect.use import (
     checkpoint_rows,
     layer_kernel,
     measures,
-    why_no_flow,
+    why_not_measured,
     x0_of,
 )
 from dcn_cli.model import checkpoint
@@ -40,7 +40,7 @@ def ablate(ckpt: str | Path, k: int, controls: int = CONTROLS) -> dict[str, Any]
         raise DcnError(f"--ablate must be positive, got {k}")
     record, model, feature_map, network = load_cross_network(ckpt)
     layers = network.cross_layers
-    reason = why_no_flow(layers)
+    reason = why_not_measured(layers)
     if reason:
         raise DcnError(f"{ckpt}: --ablate zeroes blocks of each cross layer's W; {reason}")
     from dcn_cli.model.factory import split_model

@@ -72,9 +72,9 @@ def explain_runs(
     force: bool = False,
     rank_by: str | None = None,
 ) -> dict[str, Any]:
-    """The crosses of several runs of one model (seeds): each pair's flow (or strength,
-    as for :func:`explain`) in every run, its mean, spread and ranks, how far the runs
-    agree, and a figure of it.
+    """The crosses of several runs of one model (seeds): each pair's effect (or the
+    ranking ``rank_by`` names, as for :func:`explain`) in every run, its mean, spread
+    and ranks, how far the runs agree, and a figure of it.
 
     ``out`` defaults to ``explain-runs.png`` here; a file there is replaced only
     with ``force``.
@@ -209,31 +209,37 @@ class CompareCrosses:
                 self.notes.append(f"{name}: has no cross network, so no crosses to explain")
             return
         network = model.get_layer("cross_network")
-        layers = network.cross_layers
+        layers, feature_map = network.cross_layers, config.feature_map()
         if not seed:  # compare trains each model's seeds 0..N-1 in turn: a new model
             label = prepared.schema.label
-            split, rows, batches = use.held_out(
+            split, _, batches = use.held_out(
                 prepared.table, config.features, label, prepared.validation, use.FLOW_ROWS
             )
-            reason = use.why_no_flow(layers)
+            reason = use.why_not_measured(layers)
             if reason:
                 self.notes.append(f"{name}: {reason}; its crosses are ranked by strength")
-            entry = {"model": name, "split": split, "rows": rows, "batches": batches, "runs": []}
-            self.models.append(entry)
+            self.models.append(
+                {
+                    "model": name,
+                    "names": [e["name"] for e in feature_map],
+                    "split": split,
+                    "batches": batches,
+                    "ranking": "strength" if reason else "effect",
+                    "runs": [],
+                }
+            )
         entry = self.models[-1]
-        feature_map = config.feature_map()
         x0 = use.x0_of(model, config, entry["batches"])
-        found = None if use.why_no_flow(layers) else use.measures(model, x0, layers, feature_map)
-        ranking = "effect" if found else "strength"
+        entry["rows"] = len(x0)
+        ranking = entry["ranking"]
+        found = use.measures(model, x0, layers, feature_map) if ranking == "effect" else None
         chosen = list(range(len(layers)))
         gates = use.gates_of(layers, x0)
         entry["runs"].append(network_blocks(network, feature_map, gates, chosen, found, ranking))
-        entry["names"] = [e["name"] for e in feature_map]
-        entry["rows"] = len(x0)
 
     def results(self) -> list[dict[str, Any]]:
         """Per compared model with a cross network, in order: :func:`runs_agreement` of its
-        runs, with the held-out rows their flow was measured on."""
+        runs, with the held-out rows their effect was measured on."""
         out = []
         for entry in self.models:
             runs, name = entry["runs"], entry["model"]

@@ -43,7 +43,7 @@ def layer_kernel(layer) -> np.ndarray | None:
     return None
 
 
-def why_no_flow(layers) -> str | None:
+def why_not_measured(layers) -> str | None:
     """Why the flow of these cross layers is not defined, or None where it is."""
     mixed = [layer for layer in layers if layer_kernel(layer) is None]
     if mixed:
@@ -63,7 +63,7 @@ def flow_blocks(x0: np.ndarray, layers, feature_map: list[dict]) -> list[np.ndar
     for layer in layers:
         K = layer_kernel(layer)
         if K is None:
-            raise DcnError(str(why_no_flow([layer])))
+            raise DcnError(str(why_not_measured([layer])))
         blocks = np.zeros((len(feature_map), len(feature_map)))
         for i, entry in enumerate(feature_map):
             part = slice(entry["offset"], entry["offset"] + entry["width"])
@@ -162,7 +162,7 @@ def effect_blocks(model, x0: np.ndarray, layers, feature_map: list[dict]) -> lis
                 raise RuntimeError(f"no gradient reached cross layer {layer.name}'s output")
             K, g = layer_kernel(layer), np.asarray(grad, np.float64)
             if K is None:
-                raise DcnError(str(why_no_flow([layer])))
+                raise DcnError(str(why_not_measured([layer])))
             for i, entry in enumerate(feature_map):
                 part = slice(entry["offset"], entry["offset"] + entry["width"])
                 moved = batch * (x[:, part] @ K[part, :]) * g  # per output: its share of dlogit
@@ -179,6 +179,12 @@ def measures(model, x0: np.ndarray, layers, feature_map: list[dict]) -> dict[str
     }
 
 
+def check_ranking(rank_by: str | None) -> None:
+    """``rank_by`` is None (the default) or one of :data:`RANKINGS`."""
+    if rank_by not in (None, *RANKINGS):
+        raise DcnError(f"--rank-by must be one of {', '.join(RANKINGS)}, got {rank_by!r}")
+
+
 def checkpoint_measures(
     ckpt, record, model, network, feature_map, rank_by: str | None, notes: list[str]
 ) -> tuple[dict[str, Any] | None, str]:
@@ -187,12 +193,11 @@ def checkpoint_measures(
     ``rank_by``, or by default effect. Where they cannot be measured (no data, or a
     mixture layer) the ranking is strength and ``notes`` says why; asked for by name,
     the reason is an error."""
-    if rank_by not in (None, *RANKINGS):
-        raise DcnError(f"--rank-by must be one of {', '.join(RANKINGS)}, got {rank_by!r}")
+    check_ranking(rank_by)
     if rank_by == "strength":
         return None, "strength"
     try:
-        reason = why_no_flow(network.cross_layers)
+        reason = why_not_measured(network.cross_layers)
         if reason:
             raise DcnError(f"{ckpt}: {reason}")
         split, rows, batches, _ = checkpoint_rows(ckpt, record, FLOW_ROWS)
